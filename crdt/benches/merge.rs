@@ -1,0 +1,180 @@
+//! Join and `delta_and_merge` at 10^3..10^6 elements, side by side with the same merges in the
+//! `crdts` crate (rust-crdt): `Orswot` against our `AwSet`, `GCounter` against our `GCounter`.
+//!
+//! - `join/*`: merge a full state holding N elements into another holding the same N plus 10 new
+//!   ones (state-based sync's merge: cost grows with N for everyone).
+//! - `merge_group/*`: merge a 10-element delta-group from another replica into an N-element state
+//!   (RR's hot path: ours should cost about the 10, not the N). For `crdts`, the group is an
+//!   `Orswot` holding just those 10 adds, the closest thing it has to a delta.
+//!
+//! Run: `cargo bench -p crdt --bench merge` (`-- merge_group` for one group; `BENCH_MAX=100000`
+//! stops at 10^5).
+
+use crdt::{AwSet, Decompose, GCounter as OurGCounter, Lattice, ReplicaId};
+use crdts::{CmRDT, CvRDT, GCounter as TheirGCounter, Orswot};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const GROUP: u64 = 10;
+
+fn sizes() -> Vec<u64> {
+    let max: u64 = std::env::var("BENCH_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    [1_000, 10_000, 100_000, 1_000_000]
+        .into_iter()
+        .filter(|n| *n <= max)
+        .collect()
+}
+
+fn our_set(replica: u64, elems: impl Iterator<Item = u64>) -> AwSet<u64> {
+    let mut s = AwSet::default();
+    for e in elems {
+        let d = s.add(ReplicaId(replica), e);
+        s.join(&d);
+    }
+    s
+}
+
+fn their_set(actor: u64, elems: impl Iterator<Item = u64>) -> Orswot<u64, u64> {
+    let mut s = Orswot::new();
+    for e in elems {
+        let op = s.add(e, s.read_ctx().derive_add_ctx(actor));
+        s.apply(op);
+    }
+    s
+}
+
+/// Times `merge(state, group k)` over fresh groups. The state is re-cloned (untimed) every
+/// `chunk` merges so that it stays within 10% of its nominal size.
+fn time_group_merges<S: Clone, G>(
+    iters: u64,
+    n: u64,
+    state: &S,
+    group: impl Fn(u64) -> G,
+    merge: impl Fn(&mut S, G),
+) -> Duration {
+    let chunk = (n / 100).max(1);
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let k = chunk.min(iters - done);
+        let mut s = state.clone();
+        let groups: Vec<G> = (done..done + k).map(&group).collect();
+        let start = Instant::now();
+        for g in groups {
+            merge(&mut s, g);
+        }
+        total += start.elapsed();
+        black_box(&s);
+        done += k;
+    }
+    total
+}
+
+fn set_benches(c: &mut Criterion) {
+    for n in sizes() {
+        let ours = our_set(1, 0..n);
+        let theirs = their_set(1, 0..n);
+        let fresh = move |k: u64| n + k * GROUP..n + (k + 1) * GROUP;
+
+        let mut g = c.benchmark_group("join");
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        g.throughput(Throughput::Elements(n));
+        let ours_plus = ours.clone().joined(&our_set(2, fresh(0)));
+        g.bench_with_input(BenchmarkId::new("deltanode_awset", n), &n, |b, _| {
+            b.iter_batched(
+                || ours.clone(),
+                |mut s| s.join(black_box(&ours_plus)),
+                BatchSize::LargeInput,
+            )
+        });
+        let mut theirs_plus = theirs.clone();
+        theirs_plus.merge(their_set(2, fresh(0)));
+        g.bench_with_input(BenchmarkId::new("crdts_orswot", n), &n, |b, _| {
+            b.iter_batched(
+                || (theirs.clone(), theirs_plus.clone()),
+                |(mut s, other)| s.merge(other),
+                BatchSize::LargeInput,
+            )
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group("merge_group");
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        g.throughput(Throughput::Elements(GROUP));
+        // Each group comes from a replica of its own, as groups from many writers do.
+        g.bench_with_input(BenchmarkId::new("deltanode_awset", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                time_group_merges(
+                    iters,
+                    n,
+                    &ours,
+                    |k| our_set(100 + k, fresh(k)),
+                    |s, grp| {
+                        black_box(s.delta_and_merge(&grp));
+                    },
+                )
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("crdts_orswot", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                time_group_merges(
+                    iters,
+                    n,
+                    &theirs,
+                    |k| their_set(100 + k, fresh(k)),
+                    |s, grp| s.merge(grp),
+                )
+            })
+        });
+        g.finish();
+    }
+}
+
+fn counter_benches(c: &mut Criterion) {
+    for n in sizes().into_iter().filter(|n| *n <= 100_000) {
+        // N replicas' entries, and the same with 10 of them advanced.
+        let mut ours = OurGCounter::default();
+        let mut theirs = TheirGCounter::new();
+        for r in 0..n {
+            ours.join(&ours.inc(ReplicaId(r), 1));
+            theirs.apply(theirs.inc(r));
+        }
+        let mut ours_plus = ours.clone();
+        let mut theirs_plus = theirs.clone();
+        for r in 0..GROUP {
+            ours_plus.join(&ours_plus.inc(ReplicaId(r), 1));
+            theirs_plus.apply(theirs_plus.inc(r));
+        }
+        let mut g = c.benchmark_group("gcounter_join");
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        g.throughput(Throughput::Elements(n));
+        g.bench_with_input(BenchmarkId::new("deltanode", n), &n, |b, _| {
+            b.iter_batched(
+                || ours.clone(),
+                |mut s| s.join(black_box(&ours_plus)),
+                BatchSize::LargeInput,
+            )
+        });
+        g.bench_with_input(BenchmarkId::new("crdts", n), &n, |b, _| {
+            b.iter_batched(
+                || (theirs.clone(), theirs_plus.clone()),
+                |(mut s, o)| s.merge(o),
+                BatchSize::LargeInput,
+            )
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, set_benches, counter_benches);
+criterion_main!(benches);

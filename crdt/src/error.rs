@@ -1,0 +1,33 @@
+//! The crate's one error type.
+
+use crate::store::Kind;
+
+/// What can go wrong in the CRDT layer. None of these leaves a state half-changed: mutators return
+/// deltas and touch nothing, and decoding builds a fresh value or fails.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CrdtError {
+    /// A write named a key that already holds an object of another type; nothing was written.
+    #[error("key {key:?} holds a {existing}, not a {requested}")]
+    TypeClash {
+        /// The key written.
+        key: String,
+        /// The type the key has.
+        existing: Kind,
+        /// The type the write asked for.
+        requested: Kind,
+    },
+    /// Bytes did not decode as the expected type; nothing was decoded.
+    #[error("malformed encoding: {0}")]
+    Decode(String),
+    /// Input larger than [`crate::codec::DECODE_LIMIT`]; it was not read.
+    #[error("input of {size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Bytes offered.
+        size: usize,
+        /// Bytes allowed.
+        limit: usize,
+    },
+    /// A value failed to encode: a bug, reported rather than panicking.
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}

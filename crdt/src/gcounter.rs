@@ -1,0 +1,118 @@
+//! Grow-only counter: one monotonic entry per replica; the value is their sum.
+//! Irreducibles: single entries `{r ↦ n}`.
+
+use crate::dot::ReplicaId;
+use crate::lattice::{Decompose, Lattice, Measure};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A grow-only counter. Zero entries are never stored, so the representation is canonical.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "BTreeMap<ReplicaId, u64>", into = "BTreeMap<ReplicaId, u64>")]
+pub struct GCounter {
+    entries: BTreeMap<ReplicaId, u64>,
+}
+
+impl From<BTreeMap<ReplicaId, u64>> for GCounter {
+    fn from(mut entries: BTreeMap<ReplicaId, u64>) -> Self {
+        entries.retain(|_, n| *n > 0);
+        GCounter { entries }
+    }
+}
+
+impl From<GCounter> for BTreeMap<ReplicaId, u64> {
+    fn from(c: GCounter) -> Self {
+        c.entries
+    }
+}
+
+impl GCounter {
+    /// The sum of all entries (saturating: a hostile peer's huge entries cannot overflow it).
+    pub fn value(&self) -> u64 {
+        self.entries
+            .values()
+            .fold(0u64, |s, n| s.saturating_add(*n))
+    }
+
+    /// `replica`'s own entry.
+    pub fn entry(&self, replica: ReplicaId) -> u64 {
+        self.entries.get(&replica).copied().unwrap_or(0)
+    }
+
+    /// Delta-mutator: add `by` at `replica`. The delta is the replica's new entry.
+    pub fn inc(&self, replica: ReplicaId, by: u64) -> Self {
+        let mut d = GCounter::default();
+        if by > 0 {
+            d.entries
+                .insert(replica, self.entry(replica).saturating_add(by));
+        }
+        d
+    }
+}
+
+impl Lattice for GCounter {
+    fn bottom() -> Self {
+        Self::default()
+    }
+
+    fn is_bottom(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn join(&mut self, other: &Self) {
+        for (r, n) in &other.entries {
+            let e = self.entries.entry(*r).or_insert(0);
+            *e = (*e).max(*n);
+        }
+    }
+
+    fn leq(&self, other: &Self) -> bool {
+        self.entries.iter().all(|(r, n)| *n <= other.entry(*r))
+    }
+}
+
+impl Decompose for GCounter {
+    fn decompose(&self) -> Vec<Self> {
+        self.entries
+            .iter()
+            .map(|(r, n)| GCounter {
+                entries: BTreeMap::from([(*r, *n)]),
+            })
+            .collect()
+    }
+
+    fn delta(&self, base: &Self) -> Self {
+        let entries = self
+            .entries
+            .iter()
+            .filter(|(r, n)| **n > base.entry(**r))
+            .map(|(r, n)| (*r, *n))
+            .collect();
+        GCounter { entries }
+    }
+}
+
+impl Measure for GCounter {
+    fn payload_units(&self) -> u64 {
+        self.entries.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    crate::laws::lattice_laws!(GCounter, |s: &GCounter, r, _what, arg| s
+        .inc(r, u64::from(arg % 4)));
+
+    proptest! {
+        #[test]
+        fn value_is_the_sum_of_increments(incs in prop::collection::vec((0u64..3, 0u64..100), 0..30)) {
+            let mut c = GCounter::default();
+            for &(r, by) in &incs {
+                let d = c.inc(ReplicaId(r), by);
+                c.join(&d);
+            }
+            prop_assert_eq!(c.value(), incs.iter().map(|x| x.1).sum::<u64>());
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Grow-only set. Irreducibles: singletons.
+
+use crate::lattice::{Decompose, Lattice, Measure};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+/// A set that only grows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GSet<T: Ord> {
+    elements: BTreeSet<T>,
+}
+
+impl<T: Ord> Default for GSet<T> {
+    fn default() -> Self {
+        GSet {
+            elements: BTreeSet::new(),
+        }
+    }
+}
+
+impl<T: Ord + Clone> GSet<T> {
+    /// Whether `x` was added.
+    pub fn contains(&self, x: &T) -> bool {
+        self.elements.contains(x)
+    }
+
+    /// The elements, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.elements.iter()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.elements.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.elements.is_empty()
+    }
+
+    /// Delta-mutator: add `x`. The delta is `{x}`, or ⊥ when `x` is already in.
+    pub fn add(&self, x: T) -> Self {
+        let mut d = GSet::default();
+        if !self.elements.contains(&x) {
+            d.elements.insert(x);
+        }
+        d
+    }
+}
+
+impl<T: Ord + Clone> FromIterator<T> for GSet<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        GSet {
+            elements: iter.into_iter().collect(),
+        }
+    }
+}
+
+impl<T: Ord + Clone + Debug> Lattice for GSet<T> {
+    fn bottom() -> Self {
+        Self::default()
+    }
+
+    fn is_bottom(&self) -> bool {
+        self.elements.is_empty()
+    }
+
+    fn join(&mut self, other: &Self) {
+        if self.elements.is_empty() {
+            self.elements = other.elements.clone();
+        } else {
+            self.elements.extend(other.elements.iter().cloned());
+        }
+    }
+
+    fn leq(&self, other: &Self) -> bool {
+        self.elements.is_subset(&other.elements)
+    }
+}
+
+impl<T: Ord + Clone + Debug> Decompose for GSet<T> {
+    fn decompose(&self) -> Vec<Self> {
+        self.elements
+            .iter()
+            .map(|x| GSet {
+                elements: BTreeSet::from([x.clone()]),
+            })
+            .collect()
+    }
+
+    fn delta(&self, base: &Self) -> Self {
+        GSet {
+            elements: self
+                .elements
+                .iter()
+                .filter(|x| !base.elements.contains(x))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    fn delta_and_merge(&mut self, received: &Self) -> Self {
+        let mut d = BTreeSet::new();
+        for x in &received.elements {
+            if self.elements.insert(x.clone()) {
+                d.insert(x.clone());
+            }
+        }
+        GSet { elements: d }
+    }
+}
+
+impl<T: Ord> Measure for GSet<T> {
+    fn payload_units(&self) -> u64 {
+        self.elements.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    crate::laws::lattice_laws!(GSet<u8>, |s: &GSet<u8>, _r, _what, arg| s.add(arg % 16));
+
+    #[test]
+    fn delta_and_merge_returns_only_the_new_elements() {
+        let mut big: GSet<u32> = (0..1000).collect();
+        let d = big.delta_and_merge(&(995..1005).collect());
+        assert_eq!(
+            d.iter().copied().collect::<Vec<_>>(),
+            (1000..1005).collect::<Vec<_>>()
+        );
+        assert_eq!(big.len(), 1005);
+    }
+}

@@ -1,0 +1,340 @@
+//! The dot kernel: a map from dots to `(key, value)` pairs under a causal context — the one causal
+//! store behind the add-wins set (key = element), the multi-value register (key = `()`) and the
+//! add-wins map (key = field). Its join, order, decomposition and minimal delta are written once here.
+//!
+//! A dot in the store is a live write; a dot in the context but not in the store was overwritten or
+//! removed. So a remove keeps no tombstone per element: the context's version vector covers it.
+//!
+//! Irreducibles: `({d ↦ kv}, {d})` for each live dot (a write) and `(∅, {d})` for each dot in the
+//! context but not the store (its removal).
+
+use crate::dot::{CausalContext, Dot, ReplicaId};
+use crate::lattice::{Decompose, Lattice, Measure};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+
+/// Bounds every key and value type of a kernel needs.
+pub trait KernelItem: Clone + Ord + Debug {}
+impl<T: Clone + Ord + Debug> KernelItem for T {}
+
+/// A causal dot store with a by-key index. See the module docs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(
+    from = "KernelRepr<K, V>",
+    into = "KernelRepr<K, V>",
+    bound(serialize = "K: KernelItem + Serialize, V: KernelItem + Serialize"),
+    bound(deserialize = "K: KernelItem + Deserialize<'de>, V: KernelItem + Deserialize<'de>")
+)]
+pub struct DotKernel<K: KernelItem, V: KernelItem> {
+    /// Live writes, by dot.
+    entries: BTreeMap<Dot, (K, V)>,
+    /// Which dots hold each key. Derived from `entries` (never serialised): it makes "the dots of
+    /// key k" cost log n, which every write needs to overwrite what it saw.
+    by_key: BTreeMap<K, BTreeSet<Dot>>,
+    /// Every dot ever seen, live or not. Invariant: it contains every dot of `entries`.
+    context: CausalContext,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct KernelRepr<K, V> {
+    entries: Vec<(Dot, K, V)>,
+    context: CausalContext,
+}
+
+impl<K: KernelItem, V: KernelItem> From<KernelRepr<K, V>> for DotKernel<K, V> {
+    /// Rebuilds the index and restores the invariant (store ⊆ context), so a decoded kernel from a
+    /// peer is always well formed: a dot it lists twice keeps its first value.
+    fn from(r: KernelRepr<K, V>) -> Self {
+        let mut k = DotKernel {
+            entries: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            context: r.context,
+        };
+        for (dot, key, value) in r.entries {
+            if dot.counter == 0 || k.entries.contains_key(&dot) {
+                continue;
+            }
+            k.context.insert(dot);
+            k.insert_live(dot, key, value);
+        }
+        k
+    }
+}
+
+impl<K: KernelItem, V: KernelItem> From<DotKernel<K, V>> for KernelRepr<K, V> {
+    fn from(k: DotKernel<K, V>) -> Self {
+        KernelRepr {
+            entries: k.entries.into_iter().map(|(d, (k, v))| (d, k, v)).collect(),
+            context: k.context,
+        }
+    }
+}
+
+impl<K: KernelItem, V: KernelItem> PartialEq for DotKernel<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries && self.context == other.context
+    }
+}
+
+impl<K: KernelItem, V: KernelItem> Default for DotKernel<K, V> {
+    fn default() -> Self {
+        DotKernel {
+            entries: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            context: CausalContext::new(),
+        }
+    }
+}
+
+impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
+    /// Live `(dot, key, value)` writes in dot order.
+    pub fn entries(&self) -> impl Iterator<Item = (&Dot, &K, &V)> {
+        self.entries.iter().map(|(d, (k, v))| (d, k, v))
+    }
+
+    /// Live writes of one key, in dot order.
+    pub fn values_of<'a>(&'a self, key: &K) -> impl Iterator<Item = &'a V> + 'a {
+        self.by_key
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(move |d| &self.entries[d].1)
+    }
+
+    /// Keys with at least one live write, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.by_key.keys()
+    }
+
+    /// Whether `key` has a live write.
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// Number of live writes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no write is live.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The causal context.
+    pub fn context(&self) -> &CausalContext {
+        &self.context
+    }
+
+    /// Delta-mutator: write `value` under `key` with a fresh dot of `replica`, overwriting the
+    /// key's live writes (`overwrite_all`: every live write, as a register does).
+    pub fn write(&self, replica: ReplicaId, key: K, value: V, overwrite_all: bool) -> Self {
+        let dot = self.context.next_dot(replica);
+        let mut delta = if overwrite_all {
+            self.remove_all()
+        } else {
+            self.remove_key(&key)
+        };
+        delta.context.insert(dot);
+        delta.insert_live(dot, key, value);
+        delta
+    }
+
+    /// Delta-mutator: remove every live write of `key` (its dots go into the delta's context).
+    pub fn remove_key(&self, key: &K) -> Self {
+        let mut delta = Self::default();
+        for d in self.by_key.get(key).into_iter().flatten() {
+            delta.context.insert(*d);
+        }
+        delta
+    }
+
+    /// Delta-mutator: remove every live write.
+    pub fn remove_all(&self) -> Self {
+        let mut delta = Self::default();
+        for d in self.entries.keys() {
+            delta.context.insert(*d);
+        }
+        delta
+    }
+
+    fn insert_live(&mut self, dot: Dot, key: K, value: V) {
+        self.by_key.entry(key.clone()).or_default().insert(dot);
+        self.entries.insert(dot, (key, value));
+    }
+
+    fn remove_live(&mut self, dot: &Dot) {
+        if let Some((key, _)) = self.entries.remove(dot) {
+            if let Some(dots) = self.by_key.get_mut(&key) {
+                dots.remove(dot);
+                if dots.is_empty() {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Live dots of `replica` numbered `1..=upto`, in order (none when `upto` is 0).
+    fn live_dots_in(&self, replica: ReplicaId, upto: u64) -> impl Iterator<Item = &Dot> {
+        let range = (upto > 0).then(|| {
+            self.entries
+                .range(Dot::new(replica, 1)..=Dot::new(replica, upto))
+        });
+        range.into_iter().flatten().map(|(d, _)| d)
+    }
+
+    /// Live dots of `self` that `context` has seen: in a join with a state of that context, the
+    /// ones it lacks are removals. Costs the live dots in the context's ranges, not all of them.
+    fn live_dots_seen_by<'a>(
+        &'a self,
+        context: &'a CausalContext,
+    ) -> impl Iterator<Item = Dot> + 'a {
+        let in_prefixes = context
+            .prefixes()
+            .flat_map(move |(r, n)| self.live_dots_in(r, n));
+        let in_cloud = context
+            .cloud()
+            .filter(move |d| self.entries.contains_key(d))
+            .copied();
+        in_prefixes.copied().chain(in_cloud)
+    }
+}
+
+impl<K: KernelItem, V: KernelItem> Lattice for DotKernel<K, V> {
+    fn bottom() -> Self {
+        Self::default()
+    }
+
+    fn is_bottom(&self) -> bool {
+        self.context.is_empty()
+    }
+
+    fn join(&mut self, other: &Self) {
+        // Live here, seen there, not live there: removed there.
+        let removed: Vec<Dot> = self
+            .live_dots_seen_by(&other.context)
+            .filter(|d| !other.entries.contains_key(d))
+            .collect();
+        for d in &removed {
+            self.remove_live(d);
+        }
+        // Live there, never seen here: a new write.
+        for (d, (k, v)) in &other.entries {
+            if !self.context.contains(d) {
+                self.insert_live(*d, k.clone(), v.clone());
+            }
+        }
+        self.context.join(&other.context);
+    }
+
+    fn leq(&self, other: &Self) -> bool {
+        // Everything seen here was seen there, and what is live there and seen here is live here.
+        self.context.is_subset(&other.context)
+            && other
+                .live_dots_seen_by(&self.context)
+                .all(|d| self.entries.contains_key(&d))
+    }
+}
+
+impl<K: KernelItem, V: KernelItem> Decompose for DotKernel<K, V> {
+    fn decompose(&self) -> Vec<Self> {
+        self.context
+            .dots()
+            .map(|d| {
+                let mut y = Self::default();
+                y.context.insert(d);
+                if let Some((k, v)) = self.entries.get(&d) {
+                    y.insert_live(d, k.clone(), v.clone());
+                }
+                y
+            })
+            .collect()
+    }
+
+    fn delta(&self, base: &Self) -> Self {
+        let mut d = Self::default();
+        // Writes: a live dot is news unless base has seen it.
+        for (dot, (k, v)) in &self.entries {
+            if !base.context.contains(dot) {
+                d.context.insert(*dot);
+                d.insert_live(*dot, k.clone(), v.clone());
+            }
+        }
+        // Removals (dots seen here, not live here): news if base never saw the dot, or still has it
+        // live. Within base's prefix only the latter can hold, so look those up in base's store.
+        for (r, n) in self.context.prefixes() {
+            let known = base.context.prefix(r).min(n);
+            for dot in base.live_dots_in(r, known) {
+                if !self.entries.contains_key(dot) {
+                    d.context.insert(*dot);
+                }
+            }
+            for c in known + 1..=n {
+                let dot = Dot::new(r, c);
+                if !self.entries.contains_key(&dot)
+                    && (!base.context.contains(&dot) || base.entries.contains_key(&dot))
+                {
+                    d.context.insert(dot);
+                }
+            }
+        }
+        for dot in self.context.cloud() {
+            if !self.entries.contains_key(dot)
+                && (!base.context.contains(dot) || base.entries.contains_key(dot))
+            {
+                d.context.insert(*dot);
+            }
+        }
+        d
+    }
+}
+
+impl<K: KernelItem, V: KernelItem> Measure for DotKernel<K, V> {
+    fn payload_units(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    fn metadata_units(&self) -> u64 {
+        self.entries.len() as u64 + self.context.units()
+    }
+}
+
+/// Implements `Lattice`, `Decompose` and `Measure` for a newtype over a kernel by delegating to it.
+macro_rules! delegate_lattice {
+    ($ty:ident < $($p:ident),+ >, $field:ident) => {
+        impl<$($p: KernelItem),+> Lattice for $ty<$($p),+> {
+            fn bottom() -> Self {
+                Self::default()
+            }
+            fn is_bottom(&self) -> bool {
+                self.$field.is_bottom()
+            }
+            fn join(&mut self, other: &Self) {
+                self.$field.join(&other.$field)
+            }
+            fn leq(&self, other: &Self) -> bool {
+                self.$field.leq(&other.$field)
+            }
+        }
+
+        impl<$($p: KernelItem),+> Decompose for $ty<$($p),+> {
+            fn decompose(&self) -> Vec<Self> {
+                self.$field.decompose().into_iter().map(|$field| Self { $field }).collect()
+            }
+            fn delta(&self, base: &Self) -> Self {
+                Self { $field: self.$field.delta(&base.$field) }
+            }
+        }
+
+        impl<$($p: KernelItem),+> Measure for $ty<$($p),+> {
+            fn payload_units(&self) -> u64 {
+                self.$field.payload_units()
+            }
+            fn metadata_units(&self) -> u64 {
+                self.$field.metadata_units()
+            }
+        }
+    };
+}
+pub(crate) use delegate_lattice;

@@ -1,0 +1,56 @@
+//! # crdt — delta-state CRDTs with join-decompositions
+//!
+//! The algebra deltanode replicates: every type is a join-semilattice with an irredundant
+//! join-decomposition ⇓x and the minimal delta Δ(a, b) = ⊔{y ∈ ⇓a | y ⋢ b} of Enes et al.,
+//! "Efficient Synchronization of State-based CRDTs" (ICDE 2019). Operations are delta-mutators: they
+//! return the delta they cause and change nothing; joining that delta into the state applies them.
+//! No I/O, no clock: time comes in as an argument.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`lattice`] | the `Lattice`, `Decompose` (⇓, Δ, `delta_and_merge`) and `Measure` traits |
+//! | [`dot`] | replica ids, dots and the compact causal context |
+//! | [`kernel`] | the dot kernel: the one causal store behind the add-wins types |
+//! | [`gcounter`], [`pncounter`] | grow-only and increment/decrement counters |
+//! | [`gset`], [`twopset`], [`awset`] | grow-only, two-phase and add-wins sets |
+//! | [`lww`], [`mvregister`] | last-writer-wins and multi-value registers |
+//! | [`ormap`], [`gmap`] | add-wins map of multi-value registers; grow-only map (LWW map) |
+//! | [`value`] | the canonical JSON values users store |
+//! | [`store`] | the store of named objects: one lattice, with typed operations |
+//! | [`codec`] | the binary encoding and digests (the only module naming bincode) |
+//! | [`error`] | the crate's error type |
+
+pub mod awset;
+pub mod codec;
+pub mod dot;
+pub mod error;
+pub mod gcounter;
+pub mod gmap;
+pub mod gset;
+pub mod kernel;
+pub mod lattice;
+pub mod lww;
+pub mod mvregister;
+pub mod ormap;
+pub mod pncounter;
+pub mod store;
+pub mod twopset;
+pub mod value;
+
+#[cfg(test)]
+mod laws;
+
+pub use awset::AwSet;
+pub use dot::{CausalContext, Dot, ReplicaId};
+pub use error::CrdtError;
+pub use gcounter::GCounter;
+pub use gmap::{GMap, LwwMap};
+pub use gset::GSet;
+pub use lattice::{Decompose, Lattice, Measure};
+pub use lww::LwwRegister;
+pub use mvregister::MvRegister;
+pub use ormap::OrMap;
+pub use pncounter::PNCounter;
+pub use store::{Kind, Object, Op, Store, Writer};
+pub use twopset::TwoPSet;
+pub use value::Value;
