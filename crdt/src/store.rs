@@ -355,7 +355,7 @@ mod tests {
             8 => ("k3", Op::RegisterSet(v)),
             9 => (
                 "clash",
-                if arg % 2 == 0 {
+                if arg.is_multiple_of(2) {
                     Op::LwwSet(v)
                 } else {
                     Op::CounterAdd(-1)
@@ -363,7 +363,7 @@ mod tests {
             ),
             11 => (
                 "k4",
-                if arg % 2 == 0 {
+                if arg.is_multiple_of(2) {
                     Op::TwoPSetAdd(v)
                 } else {
                     Op::TwoPSetRemove(v)

@@ -1,1 +1,32 @@
-//! placeholder
+//! # protocol — the sans-IO delta-group synchronisation engine
+//!
+//! The algorithm of Enes et al., "Efficient Synchronization of State-based CRDTs" (ICDE 2019), as a
+//! deterministic state machine generic over the peer id and the lattice: inputs in, outputs out,
+//! no sockets, no tasks, no clock. The node crate drives it over libp2p; the simulator drives
+//! hundreds of copies in memory.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`algorithm`] | `bp-rr`, `bp`, `rr`, `delta`, `state`, and the baselines' names |
+//! | [`engine`] | the engine: `Input` → `handle` → `Output`, per-neighbour acks, catch-up |
+//! | [`buffer`] | the delta-buffer of `(seq, origin, group)` entries |
+//! | [`message`] | wire messages and their size in the paper's units |
+//! | [`wire`] | frames: version byte, size limit, the codec |
+//! | [`baseline`] | Scuttlebutt and op-based causal broadcast, for the simulator |
+//! | [`sim`] | the deterministic simulator: topologies, workloads, faults, reports |
+//! | [`error`] | the crate's error type |
+
+pub mod algorithm;
+pub mod baseline;
+pub mod buffer;
+pub mod engine;
+pub mod error;
+pub mod message;
+pub mod sim;
+pub mod wire;
+
+pub use algorithm::Algorithm;
+pub use buffer::{DeltaBuffer, Origin};
+pub use engine::{Config, Engine, Input, Neighbour, Output, Stats};
+pub use error::ProtocolError;
+pub use message::Message;

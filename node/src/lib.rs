@@ -1,0 +1,12 @@
+//! # deltanode — the node
+//!
+//! The thin async shell around the sans-IO `protocol` engine: the libp2p swarm, the store and its
+//! persistence, the HTTP API, the CLI and the experiments command.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`cli`] | the command line (clap) |
+//! | [`experiments`] | `deltanode sim`: runs the simulator, prints the table, writes CSV and charts |
+
+pub mod cli;
+pub mod experiments;
