@@ -159,3 +159,57 @@ fn rounds_csv(reports: &[SimReport]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{AlgorithmList, SimArgs};
+    use protocol::sim::topology::Topology;
+    use protocol::sim::workload::WorkloadSpec;
+
+    #[test]
+    fn writes_the_spec_columns_a_row_per_run_and_the_charts() {
+        let out = std::env::temp_dir().join(format!("deltanode-sim-test-{}", std::process::id()));
+        let args = SimArgs {
+            topology: vec![Topology::Tree],
+            nodes: 6,
+            workload: vec![WorkloadSpec::GSet, WorkloadSpec::GMap(10)],
+            algorithms: AlgorithmList(vec![Algorithm::State, Algorithm::BpRr]),
+            events: 5,
+            seed: 1,
+            loss: 0.0,
+            dup: 0.0,
+            reorder: false,
+            delay: 0,
+            partition: false,
+            crashes: false,
+            out: out.clone(),
+        };
+        run(&args).unwrap();
+        let csv = fs::read_to_string(out.join("results.csv")).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], RESULTS_HEADER);
+        assert_eq!(lines.len(), 1 + 4);
+        for row in &lines[1..] {
+            let cells: Vec<&str> = row.split(',').collect();
+            assert_eq!(cells.len(), 12, "{row}");
+            assert_eq!(cells[10], "true", "{row} did not converge");
+            if cells[2] == "gset" {
+                assert_eq!(
+                    cells[11], "150",
+                    "lower bound = 6 nodes × 5 updates × 5 other nodes: {row}"
+                );
+            }
+        }
+        for chart in [
+            "transmission_tree_gset.png",
+            "memory_tree_gmap-10.png",
+            "cumulative_tree_gset.png",
+            "cpu_tree_gset.png",
+        ] {
+            let png = fs::read(out.join(chart)).unwrap();
+            assert_eq!(&png[..4], b"\x89PNG", "{chart}");
+        }
+        fs::remove_dir_all(out).unwrap();
+    }
+}
