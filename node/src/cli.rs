@@ -1,9 +1,11 @@
 //! The command line. Each subcommand's arguments are a struct the library takes as is.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use libp2p::{Multiaddr, PeerId};
 use protocol::sim::topology::Topology;
 use protocol::sim::workload::WorkloadSpec;
 use protocol::Algorithm;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// A peer-to-peer node replicating delta-state CRDTs.
@@ -18,8 +20,63 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a node in the foreground.
+    Run(RunArgs),
+    /// Print the node's PeerId, creating its identity key if absent.
+    Id {
+        /// The node's data directory.
+        #[arg(long, default_value = "./deltanode-data")]
+        data_dir: PathBuf,
+    },
     /// Run the deterministic multi-node simulation and compare algorithms.
     Sim(SimArgs),
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `deltanode run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where the node keeps its identity and data.
+    #[arg(long, default_value = "./deltanode-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on for peers (repeatable).
+    #[arg(long, default_value = "/ip4/0.0.0.0/tcp/0")]
+    pub listen: Vec<Multiaddr>,
+    /// Address of the HTTP API (port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub api: SocketAddr,
+    /// A peer to connect to and keep reconnecting to, ending in /p2p/PEER_ID (repeatable).
+    #[arg(long)]
+    pub peer: Vec<Multiaddr>,
+    /// Do not discover peers with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Only these peers are neighbours, however many are found (repeatable).
+    #[arg(long)]
+    pub neighbour: Vec<PeerId>,
+    /// Milliseconds between sync rounds.
+    #[arg(long, default_value_t = 500)]
+    pub sync_interval: u64,
+    /// Sync algorithm: bp-rr, bp, rr, delta or state.
+    #[arg(long, default_value = "bp-rr")]
+    pub algorithm: Algorithm,
+    /// Private-network pre-shared key file (swarm.key format).
+    #[arg(long)]
+    pub swarm_key: Option<PathBuf>,
+    /// Bearer token the API requires (required when --api is not loopback).
+    #[arg(long, env = "DELTANODE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 /// `deltanode sim`: lists are comma-separated, and every combination is run.

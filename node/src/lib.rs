@@ -8,5 +8,12 @@
 //! | [`cli`] | the command line (clap) |
 //! | [`experiments`] | `deltanode sim`: runs the simulator, prints the table, writes CSV and charts |
 
+pub mod api;
 pub mod cli;
+pub mod codec;
 pub mod experiments;
+pub mod identity;
+pub mod network;
+pub mod node;
+pub mod ops;
+pub mod run;

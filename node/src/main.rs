@@ -5,6 +5,16 @@ use deltanode::cli::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Run(args) => deltanode::run::run(args),
+        Command::Id { data_dir } => {
+            println!(
+                "{}",
+                deltanode::identity::load_or_create(&data_dir)?
+                    .public()
+                    .to_peer_id()
+            );
+            Ok(())
+        }
         Command::Sim(args) => deltanode::experiments::run(&args),
     }
 }

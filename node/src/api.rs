@@ -1,0 +1,208 @@
+//! The HTTP API (SPEC "HTTP API"): JSON in and out; every error is `{"error": …}` with a 4xx/5xx
+//! status. Bodies are parsed by hand from bytes, so malformed JSON gets that same shape too.
+
+use crate::node::{Client, ObjectView, Stopped};
+use crate::ops;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crdt::{codec, CrdtError};
+use serde_json::{json, Value as Json_};
+use std::sync::Arc;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// An API error: a status and a message, rendered as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Stopped> for ApiError {
+    fn from(e: Stopped) -> Self {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+impl From<CrdtError> for ApiError {
+    fn from(e: CrdtError) -> Self {
+        let status = if matches!(e, CrdtError::TypeClash { .. }) {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Clone)]
+struct Api {
+    client: Client,
+    token: Option<Arc<str>>,
+}
+
+/// The router for `client`; with `token`, every request must carry `Authorization: Bearer TOKEN`.
+pub fn router(client: Client, token: Option<String>) -> Router {
+    let api = Api {
+        client,
+        token: token.map(Into::into),
+    };
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/objects", get(list))
+        .route("/v1/objects/{key}", get(get_object).post(post_op))
+        .route("/v1/batch", post(batch))
+        .route("/v1/state", get(state))
+        .route("/v1/peers", get(peers))
+        .route("/v1/sync", post(sync))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(middleware::from_fn_with_state(api.clone(), auth))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(api)
+}
+
+async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
+    if let Some(token) = &api.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token) {
+            return ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn parse_json(body: &Bytes) -> ApiResult<Json_> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON: {e}")))
+}
+
+async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
+    let h = api
+        .client
+        .read(|v| json!({"status": "ok", "peer_id": v.peer_id.to_string(), "neighbours": v.engine.neighbours().len(), "objects": v.engine.state().len()}))
+        .await?;
+    Ok(Json(h))
+}
+
+async fn list(State(api): State<Api>) -> ApiResult<Json<Json_>> {
+    let objects = api
+        .client
+        .read(|v| {
+            v.engine
+                .state()
+                .objects()
+                .into_iter()
+                .map(|(k, o)| json!({"key": k, "type": o.kind().name()}))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(Json(Json_::Array(objects)))
+}
+
+async fn get_object(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<ObjectView>> {
+    let k = key.clone();
+    let found = api
+        .client
+        .read(move |v| v.engine.state().get(&k).map(|o| ObjectView::new(&k, o)))
+        .await?;
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no object {key:?}")))
+}
+
+async fn post_op(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<ObjectView>> {
+    let op = ops::parse(&parse_json(&body)?, &[]).map_err(|e| bad(e.0))?;
+    let mut views = api
+        .client
+        .apply(vec![(key.clone(), op)])
+        .await
+        .map_err(|_| Stopped)??;
+    // An op that changes nothing on an absent key (say, removing from a set never written) leaves no object.
+    views.pop().map(Json).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no object {key:?} after the op: it changed nothing"),
+        )
+    })
+}
+
+async fn batch(State(api): State<Api>, body: Bytes) -> ApiResult<Json<Json_>> {
+    let json = parse_json(&body)?;
+    let items = json
+        .get("ops")
+        .and_then(Json_::as_array)
+        .ok_or_else(|| bad("expected {\"ops\": [...]}"))?;
+    let mut ops = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let key = item
+            .get("key")
+            .and_then(Json_::as_str)
+            .ok_or_else(|| bad(format!("ops[{i}]: missing string field \"key\"")))?;
+        let op = ops::parse(item, &["key"]).map_err(|e| bad(format!("ops[{i}]: {}", e.0)))?;
+        ops.push((key.to_string(), op));
+    }
+    let applied = ops.len();
+    api.client.apply(ops).await.map_err(|_| Stopped)??;
+    Ok(Json(json!({ "applied": applied })))
+}
+
+async fn state(State(api): State<Api>) -> ApiResult<Json<Json_>> {
+    let s = api
+        .client
+        .read(|v| {
+            let state = v.engine.state();
+            let objects: serde_json::Map<String, Json_> = state
+                .objects()
+                .into_iter()
+                .map(|(k, o)| (k.to_string(), json!({"type": o.kind().name(), "value": o.value()})))
+                .collect();
+            json!({"digest": codec::hex(&codec::digest(state).unwrap_or_default()), "objects": objects})
+        })
+        .await?;
+    Ok(Json(s))
+}
+
+async fn peers(State(api): State<Api>) -> ApiResult<Json<Json_>> {
+    let peers = api
+        .client
+        .read(|v| serde_json::to_value(&v.peers).unwrap_or_default())
+        .await?;
+    Ok(Json(peers))
+}
+
+async fn sync(State(api): State<Api>) -> ApiResult<(StatusCode, Json<Json_>)> {
+    api.client.sync().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "sync started"})),
+    ))
+}

@@ -1,0 +1,83 @@
+//! The libp2p swarm: TCP (behind the private-network handshake when a swarm key is given), Noise,
+//! Yamux; the `/deltanode/sync/1` request-response protocol; mDNS discovery when enabled.
+
+use crate::codec::{FrameCodec, PROTOCOL};
+use either::Either;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::upgrade::Version;
+use libp2p::identity::Keypair;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{mdns, noise, request_response, tcp, yamux, Swarm, Transport};
+use std::time::Duration;
+
+/// Requests a neighbour may have open on one connection at once (its deltas, acks and catch-ups).
+pub const MAX_CONCURRENT_STREAMS: usize = 32;
+
+/// How long a request may wait for its response before it counts as failed.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The node's behaviours.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Delta-sync messages: a frame out, a frame (possibly empty) back.
+    pub sync: request_response::Behaviour<FrameCodec>,
+    /// LAN discovery; off with `--no-mdns`.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// Builds the swarm.
+pub fn build(
+    key: Keypair,
+    psk: Option<PreSharedKey>,
+    mdns_on: bool,
+    max_frame: usize,
+) -> anyhow::Result<Swarm<Behaviour>> {
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|key| {
+            let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+            // Without the key, the pnet handshake fails before Noise starts: nothing else is spoken.
+            let maybe_private = match psk {
+                Some(psk) => Either::Left(
+                    tcp.and_then(move |socket, _| PnetConfig::new(psk).handshake(socket)),
+                ),
+                None => Either::Right(tcp),
+            };
+            Ok(maybe_private
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .timeout(Duration::from_secs(20))
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer))))
+        })?
+        .with_behaviour(
+            |key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+                let cfg = request_response::Config::default()
+                    .with_request_timeout(REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+                let sync = request_response::Behaviour::with_codec(
+                    FrameCodec { max_frame },
+                    [(PROTOCOL, request_response::ProtocolSupport::Full)],
+                    cfg,
+                );
+                let mdns = if mdns_on {
+                    Some(mdns::tokio::Behaviour::new(
+                        mdns::Config::default(),
+                        key.public().to_peer_id(),
+                    )?)
+                } else {
+                    None
+                };
+                Ok(Behaviour {
+                    sync,
+                    mdns: mdns.into(),
+                })
+            },
+        )?
+        // Neighbours stay connected between sync rounds: a dropped connection means a catch-up.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}

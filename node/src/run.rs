@@ -1,0 +1,96 @@
+//! `deltanode run`: starts the node and its API, prints the ready line, and shuts both down cleanly
+//! on SIGINT or SIGTERM.
+
+use crate::cli::{LogFormat, RunArgs};
+use crate::node::{Node, NodeConfig};
+use anyhow::Context;
+use protocol::wire;
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// The one line printed on stdout when the node is ready (SPEC "Command line"), fields in that order.
+#[derive(Serialize)]
+struct Ready {
+    event: &'static str,
+    peer_id: String,
+    api: String,
+    listen: Vec<String>,
+}
+
+/// Runs the node until a signal.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logs(args.log_format);
+    anyhow::ensure!(
+        args.api.ip().is_loopback() || args.api_token.is_some(),
+        "--api {} is not a loopback address: set --api-token (or DELTANODE_API_TOKEN)",
+        args.api
+    );
+    let cfg = NodeConfig {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        peers: args.peer,
+        mdns: !args.no_mdns,
+        neighbours: args.neighbour,
+        sync_interval: Duration::from_millis(args.sync_interval.max(1)),
+        algorithm: args.algorithm,
+        swarm_key: args.swarm_key,
+        max_frame: wire::DEFAULT_MAX_FRAME,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let node = Node::start(cfg).await?;
+        let listener = tokio::net::TcpListener::bind(args.api)
+            .await
+            .with_context(|| format!("binding the API on {}", args.api))?;
+        let api_addr = listener.local_addr()?;
+        let app = crate::api::router(node.client(), args.api_token);
+        let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = api_stopped.await;
+                })
+                .await
+        });
+        let ready = Ready {
+            event: "ready",
+            peer_id: node.peer_id().to_string(),
+            api: api_addr.to_string(),
+            listen: node
+                .listen_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        };
+        let ready = serde_json::to_string(&ready)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{ready}")?;
+        out.flush()?;
+        drop(out);
+        tracing::info!(peer_id = %node.peer_id(), api = %api_addr, "ready");
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+        let _ = stop_api.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,libp2p=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
