@@ -1,0 +1,215 @@
+//! Real `deltanode run` processes on loopback (`--no-mdns`, `--peer`): convergence in a line and a
+//! ring under concurrent writes of every type, a restart on a new port, a foreign swarm key, the
+//! API's errors.
+
+use deltanode_e2e::{await_convergence, write_every_type, NodeProc, TempDir};
+use serde_json::json;
+use std::time::Duration;
+
+/// Starts `n` nodes, node i given `--peer` of each j < i that `linked(i, j)`.
+fn cluster(
+    dir: &TempDir,
+    n: usize,
+    linked: impl Fn(usize, usize) -> bool,
+    extra: &[String],
+) -> Vec<NodeProc> {
+    let mut nodes: Vec<NodeProc> = Vec::new();
+    for i in 0..n {
+        let mut args = extra.to_vec();
+        for (j, other) in nodes.iter().enumerate() {
+            if linked(i, j) {
+                args.extend(["--peer".to_string(), other.addr()]);
+            }
+        }
+        nodes.push(NodeProc::start(&dir.join(&format!("n{i}")), &args));
+    }
+    nodes
+}
+
+fn concurrent_writes_converge(nodes: &[NodeProc]) {
+    std::thread::scope(|s| {
+        for (i, node) in nodes.iter().enumerate() {
+            s.spawn(move || write_every_type(node, i));
+        }
+    });
+    let refs: Vec<&NodeProc> = nodes.iter().collect();
+    await_convergence(&refs, Duration::from_secs(20));
+    let n = nodes.len() as i64;
+    let (_, state) = nodes[0].get("/v1/state");
+    let objects = &state["objects"];
+    assert_eq!(
+        objects["gc"]["value"],
+        json!((1..=n).sum::<i64>()),
+        "every increment counted once"
+    );
+    assert_eq!(objects["pn"]["value"], json!(7 * n));
+    let every: Vec<String> = (0..nodes.len()).map(|i| format!("from-{i}")).collect();
+    for key in ["gs", "tp", "aw"] {
+        assert_eq!(objects[key]["value"], json!(every), "{key}");
+    }
+    // Writes a node saw before its own are overwritten; the concurrent ones are all kept.
+    let mv = objects["mv"]["value"].as_array().unwrap();
+    assert!(
+        !mv.is_empty()
+            && mv
+                .iter()
+                .all(|v| every.contains(&v.as_str().unwrap().to_string())),
+        "{mv:?}"
+    );
+    assert_eq!(
+        objects["mp"]["value"].as_object().unwrap().len(),
+        nodes.len()
+    );
+    assert!(every.contains(&objects["lw"]["value"].as_str().unwrap().to_string()));
+    assert_eq!(
+        objects["batch"]["value"].as_array().unwrap().len(),
+        nodes.len()
+    );
+}
+
+#[test]
+fn four_nodes_in_a_line_converge_under_concurrent_writes_of_every_type() {
+    let dir = TempDir::new("line");
+    let nodes = cluster(&dir, 4, |i, j| j + 1 == i, &[]);
+    concurrent_writes_converge(&nodes);
+}
+
+#[test]
+fn five_nodes_in_a_ring_converge_under_concurrent_writes_of_every_type() {
+    let dir = TempDir::new("ring");
+    let nodes = cluster(&dir, 5, |i, j| j + 1 == i || (i == 4 && j == 0), &[]);
+    concurrent_writes_converge(&nodes);
+    // A later write resolves the multi-value register's conflict everywhere.
+    nodes[2].op(
+        "mv",
+        json!({"type":"register","op":"set","value":"resolved"}),
+    );
+    let refs: Vec<&NodeProc> = nodes.iter().collect();
+    await_convergence(&refs, Duration::from_secs(10));
+    assert_eq!(
+        nodes[4].get("/v1/objects/mv").1["value"],
+        json!(["resolved"])
+    );
+}
+
+#[test]
+fn a_restarted_node_on_a_new_port_rejoins_and_catches_up() {
+    let dir = TempDir::new("restart");
+    let mut nodes = cluster(&dir, 3, |i, j| j + 1 == i, &[]);
+    nodes[1].op("c", json!({"type":"counter","op":"inc","by":1}));
+    let refs: Vec<&NodeProc> = nodes.iter().collect();
+    await_convergence(&refs, Duration::from_secs(10));
+    // Stop the middle node; the ends keep writing without it.
+    let middle = nodes.remove(1);
+    let middle_id = middle.peer_id.clone();
+    middle.kill();
+    nodes[0].op("c", json!({"type":"counter","op":"inc","by":10}));
+    nodes[1].op("s", json!({"type":"set","op":"add","value":"while-away"}));
+    // Back on a fresh port, same data dir (so the same PeerId), told where its neighbours are.
+    let back = NodeProc::start(
+        &dir.join("n1"),
+        &[
+            "--peer".into(),
+            nodes[0].addr(),
+            "--peer".into(),
+            nodes[1].addr(),
+        ],
+    );
+    assert_eq!(back.peer_id, middle_id);
+    back.op("c", json!({"type":"counter","op":"inc","by":100}));
+    let all = [&nodes[0], &back, &nodes[1]];
+    await_convergence(&all, Duration::from_secs(20));
+    let (_, state) = back.get("/v1/state");
+    assert_eq!(state["objects"]["c"]["value"], json!(111));
+    assert_eq!(state["objects"]["s"]["value"], json!(["while-away"]));
+}
+
+#[test]
+fn a_node_with_another_swarm_key_never_receives_anything() {
+    let dir = TempDir::new("psk");
+    let key = |name: &str, byte: &str| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", byte.repeat(32)),
+        )
+        .unwrap();
+        vec!["--swarm-key".to_string(), p.display().to_string()]
+    };
+    let (k1, k2) = (key("k1", "a1"), key("k2", "b2"));
+    let a = NodeProc::start(&dir.join("a"), &k1);
+    let b = NodeProc::start(
+        &dir.join("b"),
+        &[k1.clone(), vec!["--peer".into(), a.addr()]].concat(),
+    );
+    let outsider = NodeProc::start(
+        &dir.join("c"),
+        &[
+            k2,
+            vec!["--peer".into(), a.addr(), "--peer".into(), b.addr()],
+        ]
+        .concat(),
+    );
+    a.op("secret", json!({"type":"gset","op":"add","value":"x"}));
+    await_convergence(&[&a, &b], Duration::from_secs(10));
+    // Give the outsider several redial attempts and sync rounds.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(outsider.get("/v1/state").1["objects"], json!({}));
+    assert_eq!(outsider.get("/health").1["neighbours"], json!(0));
+    assert_eq!(
+        a.get("/health").1["neighbours"],
+        json!(1),
+        "only b is a's neighbour"
+    );
+}
+
+#[test]
+fn the_api_answers_bad_input_with_json_errors_and_changes_nothing() {
+    let dir = TempDir::new("api");
+    let node = NodeProc::start(&dir.join("n"), &[]);
+    node.op("k", json!({"type":"gcounter","op":"inc"}));
+    let before = node.digest();
+    for (path, body, status) in [
+        ("/v1/objects/k", "{not json", 400),
+        ("/v1/objects/k", r#"{"type":"gcounter","op":"dec"}"#, 400),
+        (
+            "/v1/objects/k",
+            r#"{"type":"set","op":"add","value":1}"#,
+            409,
+        ),
+        ("/v1/objects/k", r#"{"type":"teapot","op":"brew"}"#, 400),
+        (
+            "/v1/batch",
+            r#"{"ops":[{"key":"a","type":"gset","op":"add","value":1},{"key":"k","type":"lww","op":"set","value":2}]}"#,
+            409,
+        ),
+        ("/v1/batch", r#"{"ops":"nope"}"#, 400),
+    ] {
+        let (got, body_json) = node.post_raw(path, body);
+        assert_eq!(got, status, "{path} {body}: {body_json}");
+        assert!(body_json["error"].is_string(), "{path} {body}: {body_json}");
+    }
+    assert_eq!(node.digest(), before, "refused writes changed nothing");
+    assert_eq!(node.get("/v1/objects/absent").0, 404);
+    assert_eq!(node.get("/no/such/route").0, 404);
+    assert_eq!(node.post_raw("/v1/sync", "").0, 202);
+    let (status, health) = node.get("/health");
+    assert_eq!(
+        (status, health["status"].clone(), health["objects"].clone()),
+        (200, json!("ok"), json!(1))
+    );
+    assert!(node.terminate(), "SIGTERM shuts the node down cleanly");
+}
+
+#[test]
+fn deltanode_id_prints_the_peer_id_the_node_runs_with() {
+    let dir = TempDir::new("id");
+    let out = std::process::Command::new(deltanode_e2e::binary())
+        .args(["id", "--data-dir"])
+        .arg(dir.join("n"))
+        .output()
+        .unwrap();
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let node = NodeProc::start(&dir.join("n"), &[]);
+    assert_eq!(node.peer_id, id);
+}
