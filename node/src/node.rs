@@ -714,3 +714,63 @@ pub fn unix_ms() -> u64 {
         .unwrap_or_default()
         .as_millis() as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crdt::Value;
+    use serde_json::json;
+
+    /// An app can run nodes in-process and use them without HTTP.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_in_process_nodes_converge_through_the_library_api() {
+        let base = std::env::temp_dir().join(format!("deltanode-lib-{}", std::process::id()));
+        let a = Node::start(NodeConfig {
+            sync_interval: Duration::from_millis(50),
+            ..NodeConfig::local(base.join("a"))
+        })
+        .await
+        .unwrap();
+        let b = Node::start(NodeConfig {
+            sync_interval: Duration::from_millis(50),
+            peers: a.listen_addrs().to_vec(),
+            ..NodeConfig::local(base.join("b"))
+        })
+        .await
+        .unwrap();
+        let (ca, cb) = (a.client(), b.client());
+        let views = ca
+            .apply(vec![(
+                "notes".into(),
+                Op::MapPut("n1".into(), Value::from(json!("hello"))),
+            )])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(views[0].value, json!({"n1": ["hello"]}));
+        cb.apply(vec![("hits".into(), Op::GCounterInc(3))])
+            .await
+            .unwrap()
+            .unwrap();
+        let clash = cb
+            .apply(vec![("hits".into(), Op::SetAdd(Value::from(json!(1))))])
+            .await
+            .unwrap();
+        assert!(matches!(clash, Err(CrdtError::TypeClash { .. })));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (da, sa) = ca.state().await.unwrap();
+            let (db, _) = cb.state().await.unwrap();
+            if da == db && sa.len() == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no convergence");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(cb.read(|v| v.engine.neighbours().len()).await.unwrap(), 1);
+        a.shutdown().await;
+        b.shutdown().await;
+        assert!(ca.sync().await.is_err(), "a stopped node says so");
+        std::fs::remove_dir_all(base).unwrap();
+    }
+}

@@ -1,0 +1,155 @@
+//! A small LAN of network namespaces joined by a bridge, each running a node with mDNS and no
+//! `--peer`: they must discover each other and converge. The only place mDNS runs on the
+//! development and CI machines, so its multicast stays on interfaces this test creates and removes.
+//! Needs root and iproute2 (`scripts/setup.sh` installs it); `DELTANODE_SKIP_NETNS=1` skips it.
+
+use deltanode_e2e::{await_convergence, NodeProc, TempDir};
+use serde_json::json;
+use std::process::Command;
+use std::time::Duration;
+
+const NODES: usize = 3;
+const TOKEN: &str = "lan-test-token";
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("running ip (install iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The namespaces and the bridge, removed on drop, even when the test panics.
+struct Lan {
+    tag: String,
+    subnet: u32,
+}
+
+impl Lan {
+    fn ns(&self, i: usize) -> String {
+        format!("dn{}n{i}", self.tag)
+    }
+    fn bridge(&self) -> String {
+        format!("dn{}br", self.tag)
+    }
+    fn addr(&self, i: usize) -> String {
+        format!("10.213.{}.{}", self.subnet, 10 + i)
+    }
+
+    fn create() -> Lan {
+        let pid = std::process::id();
+        let lan = Lan {
+            tag: format!("{}", pid % 100_000),
+            subnet: pid % 250 + 1,
+        };
+        let br = lan.bridge();
+        ip(&["link", "add", &br, "type", "bridge"]);
+        // Flood multicast to every port: no IGMP querier runs on this private bridge.
+        ip(&["link", "set", &br, "type", "bridge", "mcast_snooping", "0"]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.213.{}.1/24", lan.subnet),
+            "dev",
+            &br,
+        ]);
+        ip(&["link", "set", &br, "up"]);
+        for i in 0..NODES {
+            let (ns, host, inner) = (
+                lan.ns(i),
+                format!("dn{}h{i}", lan.tag),
+                format!("dn{}c{i}", lan.tag),
+            );
+            ip(&["netns", "add", &ns]);
+            ip(&["link", "add", &host, "type", "veth", "peer", "name", &inner]);
+            ip(&["link", "set", &inner, "netns", &ns]);
+            ip(&["link", "set", &host, "master", &br]);
+            ip(&["link", "set", &host, "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", lan.addr(i)),
+                "dev",
+                &inner,
+            ]);
+            ip(&["-n", &ns, "link", "set", &inner, "up"]);
+        }
+        lan
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for i in 0..NODES {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(i)])
+                .output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge()])
+            .output();
+    }
+}
+
+#[test]
+fn nodes_on_a_lan_find_each_other_by_mdns_alone_and_converge() {
+    if std::env::var_os("DELTANODE_SKIP_NETNS").is_some() {
+        eprintln!("skipped: DELTANODE_SKIP_NETNS is set");
+        return;
+    }
+    let uid = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "this test creates network namespaces: run it as root (or set DELTANODE_SKIP_NETNS=1)"
+    );
+    deltanode_e2e::binary();
+    let lan = Lan::create();
+    let dir = TempDir::new("lan");
+    let nodes: Vec<NodeProc> = (0..NODES)
+        .map(|i| {
+            let args: Vec<String> = [
+                "--data-dir",
+                &dir.join(&format!("n{i}")).display().to_string(),
+                "--listen",
+                "/ip4/0.0.0.0/tcp/0",
+                "--api",
+                &format!("{}:7700", lan.addr(i)),
+                "--sync-interval",
+                "100",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            NodeProc::start_with(&["ip", "netns", "exec", &lan.ns(i)], &args, Some(TOKEN))
+        })
+        .collect();
+    nodes[0].op("lan", json!({"type":"gset","op":"add","value":"from-0"}));
+    nodes[2].op("lan", json!({"type":"gset","op":"add","value":"from-2"}));
+    let refs: Vec<&NodeProc> = nodes.iter().collect();
+    await_convergence(&refs, Duration::from_secs(30));
+    assert_eq!(
+        nodes[1].get("/v1/objects/lan").1["value"],
+        json!(["from-0", "from-2"])
+    );
+    for n in &nodes {
+        let neighbours = n.get("/health").1["neighbours"].as_u64().unwrap();
+        assert_eq!(neighbours, (NODES - 1) as u64, "mDNS found everyone");
+    }
+    // The API is not on loopback here, so it wants the token.
+    let unauthenticated = ureq::get(format!("{}/health", nodes[0].api))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+}
