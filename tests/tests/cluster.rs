@@ -213,3 +213,55 @@ fn deltanode_id_prints_the_peer_id_the_node_runs_with() {
     let node = NodeProc::start(&dir.join("n"), &[]);
     assert_eq!(node.peer_id, id);
 }
+
+#[test]
+fn a_static_peer_that_comes_back_on_its_port_is_redialled() {
+    let dir = TempDir::new("redial");
+    let a = NodeProc::start(&dir.join("a"), &[]);
+    let port = a.addr().split('/').nth(4).unwrap().to_string();
+    let b = NodeProc::start(&dir.join("b"), &["--peer".into(), a.addr()]);
+    await_convergence(&[&a, &b], Duration::from_secs(10));
+    a.kill();
+    b.op("while-down", json!({"type":"gset","op":"add","value":1}));
+    // a returns on the same port but knows no peer: only b's redial can bring them together.
+    let a = NodeProc::start(
+        &dir.join("a"),
+        &["--listen".into(), format!("/ip4/127.0.0.1/tcp/{port}")],
+    );
+    await_convergence(&[&a, &b], Duration::from_secs(20));
+    assert_eq!(a.get("/v1/objects/while-down").1["value"], json!([1]));
+}
+
+#[test]
+fn with_neighbour_only_the_listed_peers_are_neighbours() {
+    let dir = TempDir::new("neighbour");
+    let a = NodeProc::start(&dir.join("a"), &[]);
+    let b = NodeProc::start(&dir.join("b"), &[]);
+    // c dials both but accepts only a.
+    let c = NodeProc::start(
+        &dir.join("c"),
+        &[
+            "--neighbour".into(),
+            a.peer_id.clone(),
+            "--peer".into(),
+            a.addr(),
+            "--peer".into(),
+            b.addr(),
+        ],
+    );
+    b.op("only-b", json!({"type":"gset","op":"add","value":"b"}));
+    a.op("shared", json!({"type":"gset","op":"add","value":"a"}));
+    await_convergence(&[&a, &c], Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(c.get("/health").1["neighbours"], json!(1));
+    assert_eq!(
+        b.get("/health").1["neighbours"],
+        json!(0),
+        "c disconnected b on sight"
+    );
+    assert_eq!(
+        c.get("/v1/objects/only-b").0,
+        404,
+        "nothing flows from a peer that is not a neighbour"
+    );
+}
