@@ -1,7 +1,7 @@
 //! The HTTP API (SPEC "HTTP API"): JSON in and out; every error is `{"error": …}` with a 4xx/5xx
 //! status. Bodies are parsed by hand from bytes, so malformed JSON gets that same shape too.
 
-use crate::node::{Client, ObjectView, Stopped};
+use crate::node::{ApplyError, Client, ObjectView, Stopped};
 use crate::ops;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -41,6 +41,15 @@ impl From<CrdtError> for ApiError {
             StatusCode::BAD_REQUEST
         };
         ApiError(status, e.to_string())
+    }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Crdt(e) => e.into(),
+            ApplyError::Storage(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
     }
 }
 

@@ -16,4 +16,5 @@ pub mod identity;
 pub mod network;
 pub mod node;
 pub mod ops;
+pub mod persist;
 pub mod run;

@@ -8,6 +8,7 @@
 use crate::codec::PROTOCOL;
 use crate::identity;
 use crate::network::{self, Behaviour, BehaviourEvent};
+use crate::persist::{Durable, Recovered};
 use anyhow::Context;
 use crdt::{codec, CrdtError, Object, Op, ReplicaId, Store, Writer};
 use futures::StreamExt;
@@ -17,7 +18,6 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{mdns, Multiaddr, PeerId, Swarm};
 use protocol::{wire, Algorithm, Config, Engine, Input, Message, Output};
-use rand::Rng;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -133,11 +133,25 @@ type Reader = Box<dyn FnOnce(&View<'_>) + Send>;
 enum Command {
     Apply {
         ops: Vec<(String, Op)>,
-        reply: oneshot::Sender<Result<Vec<ObjectView>, CrdtError>>,
+        reply: oneshot::Sender<Result<Vec<ObjectView>, ApplyError>>,
     },
     Read(Reader),
     Sync,
 }
+
+/// Why a write was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The write itself was refused (a type clash); nothing changed.
+    #[error(transparent)]
+    Crdt(#[from] CrdtError),
+    /// The store could not commit it; the node stops rather than run ahead of its disk.
+    #[error("the store failed ({0}); the node has stopped")]
+    Storage(String),
+}
+
+/// Writes committed together with one fsync, at most.
+const MAX_GROUP_COMMIT: usize = 256;
 
 /// A handle to a running node: cheap to clone, usable from any task.
 #[derive(Clone)]
@@ -157,11 +171,12 @@ impl Client {
         self.peer_id
     }
 
-    /// Applies `ops` atomically as one delta; returns the objects they touched, as they now are.
+    /// Applies `ops` atomically as one delta, durably (fsynced before this returns); returns the
+    /// objects they touched, as they now are.
     pub async fn apply(
         &self,
         ops: Vec<(String, Op)>,
-    ) -> anyhow::Result<Result<Vec<ObjectView>, CrdtError>> {
+    ) -> anyhow::Result<Result<Vec<ObjectView>, ApplyError>> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Apply { ops, reply })
@@ -222,6 +237,11 @@ impl Node {
             cfg.algorithm
         );
         let key = identity::load_or_create(&cfg.data_dir)?;
+        let Recovered {
+            durable,
+            replica,
+            state,
+        } = Durable::open(&cfg.data_dir)?;
         let psk = cfg
             .swarm_key
             .as_deref()
@@ -281,15 +301,14 @@ impl Node {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_micros() as u64;
-        // Until persistence lands, a replica id is drawn per process, so a restarted node can never
-        // reuse a dot or a counter entry of its previous life.
-        let replica = ReplicaId(rand::thread_rng().gen());
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown, shutdown_rx) = oneshot::channel();
         let event_loop = EventLoop {
             swarm,
-            engine: Engine::new(Config::new(cfg.algorithm), Store::default(), now_us),
+            engine: Engine::new(Config::new(cfg.algorithm), state, now_us),
             replica,
+            durable,
+            failed: false,
             peer_id,
             allowed: (!cfg.neighbours.is_empty()).then(|| cfg.neighbours.iter().copied().collect()),
             statics,
@@ -350,6 +369,10 @@ struct EventLoop {
     swarm: Swarm<Behaviour>,
     engine: Engine<PeerId, Store>,
     replica: ReplicaId,
+    /// Every delta is committed here before it is acknowledged to anyone.
+    durable: Durable,
+    /// The store failed: the loop stops rather than run ahead of its disk.
+    failed: bool,
     peer_id: PeerId,
     /// `--neighbour`: when set, every other peer is disconnected on sight.
     allowed: Option<HashSet<PeerId>>,
@@ -375,6 +398,25 @@ impl EventLoop {
             tokio::select! {
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 cmd = commands.recv() => match cmd {
+                    Some(Command::Apply { ops, reply }) => {
+                        // Group commit: every write already queued shares this one's fsync.
+                        let mut group = vec![(ops, reply)];
+                        let mut other = None;
+                        while group.len() < MAX_GROUP_COMMIT {
+                            match commands.try_recv() {
+                                Ok(Command::Apply { ops, reply }) => group.push((ops, reply)),
+                                Ok(cmd) => {
+                                    other = Some(cmd);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        self.apply_group(group);
+                        if let Some(cmd) = other {
+                            self.on_command(cmd);
+                        }
+                    }
                     Some(cmd) => self.on_command(cmd),
                     None => break,
                 },
@@ -384,6 +426,10 @@ impl EventLoop {
                     self.dispatch(out, None);
                 }
                 _ = &mut shutdown => break,
+            }
+            if self.failed {
+                tracing::error!("stopping: the store failed");
+                break;
             }
         }
         tracing::info!("node stopped");
@@ -395,24 +441,7 @@ impl EventLoop {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Apply { ops, reply } => {
-                let writer = Writer {
-                    replica: self.replica,
-                    now_ms: unix_ms(),
-                };
-                let keys: Vec<String> = ops.iter().map(|(k, _)| k.clone()).collect();
-                let result = self.engine.state().apply_batch(ops, &writer).map(|delta| {
-                    let out = self.engine.handle(Input::Update(delta));
-                    self.dispatch(out, None);
-                    let state = self.engine.state();
-                    let mut seen = HashSet::new();
-                    keys.iter()
-                        .filter(|k| seen.insert(k.as_str()))
-                        .filter_map(|k| state.get(k).map(|o| ObjectView::new(k, o)))
-                        .collect()
-                });
-                let _ = reply.send(result);
-            }
+            Command::Apply { ops, reply } => self.apply_group(vec![(ops, reply)]),
             Command::Read(f) => {
                 let pending = |p: &PeerId| {
                     let acked = self
@@ -447,6 +476,66 @@ impl EventLoop {
                 self.dispatch(out, None);
             }
         }
+    }
+
+    /// Applies a group of writes in memory, commits all their deltas with one fsync, then replies.
+    /// A write is buffered for neighbours only through the engine, which sends at the next tick,
+    /// after this commit: no neighbour ever holds a dot this replica could lose and reuse.
+    fn apply_group(
+        &mut self,
+        group: Vec<(
+            Vec<(String, Op)>,
+            oneshot::Sender<Result<Vec<ObjectView>, ApplyError>>,
+        )>,
+    ) {
+        let writer = Writer {
+            replica: self.replica,
+            now_ms: unix_ms(),
+        };
+        let mut deltas = Vec::new();
+        let mut replies = Vec::new();
+        for (ops, reply) in group {
+            let keys: Vec<String> = ops.iter().map(|(k, _)| k.clone()).collect();
+            match self.engine.state().apply_batch(ops, &writer) {
+                Ok(delta) => {
+                    self.engine.handle(Input::Update(delta.clone()));
+                    deltas.push(delta);
+                    let state = self.engine.state();
+                    let mut seen = HashSet::new();
+                    let views = keys
+                        .iter()
+                        .filter(|k| seen.insert(k.as_str()))
+                        .filter_map(|k| state.get(k).map(|o| ObjectView::new(k, o)))
+                        .collect();
+                    replies.push((reply, Ok(views)));
+                }
+                Err(e) => replies.push((reply, Err(ApplyError::Crdt(e)))),
+            }
+        }
+        let committed = self.persist(&deltas);
+        for (reply, result) in replies {
+            let result = match (&committed, result) {
+                (Err(e), Ok(_)) => Err(ApplyError::Storage(e.clone())),
+                (_, r) => r,
+            };
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Commits `deltas` (one fsync) and compacts when due. A failure stops the node.
+    fn persist(&mut self, deltas: &[Store]) -> Result<(), String> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .durable
+            .append(deltas)
+            .and_then(|()| self.durable.maybe_compact(self.engine.state()).map(|_| ()));
+        result.map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "store failure");
+            self.failed = true;
+            format!("{e:#}")
+        })
     }
 
     /// Carries out the engine's outputs. `answering` is the request being handled: an ack to its
@@ -522,6 +611,20 @@ impl EventLoop {
                     peer.view.last_ack_unix_ms = Some(unix_ms());
                 }
                 let out = self.engine.handle(Input::Received { from, msg });
+                // What was new is on disk before the ack goes back.
+                let applied: Vec<Store> = out
+                    .iter()
+                    .filter_map(|o| {
+                        if let Output::Applied { delta, .. } = o {
+                            Some(delta.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                if self.persist(&applied).is_err() {
+                    return;
+                }
                 self.dispatch(out, answering.map(|c| (from, c)));
             }
             Err(e) => {
@@ -756,7 +859,10 @@ mod tests {
             .apply(vec![("hits".into(), Op::SetAdd(Value::from(json!(1))))])
             .await
             .unwrap();
-        assert!(matches!(clash, Err(CrdtError::TypeClash { .. })));
+        assert!(matches!(
+            clash,
+            Err(ApplyError::Crdt(CrdtError::TypeClash { .. }))
+        ));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (da, sa) = ca.state().await.unwrap();

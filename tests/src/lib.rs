@@ -134,6 +134,11 @@ impl NodeProc {
         NodeProc::start_with(&[], &args, None)
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its loopback listen address (to give others as `--peer`).
     pub fn addr(&self) -> String {
         self.listen

@@ -1,0 +1,273 @@
+//! Durable storage of the replica in `DATA_DIR/state.redb` (redb: an embedded, crash-safe,
+//! copy-on-write B-tree store; a commit returns once it is fsynced).
+//!
+//! Layout: a log of the deltas this replica applied (local writes and what was new in remote
+//! groups), and a snapshot of the state covering the log up to some index. The state is the
+//! snapshot joined with the log after it. When the log outgrows the snapshot (or 1 MiB), compaction
+//! writes the current state as the new snapshot and drops the log in the same transaction, so the
+//! file stays bounded by the state, not by history. The replica id is drawn once, when the store is
+//! created, and kept: together with the state (whose causal contexts and counter entries say what
+//! this replica already used) it keeps a restarted node from ever reusing a dot or a counter entry.
+
+use anyhow::Context;
+use crdt::{codec, Lattice, ReplicaId, Store};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::Path;
+
+/// The store's file name inside the data dir.
+pub const DB_FILE: &str = "state.redb";
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const REPLICA: &str = "replica";
+const SNAPSHOT: &str = "snapshot";
+
+/// Log bytes below which compaction never runs.
+const MIN_COMPACT_BYTES: u64 = 1 << 20;
+
+/// The open store.
+pub struct Durable {
+    db: Database,
+    /// The index the next log entry gets.
+    next_index: u64,
+    /// Bytes in the log since the last compaction.
+    log_bytes: u64,
+    /// Bytes of the last snapshot.
+    snapshot_bytes: u64,
+}
+
+/// What opening the store recovered.
+pub struct Recovered {
+    /// The store.
+    pub durable: Durable,
+    /// This replica's id (drawn when the store was created).
+    pub replica: ReplicaId,
+    /// The state as last committed.
+    pub state: Store,
+}
+
+impl Durable {
+    /// Opens (or creates) the store in `data_dir` and recovers the state.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Recovered> {
+        let path = data_dir.join(DB_FILE);
+        let db = Database::create(&path).with_context(|| format!("opening {}", path.display()))?;
+        // First open: draw the replica id and create the tables, in one transaction.
+        let tx = db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            if meta.get(REPLICA)?.is_none() {
+                let id: u64 = rand::random();
+                meta.insert(REPLICA, id.to_le_bytes().as_slice())?;
+            }
+            tx.open_table(LOG)?;
+        }
+        tx.commit()?;
+        let rx = db.begin_read()?;
+        let meta = rx.open_table(META)?;
+        let replica_bytes = meta
+            .get(REPLICA)?
+            .context("replica id missing")?
+            .value()
+            .to_vec();
+        let replica = ReplicaId(u64::from_le_bytes(
+            replica_bytes
+                .as_slice()
+                .try_into()
+                .context("replica id is not 8 bytes")?,
+        ));
+        let (mut state, snapshot_bytes) = match meta.get(SNAPSHOT)? {
+            Some(v) => (
+                codec::decode::<Store>(v.value()).context("the snapshot does not decode")?,
+                v.value().len() as u64,
+            ),
+            None => (Store::default(), 0),
+        };
+        let log = rx.open_table(LOG)?;
+        let (mut next_index, mut log_bytes) = (0, 0);
+        for entry in log.range(0..)? {
+            let (k, v) = entry?;
+            let delta: Store = codec::decode(v.value())
+                .with_context(|| format!("log entry {} does not decode", k.value()))?;
+            state.join(&delta);
+            next_index = k.value() + 1;
+            log_bytes += v.value().len() as u64;
+        }
+        drop((meta, log, rx));
+        Ok(Recovered {
+            durable: Durable {
+                db,
+                next_index,
+                log_bytes,
+                snapshot_bytes,
+            },
+            replica,
+            state,
+        })
+    }
+
+    /// Appends `deltas` in one transaction: one fsync however many (group commit).
+    pub fn append<'a>(
+        &mut self,
+        deltas: impl IntoIterator<Item = &'a Store>,
+    ) -> anyhow::Result<()> {
+        let tx = self.db.begin_write()?;
+        let mut added = 0;
+        let mut index = self.next_index;
+        {
+            let mut log = tx.open_table(LOG)?;
+            for d in deltas {
+                let bytes = codec::encode(d)?;
+                log.insert(index, bytes.as_slice())?;
+                index += 1;
+                added += bytes.len() as u64;
+            }
+        }
+        tx.commit().context("committing to the store")?;
+        self.next_index = index;
+        self.log_bytes += added;
+        Ok(())
+    }
+
+    /// Compacts when the log has outgrown the snapshot: `state` (the current state, which includes
+    /// every logged delta) becomes the snapshot and the log is emptied, atomically.
+    pub fn maybe_compact(&mut self, state: &Store) -> anyhow::Result<bool> {
+        if self.log_bytes < self.snapshot_bytes.max(MIN_COMPACT_BYTES) {
+            return Ok(false);
+        }
+        self.compact(state)?;
+        Ok(true)
+    }
+
+    /// Writes `state` as the snapshot and empties the log.
+    pub fn compact(&mut self, state: &Store) -> anyhow::Result<()> {
+        let bytes = codec::encode(state)?;
+        let tx = self.db.begin_write()?;
+        {
+            tx.open_table(META)?.insert(SNAPSHOT, bytes.as_slice())?;
+            tx.open_table(LOG)?.retain(|_, _| false)?;
+        }
+        tx.commit().context("committing a compaction")?;
+        self.snapshot_bytes = bytes.len() as u64;
+        self.log_bytes = 0;
+        Ok(())
+    }
+
+    /// Entries in the log.
+    pub fn log_entries(&self) -> anyhow::Result<u64> {
+        Ok(self.db.begin_read()?.open_table(LOG)?.len()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crdt::{Op, Value, Writer};
+    use serde_json::json;
+
+    fn dir(tag: &str) -> std::path::PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("deltanode-persist-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn write(state: &mut Store, replica: ReplicaId, key: &str, op: Op) -> Store {
+        let d = state
+            .apply(key, op, &Writer { replica, now_ms: 1 })
+            .unwrap();
+        state.join(&d);
+        d
+    }
+
+    #[test]
+    fn reopening_recovers_the_state_and_the_replica_id() {
+        let d = dir("reopen");
+        let Recovered {
+            mut durable,
+            replica,
+            mut state,
+        } = Durable::open(&d).unwrap();
+        assert!(state.is_empty());
+        let a = write(&mut state, replica, "s", Op::SetAdd(Value::from(json!(1))));
+        let b = write(&mut state, replica, "c", Op::CounterAdd(-4));
+        durable.append([&a, &b]).unwrap();
+        drop(durable);
+        let again = Durable::open(&d).unwrap();
+        assert_eq!(again.replica, replica);
+        assert_eq!(again.state, state);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn compaction_keeps_the_state_and_empties_the_log() {
+        let d = dir("compact");
+        let Recovered {
+            mut durable,
+            replica,
+            mut state,
+        } = Durable::open(&d).unwrap();
+        for i in 0..50 {
+            let delta = write(&mut state, replica, "s", Op::GSetAdd(Value::from(json!(i))));
+            durable.append([&delta]).unwrap();
+        }
+        assert!(
+            !durable.maybe_compact(&state).unwrap(),
+            "a small log is not worth compacting"
+        );
+        durable.compact(&state).unwrap();
+        assert_eq!(durable.log_entries().unwrap(), 0);
+        let more = write(
+            &mut state,
+            replica,
+            "s",
+            Op::GSetAdd(Value::from(json!("after"))),
+        );
+        durable.append([&more]).unwrap();
+        drop(durable);
+        let again = Durable::open(&d).unwrap();
+        assert_eq!(again.state, state);
+        assert_eq!(again.durable.log_entries().unwrap(), 1);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_restarted_replica_continues_its_dots_and_counters() {
+        let d = dir("dots");
+        let Recovered {
+            mut durable,
+            replica,
+            mut state,
+        } = Durable::open(&d).unwrap();
+        let first = write(
+            &mut state,
+            replica,
+            "s",
+            Op::SetAdd(Value::from(json!("x"))),
+        );
+        let inc = write(&mut state, replica, "c", Op::GCounterInc(1));
+        durable.append([&first, &inc]).unwrap();
+        drop(durable);
+        let Recovered {
+            replica: r2,
+            state: mut s2,
+            ..
+        } = Durable::open(&d).unwrap();
+        assert_eq!(r2, replica, "the replica id is kept");
+        let second = write(&mut s2, r2, "s", Op::SetAdd(Value::from(json!("y"))));
+        let inc2 = write(&mut s2, r2, "c", Op::GCounterInc(1));
+        // Another replica that saw only the writes before the restart still learns both new ones.
+        let mut other = Store::default();
+        other.join(&first);
+        other.join(&inc);
+        assert!(
+            !second.leq(&other) && !inc2.leq(&other),
+            "a reused dot or counter entry would be ignored"
+        );
+        other.join(&second);
+        other.join(&inc2);
+        assert_eq!(other.get("s").unwrap().value(), json!(["x", "y"]));
+        assert_eq!(other.get("c").unwrap().value(), json!(2));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
