@@ -130,10 +130,13 @@ pub struct View<'a> {
 
 type Reader = Box<dyn FnOnce(&View<'_>) + Send>;
 
+/// Where a write's outcome goes.
+type ApplyReply = oneshot::Sender<Result<Vec<ObjectView>, ApplyError>>;
+
 enum Command {
     Apply {
         ops: Vec<(String, Op)>,
-        reply: oneshot::Sender<Result<Vec<ObjectView>, ApplyError>>,
+        reply: ApplyReply,
     },
     Read(Reader),
     Sync,
@@ -481,13 +484,7 @@ impl EventLoop {
     /// Applies a group of writes in memory, commits all their deltas with one fsync, then replies.
     /// A write is buffered for neighbours only through the engine, which sends at the next tick,
     /// after this commit: no neighbour ever holds a dot this replica could lose and reuse.
-    fn apply_group(
-        &mut self,
-        group: Vec<(
-            Vec<(String, Op)>,
-            oneshot::Sender<Result<Vec<ObjectView>, ApplyError>>,
-        )>,
-    ) {
+    fn apply_group(&mut self, group: Vec<(Vec<(String, Op)>, ApplyReply)>) {
         let writer = Writer {
             replica: self.replica,
             now_ms: unix_ms(),
