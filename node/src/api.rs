@@ -73,6 +73,7 @@ pub fn router(client: Client, token: Option<String>) -> Router {
     };
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/v1/objects", get(list))
         .route("/v1/objects/{key}", get(get_object).post(post_op))
         .route("/v1/batch", post(batch))
@@ -113,6 +114,18 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
         .read(|v| json!({"status": "ok", "peer_id": v.peer_id.to_string(), "neighbours": v.engine.neighbours().len(), "objects": v.engine.state().len()}))
         .await?;
     Ok(Json(h))
+}
+
+async fn metrics(State(api): State<Api>) -> ApiResult<Response> {
+    let text = api.client.read(crate::metrics::render).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn list(State(api): State<Api>) -> ApiResult<Json<Json_>> {

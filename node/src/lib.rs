@@ -13,6 +13,7 @@ pub mod cli;
 pub mod codec;
 pub mod experiments;
 pub mod identity;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod ops;

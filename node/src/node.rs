@@ -7,6 +7,7 @@
 
 use crate::codec::PROTOCOL;
 use crate::identity;
+use crate::metrics::Metrics;
 use crate::network::{self, Behaviour, BehaviourEvent};
 use crate::persist::{Durable, Recovered};
 use anyhow::Context;
@@ -124,8 +125,8 @@ pub struct View<'a> {
     pub engine: &'a Engine<PeerId, Store>,
     /// Peers seen, connected or not.
     pub peers: Vec<PeerView>,
-    /// Frames that failed to decode.
-    pub decode_errors: u64,
+    /// What the shell counts.
+    pub metrics: &'a Metrics,
 }
 
 type Reader = Box<dyn FnOnce(&View<'_>) + Send>;
@@ -317,7 +318,7 @@ impl Node {
             statics,
             connections: HashMap::new(),
             peers: BTreeMap::new(),
-            decode_errors: 0,
+            metrics: Metrics::default(),
             max_frame: cfg.max_frame,
         };
         let task = tokio::spawn(event_loop.run(rx, shutdown_rx, cfg.sync_interval));
@@ -384,7 +385,7 @@ struct EventLoop {
     /// smaller PeerId): both ends close the other one, so a pair keeps exactly one.
     connections: HashMap<PeerId, Vec<(ConnectionId, bool)>>,
     peers: BTreeMap<PeerId, PeerState>,
-    decode_errors: u64,
+    metrics: Metrics,
     max_frame: usize,
 }
 
@@ -427,6 +428,7 @@ impl EventLoop {
                     self.redial();
                     let out = self.engine.handle(Input::Tick);
                     self.dispatch(out, None);
+                    self.observe_acks();
                 }
                 _ = &mut shutdown => break,
             }
@@ -471,7 +473,7 @@ impl EventLoop {
                     peer_id: self.peer_id,
                     engine: &self.engine,
                     peers,
-                    decode_errors: self.decode_errors,
+                    metrics: &self.metrics,
                 });
             }
             Command::Sync => {
@@ -495,7 +497,10 @@ impl EventLoop {
             let keys: Vec<String> = ops.iter().map(|(k, _)| k.clone()).collect();
             match self.engine.state().apply_batch(ops, &writer) {
                 Ok(delta) => {
-                    self.engine.handle(Input::Update(delta.clone()));
+                    let seq = self.engine.buffer().next_seq();
+                    if !self.engine.handle(Input::Update(delta.clone())).is_empty() {
+                        self.metrics.local_update(seq);
+                    }
                     deltas.push(delta);
                     let state = self.engine.state();
                     let mut seen = HashSet::new();
@@ -622,10 +627,12 @@ impl EventLoop {
                 if self.persist(&applied).is_err() {
                     return;
                 }
+                self.metrics.updates_remote += applied.len() as u64;
                 self.dispatch(out, answering.map(|c| (from, c)));
+                self.observe_acks();
             }
             Err(e) => {
-                self.decode_errors += 1;
+                self.metrics.decode_errors += 1;
                 tracing::warn!(peer = %from, error = %e, "dropped a malformed frame");
                 if let Some(channel) = answering {
                     let _ = self
@@ -717,6 +724,7 @@ impl EventLoop {
                 if num_established == 0 {
                     self.connections.remove(&peer_id);
                     tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "neighbour down");
+                    self.metrics.neighbour_down += 1;
                     self.engine.handle(Input::NeighbourDown(peer_id));
                     if let Some(p) = self.peers.get_mut(&peer_id) {
                         p.view.connected = false;
@@ -771,6 +779,19 @@ impl EventLoop {
                 tracing::warn!(%peer, %error, protocol = %PROTOCOL, "inbound sync stream failed");
             }
             request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Feeds the lag histogram with the local updates every neighbour has now acked.
+    fn observe_acks(&mut self) {
+        if let Some(seq) = self
+            .engine
+            .neighbours()
+            .values()
+            .map(|n| n.acked.unwrap_or(0))
+            .min()
+        {
+            self.metrics.acked_by_all(seq);
         }
     }
 
