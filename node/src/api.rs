@@ -1,18 +1,24 @@
 //! The HTTP API (SPEC "HTTP API"): JSON in and out; every error is `{"error": …}` with a 4xx/5xx
 //! status. Bodies are parsed by hand from bytes, so malformed JSON gets that same shape too.
 
+use crate::feed::{Backlog, FeedEvent};
 use crate::node::{ApplyError, Client, ObjectView, Stopped};
 use crate::ops;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use crdt::{codec, CrdtError};
+use futures::stream::{self, Stream, StreamExt};
 use serde_json::{json, Value as Json_};
+use std::convert::Infallible;
 use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -80,6 +86,7 @@ pub fn router(client: Client, token: Option<String>) -> Router {
         .route("/v1/state", get(state))
         .route("/v1/peers", get(peers))
         .route("/v1/sync", post(sync))
+        .route("/v1/events", get(events))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(api.clone(), auth))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -227,4 +234,74 @@ async fn sync(State(api): State<Api>) -> ApiResult<(StatusCode, Json<Json_>)> {
         StatusCode::ACCEPTED,
         Json(json!({"status": "sync started"})),
     ))
+}
+
+fn sse(ev: &FeedEvent) -> Event {
+    Event::default()
+        .id(ev.id.to_string())
+        .json_data(ev)
+        .unwrap_or_default()
+}
+
+/// `GET /v1/events`: the change feed as Server-Sent Events. With `Last-Event-ID`, the events after
+/// it first (or a `reset` event holding the full state, when that id is no longer held).
+async fn events(
+    State(api): State<Api>,
+    headers: HeaderMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (rx, backlog, newest) = api.client.feed().subscribe(last);
+    // The backlog (or the reset) covers everything up to `newest`; live events at or below it are
+    // ones published while subscribing, already covered.
+    let first: Vec<Event> = match backlog {
+        Backlog::Events(evs) => evs.iter().map(sse).collect(),
+        Backlog::Reset => {
+            let objects = api
+                .client
+                .read(|v| {
+                    v.engine
+                        .state()
+                        .objects()
+                        .into_iter()
+                        .map(|(k, o)| {
+                            (
+                                k.to_string(),
+                                json!({"type": o.kind().name(), "value": o.value()}),
+                            )
+                        })
+                        .collect::<serde_json::Map<_, _>>()
+                })
+                .await?;
+            vec![Event::default()
+                .event("reset")
+                .id(newest.to_string())
+                .json_data(json!({"objects": objects}))
+                .unwrap_or_default()]
+        }
+    };
+    let live = stream::unfold((rx, newest, false), |(mut rx, seen, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(ev) if ev.id <= seen => continue,
+                Ok(ev) => return Some((sse(&ev), (rx, ev.id, false))),
+                Err(RecvError::Lagged(n)) => {
+                    let msg = format!("this reader fell {n} events behind and was cut off; reconnect with Last-Event-ID {seen}");
+                    let ev = Event::default()
+                        .event("lagged")
+                        .json_data(json!({"error": msg}))
+                        .unwrap_or_default();
+                    return Some((ev, (rx, seen, true)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let stream = stream::iter(first).chain(live).map(Ok);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod cli;
 pub mod codec;
 pub mod experiments;
+pub mod feed;
 pub mod identity;
 pub mod metrics;
 pub mod network;

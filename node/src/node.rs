@@ -6,6 +6,7 @@
 //! extra stream. Anything else the receiver wants to say (a catch-up's reply) is a request of its own.
 
 use crate::codec::PROTOCOL;
+use crate::feed::Feed;
 use crate::identity;
 use crate::metrics::Metrics;
 use crate::network::{self, Behaviour, BehaviourEvent};
@@ -22,6 +23,7 @@ use protocol::{wire, Algorithm, Config, Engine, Input, Message, Output};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -162,6 +164,7 @@ const MAX_GROUP_COMMIT: usize = 256;
 pub struct Client {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
+    feed: Arc<Feed>,
 }
 
 /// The node has stopped.
@@ -203,6 +206,11 @@ impl Client {
             .await
             .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
+    }
+
+    /// The change feed.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     /// Starts a sync round now.
@@ -307,7 +315,9 @@ impl Node {
             .as_micros() as u64;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown, shutdown_rx) = oneshot::channel();
+        let feed = Arc::new(Feed::default());
         let event_loop = EventLoop {
+            feed: feed.clone(),
             swarm,
             engine: Engine::new(Config::new(cfg.algorithm), state, now_us),
             replica,
@@ -326,6 +336,7 @@ impl Node {
             client: Client {
                 commands: tx,
                 peer_id,
+                feed,
             },
             listen_addrs,
             task,
@@ -377,6 +388,8 @@ struct EventLoop {
     durable: Durable,
     /// The store failed: the loop stops rather than run ahead of its disk.
     failed: bool,
+    /// Every committed change, for watchers.
+    feed: Arc<Feed>,
     peer_id: PeerId,
     /// `--neighbour`: when set, every other peer is disconnected on sight.
     allowed: Option<HashSet<PeerId>>,
@@ -515,6 +528,11 @@ impl EventLoop {
             }
         }
         let committed = self.persist(&deltas);
+        if committed.is_ok() {
+            for d in &deltas {
+                self.feed.publish(d, self.engine.state(), "local");
+            }
+        }
         for (reply, result) in replies {
             let result = match (&committed, result) {
                 (Err(e), Ok(_)) => Err(ApplyError::Storage(e.clone())),
@@ -628,6 +646,9 @@ impl EventLoop {
                     return;
                 }
                 self.metrics.updates_remote += applied.len() as u64;
+                for d in &applied {
+                    self.feed.publish(d, self.engine.state(), "remote");
+                }
                 self.dispatch(out, answering.map(|c| (from, c)));
                 self.observe_acks();
             }

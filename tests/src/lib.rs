@@ -271,3 +271,64 @@ pub fn write_every_type(node: &NodeProc, who: usize) {
     );
     assert_eq!((status, body["applied"].clone()), (200, json!(1)));
 }
+
+/// One Server-Sent Event.
+#[derive(Clone, Debug, Default)]
+pub struct Sse {
+    /// `event:` (empty for the default `message`).
+    pub event: String,
+    /// `id:`.
+    pub id: String,
+    /// `data:`, parsed.
+    pub data: Value,
+}
+
+/// Reads a node's change feed on a background thread.
+pub struct SseReader {
+    rx: std::sync::mpsc::Receiver<Sse>,
+}
+
+impl SseReader {
+    /// Opens `GET /v1/events` on `node`, with `Last-Event-ID` when given.
+    pub fn open(node: &NodeProc, last_event_id: Option<&str>) -> SseReader {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut req = agent.get(format!("{}/v1/events", node.api));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        if let Some(t) = &node.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let resp = req.call().expect("GET /v1/events");
+        assert_eq!(resp.status().as_u16(), 200);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = BufReader::new(resp.into_body().into_reader());
+        std::thread::spawn(move || {
+            let mut cur = Sse::default();
+            for line in reader.lines().map_while(Result::ok) {
+                if line.is_empty() {
+                    if cur.data != Value::Null && tx.send(std::mem::take(&mut cur)).is_err() {
+                        return;
+                    }
+                    cur = Sse::default();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    cur.event = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    cur.id = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    cur.data = serde_json::from_str(v.trim())
+                        .unwrap_or(Value::String(v.trim().to_string()));
+                }
+            }
+        });
+        SseReader { rx }
+    }
+
+    /// The next event, or panics after `timeout`.
+    pub fn next(&self, timeout: Duration) -> Sse {
+        self.rx.recv_timeout(timeout).expect("no event in time")
+    }
+}

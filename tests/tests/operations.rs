@@ -95,3 +95,88 @@ fn metrics_cover_the_spec_and_count_what_happened() {
     assert_eq!(peers[0]["pending_groups"], json!(0));
     assert!(peers[0]["last_ack_unix_ms"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn the_change_feed_streams_resumes_resets_and_cuts_off_slow_readers() {
+    use deltanode_e2e::SseReader;
+    use std::io::{Read, Write};
+    let dir = TempDir::new("feed");
+    let a = NodeProc::start(&dir.join("a"), &[]);
+    let b = NodeProc::start(&dir.join("b"), &["--peer".into(), a.addr()]);
+    let t = Duration::from_secs(10);
+    let feed = SseReader::open(&a, None);
+    b.op("from-b", json!({"type":"gcounter","op":"inc","by":2}));
+    let remote = feed.next(t);
+    assert_eq!(
+        (
+            remote.data["key"].clone(),
+            remote.data["origin"].clone(),
+            remote.data["value"].clone()
+        ),
+        (json!("from-b"), json!("remote"), json!(2))
+    );
+    a.op("from-a", json!({"type":"set","op":"add","value":"x"}));
+    let local = feed.next(t);
+    assert_eq!(
+        (
+            local.data["key"].clone(),
+            local.data["type"].clone(),
+            local.data["origin"].clone()
+        ),
+        (json!("from-a"), json!("set"), json!("local"))
+    );
+    assert!(local.id.parse::<u64>().unwrap() > remote.id.parse::<u64>().unwrap());
+    a.op("later", json!({"type":"lww","op":"set","value":1}));
+    assert_eq!(feed.next(t).data["key"], json!("later"));
+
+    // Resuming after the first event replays the two after it, in order.
+    let resumed = SseReader::open(&a, Some(&remote.id));
+    assert_eq!(resumed.next(t).data["key"], json!("from-a"));
+    assert_eq!(resumed.next(t).data["key"], json!("later"));
+    // An id the node no longer holds gets the full state.
+    let reset = SseReader::open(&a, Some("1")).next(t);
+    assert_eq!(reset.event, "reset");
+    assert_eq!(reset.data["objects"]["from-a"]["value"], json!(["x"]));
+    assert_eq!(reset.data["objects"].as_object().unwrap().len(), 3);
+
+    // A reader that never reads: big events pile up until it is cut off with a clear event.
+    let addr = a.api.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    write!(slow, "GET /v1/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let big = "x".repeat(16 * 1024);
+    for round in 0..60 {
+        let ops: Vec<_> = (0..40)
+            .map(
+                |i| json!({"key": format!("big{round}-{i}"), "type":"lww","op":"set","value": big}),
+            )
+            .collect();
+        let (status, _) = a.post_raw("/v1/batch", &json!({ "ops": ops }).to_string());
+        assert_eq!(status, 200);
+    }
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut tail = Vec::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = slow.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > 4096 {
+            tail.drain(..tail.len() - 4096);
+        }
+        if String::from_utf8_lossy(&tail).contains("event: lagged") {
+            break;
+        }
+    }
+    let tail = String::from_utf8_lossy(&tail);
+    assert!(
+        tail.contains("event: lagged") && tail.contains("cut off"),
+        "no lagged event; stream ended with {:?}",
+        &tail[tail.len().saturating_sub(300)..]
+    );
+    // The node is fine.
+    assert_eq!(a.get("/health").0, 200);
+}
