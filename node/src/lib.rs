@@ -11,6 +11,7 @@
 pub mod api;
 pub mod cli;
 pub mod codec;
+pub mod ctl;
 pub mod experiments;
 pub mod feed;
 pub mod identity;

@@ -15,6 +15,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Ctl(args) => deltanode::ctl::run(args),
         Command::Sim(args) => deltanode::experiments::run(&args),
     }
 }

@@ -1,0 +1,224 @@
+//! `deltanode ctl`: the HTTP API from the command line, human-readable by default, `--json` for
+//! scripts. A non-2xx answer prints the node's error on stderr and exits non-zero.
+
+use crate::cli::{CtlArgs, CtlCommand};
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::time::Duration;
+
+/// Runs one command.
+pub fn run(args: CtlArgs) -> anyhow::Result<()> {
+    let base = if args.api.starts_with("http") {
+        args.api.clone()
+    } else {
+        format!("http://{}", args.api)
+    };
+    let ctl = Ctl {
+        base,
+        token: args.token.clone(),
+        json: args.json,
+    };
+    match args.command {
+        CtlCommand::Health => ctl.show(ctl.get("/health")?, |v| {
+            format!(
+                "{} peer {} neighbours {} objects {}",
+                v["status"].as_str().unwrap_or("?"),
+                v["peer_id"].as_str().unwrap_or("?"),
+                v["neighbours"],
+                v["objects"]
+            )
+        }),
+        CtlCommand::State => ctl.show(ctl.get("/v1/state")?, |v| {
+            let mut out = format!("digest {}", v["digest"].as_str().unwrap_or("?"));
+            for (k, o) in v["objects"].as_object().into_iter().flatten() {
+                out += &format!(
+                    "\n{k} ({}): {}",
+                    o["type"].as_str().unwrap_or("?"),
+                    o["value"]
+                );
+            }
+            out
+        }),
+        CtlCommand::Get { key } => ctl.show(ctl.get(&format!("/v1/objects/{key}"))?, object_line),
+        CtlCommand::Op { key, operation } => {
+            let op: Value =
+                serde_json::from_str(&operation).context("the operation is not JSON")?;
+            ctl.show(ctl.post(&format!("/v1/objects/{key}"), &op)?, object_line)
+        }
+        CtlCommand::Inc { key, by } => {
+            let op = json!({"type": "counter", "op": if by < 0 { "dec" } else { "inc" }, "by": by.unsigned_abs()});
+            ctl.show(ctl.post(&format!("/v1/objects/{key}"), &op)?, object_line)
+        }
+        CtlCommand::Add { key, value } => ctl.show(
+            ctl.post(
+                &format!("/v1/objects/{key}"),
+                &json!({"type": "set", "op": "add", "value": loose(&value)}),
+            )?,
+            object_line,
+        ),
+        CtlCommand::Remove { key, value } => ctl.show(
+            ctl.post(
+                &format!("/v1/objects/{key}"),
+                &json!({"type": "set", "op": "remove", "value": loose(&value)}),
+            )?,
+            object_line,
+        ),
+        CtlCommand::Put { key, field, value } => ctl.show(
+            ctl.post(
+                &format!("/v1/objects/{key}"),
+                &json!({"type": "map", "op": "put", "field": field, "value": loose(&value)}),
+            )?,
+            object_line,
+        ),
+        CtlCommand::Peers => ctl.show(ctl.get("/v1/peers")?, |v| {
+            let lines: Vec<String> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    format!(
+                        "{} {} sent {} B received {} B pending {}",
+                        p["peer_id"].as_str().unwrap_or("?"),
+                        if p["connected"] == json!(true) {
+                            "connected"
+                        } else {
+                            "down"
+                        },
+                        p["bytes_sent"],
+                        p["bytes_received"],
+                        p["pending_groups"]
+                    )
+                })
+                .collect();
+            if lines.is_empty() {
+                "no peers".into()
+            } else {
+                lines.join("\n")
+            }
+        }),
+        CtlCommand::Sync => ctl.show(ctl.post("/v1/sync", &json!({}))?, |_| "sync started".into()),
+        CtlCommand::Watch { since } => ctl.watch(since.as_deref()),
+    }
+}
+
+/// A value given on the command line: JSON when it parses, else the string itself.
+fn loose(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
+}
+
+fn object_line(v: &Value) -> String {
+    format!(
+        "{} ({}): {}",
+        v["key"].as_str().unwrap_or("?"),
+        v["type"].as_str().unwrap_or("?"),
+        v["value"]
+    )
+}
+
+struct Ctl {
+    base: String,
+    token: Option<String>,
+    json: bool,
+}
+
+impl Ctl {
+    fn agent(&self, timeout: Option<Duration>) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(timeout)
+            .build()
+            .into()
+    }
+
+    fn finish(
+        &self,
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<Value> {
+        let mut resp = resp.with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let status = resp.status();
+        let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "{status}: {}",
+                body["error"].as_str().unwrap_or("(no message)")
+            );
+        }
+        Ok(body)
+    }
+
+    fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let mut req = self
+            .agent(Some(Duration::from_secs(30)))
+            .get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(req.call())
+    }
+
+    fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let mut req = self
+            .agent(Some(Duration::from_secs(30)))
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(req.send(body.to_string()))
+    }
+
+    fn show(&self, v: Value, human: impl Fn(&Value) -> String) -> anyhow::Result<()> {
+        let text = if self.json { v.to_string() } else { human(&v) };
+        println!("{text}");
+        Ok(())
+    }
+
+    fn watch(&self, since: Option<&str>) -> anyhow::Result<()> {
+        let mut req = self.agent(None).get(format!("{}/v1/events", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(id) = since {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req
+            .call()
+            .with_context(|| format!("cannot reach the node at {}", self.base))?;
+        if !resp.status().is_success() {
+            bail!("{}", resp.status());
+        }
+        let mut event = String::new();
+        let mut out = std::io::stdout().lock();
+        for line in BufReader::new(resp.into_body().into_reader()).lines() {
+            let line = line?;
+            if let Some(e) = line.strip_prefix("event:") {
+                event = e.trim().to_string();
+            } else if let Some(data) = line.strip_prefix("data:") {
+                let v: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+                let text = match (self.json, event.as_str()) {
+                    (true, "") => v.to_string(),
+                    (true, e) => json!({"event": e, "data": v}).to_string(),
+                    (false, "reset") => format!(
+                        "reset: {} objects",
+                        v["objects"].as_object().map_or(0, |o| o.len())
+                    ),
+                    (false, "lagged") => format!("cut off: {}", v["error"].as_str().unwrap_or("")),
+                    (false, _) => format!(
+                        "#{} {} {} ({}): {}",
+                        v["id"],
+                        v["origin"].as_str().unwrap_or("?"),
+                        v["key"].as_str().unwrap_or("?"),
+                        v["type"].as_str().unwrap_or("?"),
+                        v["value"]
+                    ),
+                };
+                writeln!(out, "{text}")?;
+                out.flush()?;
+            } else if line.is_empty() {
+                event.clear();
+            }
+        }
+        Ok(())
+    }
+}
