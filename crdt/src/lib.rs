@@ -17,6 +17,7 @@
 //! | [`ormap`], [`gmap`] | add-wins map of multi-value registers; grow-only map (LWW map) |
 //! | [`value`] | the canonical JSON values users store |
 //! | [`store`] | the store of named objects: one lattice, with typed operations |
+//! | [`revert`] | rollback: the compensating operations back to a checkpoint |
 //! | [`codec`] | the binary encoding and digests (the only module naming bincode) |
 //! | [`error`] | the crate's error type |
 
@@ -33,6 +34,7 @@ pub mod lww;
 pub mod mvregister;
 pub mod ormap;
 pub mod pncounter;
+pub mod revert;
 pub mod store;
 pub mod twopset;
 pub mod value;

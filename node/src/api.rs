@@ -2,7 +2,7 @@
 //! status. Bodies are parsed by hand from bytes, so malformed JSON gets that same shape too.
 
 use crate::feed::{Backlog, FeedEvent};
-use crate::node::{ApplyError, Client, ObjectView, Stopped};
+use crate::node::{ApplyError, Client, ObjectView, RollbackOutcome, Stopped};
 use crate::ops;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -87,6 +87,12 @@ pub fn router(client: Client, token: Option<String>) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/sync", post(sync))
         .route("/v1/events", get(events))
+        .route(
+            "/v1/checkpoints",
+            get(list_checkpoints).post(create_checkpoint),
+        )
+        .route("/v1/checkpoints/{label}", get(get_checkpoint))
+        .route("/v1/rollback", post(rollback))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(api.clone(), auth))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -304,4 +310,94 @@ async fn events(
     });
     let stream = stream::iter(first).chain(live).map(Ok);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn internal(e: anyhow::Error) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+}
+
+fn label_of(json: &Json_) -> ApiResult<String> {
+    match json.get("label").and_then(Json_::as_str) {
+        Some(l) if !l.is_empty() && l.len() <= 200 => Ok(l.to_string()),
+        _ => Err(bad(
+            "expected {\"label\": \"a non-empty name of at most 200 bytes\"}",
+        )),
+    }
+}
+
+async fn create_checkpoint(
+    State(api): State<Api>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Json_>)> {
+    let label = label_of(&parse_json(&body)?)?;
+    match api
+        .client
+        .checkpoint(label.clone())
+        .await?
+        .map_err(internal)?
+    {
+        Some(info) => Ok((
+            StatusCode::CREATED,
+            Json(serde_json::to_value(info).unwrap_or_default()),
+        )),
+        None => Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("checkpoint {label:?} exists"),
+        )),
+    }
+}
+
+async fn list_checkpoints(State(api): State<Api>) -> ApiResult<Json<Json_>> {
+    let all = api.client.checkpoints().await?.map_err(internal)?;
+    Ok(Json(serde_json::to_value(all).unwrap_or_default()))
+}
+
+async fn get_checkpoint(
+    State(api): State<Api>,
+    Path(label): Path<String>,
+) -> ApiResult<Json<Json_>> {
+    let c = api
+        .client
+        .checkpoint_state(label.clone())
+        .await?
+        .map_err(internal)?;
+    let c = c.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no checkpoint {label:?}")))?;
+    let objects: serde_json::Map<String, Json_> = c
+        .state
+        .objects()
+        .into_iter()
+        .map(|(k, o)| {
+            (
+                k.to_string(),
+                json!({"type": o.kind().name(), "value": o.value()}),
+            )
+        })
+        .collect();
+    Ok(Json(
+        json!({"label": label, "digest": c.digest, "created_unix_ms": c.created_unix_ms, "objects": objects}),
+    ))
+}
+
+async fn rollback(State(api): State<Api>, body: Bytes) -> ApiResult<Response> {
+    let json = parse_json(&body)?;
+    let label = label_of(&json)?;
+    let partial = match json.get("partial") {
+        None => false,
+        Some(Json_::Bool(b)) => *b,
+        Some(_) => return Err(bad("\"partial\" must be a boolean")),
+    };
+    match api.client.rollback(label.clone(), partial).await?.map_err(internal)? {
+        RollbackOutcome::NoSuchCheckpoint => Err(ApiError(StatusCode::NOT_FOUND, format!("no checkpoint {label:?}"))),
+        RollbackOutcome::Refused { irreversible } => Ok((
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": format!("{} changed objects cannot be reverted (grow-only, or a past conflict); nothing changed; send \"partial\": true to revert the rest", irreversible.len()),
+                "irreversible": irreversible,
+            })),
+        )
+            .into_response()),
+        RollbackOutcome::Done { reverted, irreversible } => {
+            Ok(Json(json!({"label": label, "reverted": reverted, "irreversible": irreversible})).into_response())
+        }
+    }
 }

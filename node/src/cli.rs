@@ -105,6 +105,21 @@ pub enum CtlCommand {
     Peers,
     /// Start a sync round now.
     Sync,
+    /// Save the current state as a named checkpoint.
+    Checkpoint {
+        /// Its name.
+        label: String,
+    },
+    /// List the checkpoints.
+    Checkpoints,
+    /// Revert every object changed since a checkpoint, cluster-wide.
+    Rollback {
+        /// The checkpoint.
+        label: String,
+        /// Revert what can be, even if some objects cannot (grow-only).
+        #[arg(long)]
+        partial: bool,
+    },
     /// Print the change feed as it happens (Ctrl-C to stop).
     Watch {
         /// Resume after this event id.

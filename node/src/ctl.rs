@@ -98,6 +98,48 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             }
         }),
         CtlCommand::Sync => ctl.show(ctl.post("/v1/sync", &json!({}))?, |_| "sync started".into()),
+        CtlCommand::Checkpoint { label } => ctl.show(
+            ctl.post("/v1/checkpoints", &json!({ "label": label }))?,
+            |v| {
+                format!(
+                    "checkpoint {} digest {}",
+                    v["label"].as_str().unwrap_or("?"),
+                    v["digest"].as_str().unwrap_or("?")
+                )
+            },
+        ),
+        CtlCommand::Checkpoints => ctl.show(ctl.get("/v1/checkpoints")?, |v| {
+            let lines: Vec<String> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    format!(
+                        "{} at {} digest {}",
+                        c["label"].as_str().unwrap_or("?"),
+                        c["created_unix_ms"],
+                        c["digest"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            if lines.is_empty() {
+                "no checkpoints".into()
+            } else {
+                lines.join("\n")
+            }
+        }),
+        CtlCommand::Rollback { label, partial } => ctl.show(
+            ctl.post(
+                "/v1/rollback",
+                &json!({ "label": label, "partial": partial }),
+            )?,
+            |v| {
+                format!(
+                    "reverted {} irreversible {}",
+                    v["reverted"], v["irreversible"]
+                )
+            },
+        ),
         CtlCommand::Watch { since } => ctl.watch(since.as_deref()),
     }
 }

@@ -10,7 +10,7 @@ use crate::feed::Feed;
 use crate::identity;
 use crate::metrics::Metrics;
 use crate::network::{self, Behaviour, BehaviourEvent};
-use crate::persist::{Durable, Recovered};
+use crate::persist::{Checkpoint, Durable, Recovered};
 use anyhow::Context;
 use crdt::{codec, CrdtError, Object, Op, ReplicaId, Store, Writer};
 use futures::StreamExt;
@@ -143,6 +143,52 @@ enum Command {
     },
     Read(Reader),
     Sync,
+    Checkpoint {
+        label: String,
+        reply: oneshot::Sender<anyhow::Result<Option<CheckpointInfo>>>,
+    },
+    Checkpoints {
+        reply: oneshot::Sender<anyhow::Result<Vec<CheckpointInfo>>>,
+    },
+    CheckpointState {
+        label: String,
+        reply: oneshot::Sender<anyhow::Result<Option<Checkpoint>>>,
+    },
+    Rollback {
+        label: String,
+        partial: bool,
+        reply: oneshot::Sender<anyhow::Result<RollbackOutcome>>,
+    },
+}
+
+/// A checkpoint as the API lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckpointInfo {
+    /// Its name.
+    pub label: String,
+    /// The state's digest then.
+    pub digest: String,
+    /// When it was taken (ms since the epoch).
+    pub created_unix_ms: u64,
+}
+
+/// What a rollback did.
+#[derive(Debug)]
+pub enum RollbackOutcome {
+    /// No such checkpoint.
+    NoSuchCheckpoint,
+    /// Some changed objects cannot be reverted and `partial` was not set: nothing changed.
+    Refused {
+        /// Those objects' keys.
+        irreversible: Vec<String>,
+    },
+    /// The compensating writes are applied (and will replicate).
+    Done {
+        /// Keys reverted.
+        reverted: Vec<String>,
+        /// Keys left as they are (only with `partial`).
+        irreversible: Vec<String>,
+    },
 }
 
 /// Why a write was not applied.
@@ -211,6 +257,48 @@ impl Client {
     /// The change feed.
     pub fn feed(&self) -> &Feed {
         &self.feed
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Saves the current state as checkpoint `label` (durably); `None` if the label is taken.
+    pub async fn checkpoint(
+        &self,
+        label: String,
+    ) -> Result<anyhow::Result<Option<CheckpointInfo>>, Stopped> {
+        self.ask(|reply| Command::Checkpoint { label, reply }).await
+    }
+
+    /// Every checkpoint.
+    pub async fn checkpoints(&self) -> Result<anyhow::Result<Vec<CheckpointInfo>>, Stopped> {
+        self.ask(|reply| Command::Checkpoints { reply }).await
+    }
+
+    /// Checkpoint `label` with its state.
+    pub async fn checkpoint_state(
+        &self,
+        label: String,
+    ) -> Result<anyhow::Result<Option<Checkpoint>>, Stopped> {
+        self.ask(|reply| Command::CheckpointState { label, reply })
+            .await
+    }
+
+    /// Reverts every object changed since checkpoint `label` by compensating writes.
+    pub async fn rollback(
+        &self,
+        label: String,
+        partial: bool,
+    ) -> Result<anyhow::Result<RollbackOutcome>, Stopped> {
+        self.ask(|reply| Command::Rollback {
+            label,
+            partial,
+            reply,
+        })
+        .await
     }
 
     /// Starts a sync round now.
@@ -493,7 +581,73 @@ impl EventLoop {
                 let out = self.engine.handle(Input::Tick);
                 self.dispatch(out, None);
             }
+            Command::Checkpoint { label, reply } => {
+                let state = self.engine.state().clone();
+                let digest = codec::hex(&codec::digest(&state).unwrap_or_default());
+                let checkpoint = Checkpoint {
+                    created_unix_ms: unix_ms(),
+                    digest,
+                    state,
+                };
+                let info = CheckpointInfo {
+                    label: label.clone(),
+                    digest: checkpoint.digest.clone(),
+                    created_unix_ms: checkpoint.created_unix_ms,
+                };
+                let _ = reply.send(
+                    self.durable
+                        .save_checkpoint(&label, &checkpoint)
+                        .map(|saved| saved.then_some(info)),
+                );
+            }
+            Command::Checkpoints { reply } => {
+                let all = self.durable.checkpoints().map(|all| {
+                    all.into_iter()
+                        .map(|(label, digest, created_unix_ms)| CheckpointInfo {
+                            label,
+                            digest,
+                            created_unix_ms,
+                        })
+                        .collect()
+                });
+                let _ = reply.send(all);
+            }
+            Command::CheckpointState { label, reply } => {
+                let _ = reply.send(self.durable.checkpoint(&label));
+            }
+            Command::Rollback {
+                label,
+                partial,
+                reply,
+            } => {
+                let outcome = self.rollback(&label, partial);
+                let _ = reply.send(outcome);
+            }
         }
+    }
+
+    /// Reverts to checkpoint `label` through the ordinary write path (durable, replicated).
+    fn rollback(&mut self, label: &str, partial: bool) -> anyhow::Result<RollbackOutcome> {
+        let Some(checkpoint) = self.durable.checkpoint(label)? else {
+            return Ok(RollbackOutcome::NoSuchCheckpoint);
+        };
+        let plan = crdt::revert::revert(&checkpoint.state, self.engine.state());
+        if !plan.irreversible.is_empty() && !partial {
+            return Ok(RollbackOutcome::Refused {
+                irreversible: plan.irreversible,
+            });
+        }
+        if !plan.ops.is_empty() {
+            let (tx, mut rx) = oneshot::channel();
+            self.apply_group(vec![(plan.ops, tx)]);
+            rx.try_recv()
+                .context("the rollback's write got no answer")??;
+        }
+        tracing::info!(%label, reverted = plan.reverted.len(), irreversible = plan.irreversible.len(), "rolled back");
+        Ok(RollbackOutcome::Done {
+            reverted: plan.reverted,
+            irreversible: plan.irreversible,
+        })
     }
 
     /// Applies a group of writes in memory, commits all their deltas with one fsync, then replies.

@@ -19,6 +19,7 @@ pub const DB_FILE: &str = "state.redb";
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
 const REPLICA: &str = "replica";
 const SNAPSHOT: &str = "snapshot";
 
@@ -34,6 +35,17 @@ pub struct Durable {
     log_bytes: u64,
     /// Bytes of the last snapshot.
     snapshot_bytes: u64,
+}
+
+/// A named snapshot of the state.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// When it was taken.
+    pub created_unix_ms: u64,
+    /// The digest of `state`.
+    pub digest: String,
+    /// The state then.
+    pub state: Store,
 }
 
 /// What opening the store recovered.
@@ -60,6 +72,7 @@ impl Durable {
                 meta.insert(REPLICA, id.to_le_bytes().as_slice())?;
             }
             tx.open_table(LOG)?;
+            tx.open_table(CHECKPOINTS)?;
         }
         tx.commit()?;
         let rx = db.begin_read()?;
@@ -150,6 +163,50 @@ impl Durable {
         self.snapshot_bytes = bytes.len() as u64;
         self.log_bytes = 0;
         Ok(())
+    }
+
+    /// Saves `state` as checkpoint `label`; `false` (and nothing written) if the label exists.
+    pub fn save_checkpoint(
+        &mut self,
+        label: &str,
+        checkpoint: &Checkpoint,
+    ) -> anyhow::Result<bool> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(CHECKPOINTS)?;
+            if table.get(label)?.is_some() {
+                return Ok(false);
+            }
+            table.insert(label, codec::encode(checkpoint)?.as_slice())?;
+        }
+        tx.commit().context("committing a checkpoint")?;
+        Ok(true)
+    }
+
+    /// The checkpoint `label`.
+    pub fn checkpoint(&self, label: &str) -> anyhow::Result<Option<Checkpoint>> {
+        let rx = self.db.begin_read()?;
+        let table = rx.open_table(CHECKPOINTS)?;
+        let found = table.get(label)?;
+        found
+            .map(|v| {
+                codec::decode(v.value())
+                    .with_context(|| format!("checkpoint {label:?} does not decode"))
+            })
+            .transpose()
+    }
+
+    /// Every checkpoint's label, digest and time (not its state), by label.
+    pub fn checkpoints(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
+        let rx = self.db.begin_read()?;
+        let table = rx.open_table(CHECKPOINTS)?;
+        let mut all = Vec::new();
+        for entry in table.range::<&str>(..)? {
+            let (k, v) = entry?;
+            let c: Checkpoint = codec::decode(v.value())?;
+            all.push((k.value().to_string(), c.digest, c.created_unix_ms));
+        }
+        Ok(all)
     }
 
     /// Entries in the log.

@@ -237,6 +237,12 @@ fn ctl_drives_a_node_with_human_and_json_output() {
     assert!(ctl(&["health"]).1.starts_with("ok peer "));
     assert_eq!(ctl(&["peers"]).1, "no peers");
     assert_eq!(ctl(&["sync"]).1, "sync started");
+    assert!(ctl(&["checkpoint", "cp1"])
+        .1
+        .starts_with("checkpoint cp1 digest "));
+    assert!(ctl(&["checkpoints"]).1.starts_with("cp1 at "));
+    let (ok, _, err) = ctl(&["checkpoint", "cp1"]);
+    assert!(!ok && err.contains("409"), "{err}");
     let (ok, _, err) = ctl(&["add", "hits", "x"]);
     assert!(
         !ok && err.contains("409") && err.contains("holds a counter"),
@@ -255,5 +261,91 @@ fn ctl_drives_a_node_with_human_and_json_output() {
     assert_eq!(
         keys,
         ["hits", "hits", "tags", "tags", "tags", "notes", "reg"]
+    );
+}
+
+#[test]
+fn a_cluster_rolled_back_from_one_node_converges_to_the_checkpoint() {
+    let dir = TempDir::new("rollback");
+    let a = NodeProc::start(&dir.join("a"), &[]);
+    let b = NodeProc::start(&dir.join("b"), &["--peer".into(), a.addr()]);
+    let c = NodeProc::start(&dir.join("c"), &["--peer".into(), b.addr()]);
+    a.op("n", json!({"type":"counter","op":"inc","by":10}));
+    a.op("s", json!({"type":"set","op":"add","value":"keep"}));
+    b.op("l", json!({"type":"lww","op":"set","value":"old"}));
+    b.op("m", json!({"type":"map","op":"put","field":"f","value":1}));
+    c.op("r", json!({"type":"register","op":"set","value":"v1"}));
+    c.op("g", json!({"type":"gset","op":"add","value":1}));
+    await_convergence(&[&a, &b, &c], Duration::from_secs(10));
+    let (status, cp) = a.post_raw("/v1/checkpoints", &json!({"label":"before"}).to_string());
+    assert_eq!(status, 201, "{cp}");
+    assert_eq!(
+        a.post_raw("/v1/checkpoints", &json!({"label":"before"}).to_string())
+            .0,
+        409
+    );
+    // Changes everywhere after the checkpoint.
+    b.op("n", json!({"type":"counter","op":"dec","by":4}));
+    c.op("s", json!({"type":"set","op":"remove","value":"keep"}));
+    c.op("s", json!({"type":"set","op":"add","value":"new"}));
+    a.op("l", json!({"type":"lww","op":"set","value":"new"}));
+    b.op("m", json!({"type":"map","op":"remove","field":"f"}));
+    b.op("m", json!({"type":"map","op":"put","field":"g","value":2}));
+    a.op("r", json!({"type":"register","op":"set","value":"v2"}));
+    c.op("fresh", json!({"type":"set","op":"add","value":"x"}));
+    c.op("g", json!({"type":"gset","op":"add","value":2}));
+    await_convergence(&[&a, &b, &c], Duration::from_secs(10));
+    // The grow-only set changed: a plain rollback refuses and changes nothing.
+    let before = a.digest();
+    let (status, refused) = a.post_raw("/v1/rollback", &json!({"label":"before"}).to_string());
+    assert_eq!(
+        (status, refused["irreversible"].clone()),
+        (409, json!(["g"])),
+        "{refused}"
+    );
+    assert_eq!(a.digest(), before);
+    let (status, done) = a.post_raw(
+        "/v1/rollback",
+        &json!({"label":"before","partial":true}).to_string(),
+    );
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["irreversible"], json!(["g"]));
+    await_convergence(&[&a, &b, &c], Duration::from_secs(10));
+    let (_, then) = a.get("/v1/checkpoints/before");
+    assert_eq!(then["digest"], cp["digest"]);
+    for node in [&a, &b, &c] {
+        let (_, now) = node.get("/v1/state");
+        for key in ["n", "s", "l", "m", "r"] {
+            assert_eq!(
+                now["objects"][key]["value"], then["objects"][key]["value"],
+                "{key} on {}",
+                node.peer_id
+            );
+        }
+        assert_eq!(
+            now["objects"]["fresh"]["value"],
+            json!([]),
+            "created after: back to empty"
+        );
+        assert_eq!(
+            now["objects"]["g"]["value"],
+            json!([1, 2]),
+            "grow-only: left as is"
+        );
+    }
+    // The compensating writes stick: later sync rounds do not undo them.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(c.get("/v1/objects/n").1["value"], json!(10));
+    let (_, list) = b.get("/v1/checkpoints");
+    assert_eq!(
+        list,
+        json!([]),
+        "checkpoints are local to the node that took them"
+    );
+    assert_eq!(a.get("/v1/checkpoints").1[0]["label"], json!("before"));
+    assert_eq!(
+        a.post_raw("/v1/rollback", &json!({"label":"nope"}).to_string())
+            .0,
+        404
     );
 }
