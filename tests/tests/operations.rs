@@ -349,3 +349,88 @@ fn a_cluster_rolled_back_from_one_node_converges_to_the_checkpoint() {
         404
     );
 }
+
+#[test]
+fn concurrent_writes_show_as_a_counted_conflict_until_a_later_write() {
+    let dir = TempDir::new("conflict");
+    // Two nodes that do not know each other yet write the same register and map field.
+    let a = NodeProc::start(&dir.join("a"), &[]);
+    let b = NodeProc::start(&dir.join("b"), &[]);
+    a.op("r", json!({"type":"register","op":"set","value":"from-a"}));
+    b.op("r", json!({"type":"register","op":"set","value":"from-b"}));
+    a.op("m", json!({"type":"map","op":"put","field":"f","value":1}));
+    b.op("m", json!({"type":"map","op":"put","field":"f","value":2}));
+    // Now b restarts knowing a (its state is on disk) and they sync.
+    b.kill();
+    let b = NodeProc::start(&dir.join("b"), &["--peer".into(), a.addr()]);
+    await_convergence(&[&a, &b], Duration::from_secs(10));
+    assert_eq!(
+        a.get("/v1/objects/r").1["value"],
+        json!(["from-a", "from-b"])
+    );
+    assert_eq!(a.get("/v1/objects/m").1["value"], json!({"f": [1, 2]}));
+    assert_eq!(sample(&metrics(&a), "deltanode_conflicts"), 2.0);
+    b.op(
+        "r",
+        json!({"type":"register","op":"set","value":"resolved"}),
+    );
+    await_convergence(&[&a, &b], Duration::from_secs(10));
+    assert_eq!(a.get("/v1/objects/r").1["value"], json!(["resolved"]));
+    assert_eq!(
+        sample(&metrics(&a), "deltanode_conflicts"),
+        1.0,
+        "the map field is still in conflict"
+    );
+}
+
+#[test]
+fn with_an_api_token_every_request_needs_it() {
+    let dir = TempDir::new("token");
+    let args: Vec<String> = [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--api",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--data-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([dir.join("n").display().to_string()])
+    .collect();
+    let node = NodeProc::start_with(&[], &args, Some("s3cret"));
+    assert_eq!(node.get("/health").0, 200, "with the token");
+    for (method, path) in [
+        ("GET", "/health"),
+        ("GET", "/v1/state"),
+        ("GET", "/metrics"),
+        ("POST", "/v1/objects/k"),
+        ("GET", "/v1/events"),
+    ] {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{path}", node.api);
+        let mut resp = if method == "GET" {
+            agent.get(&url).call()
+        } else {
+            agent.post(&url).send(r#"{"type":"gcounter","op":"inc"}"#)
+        }
+        .unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{method} {path}");
+        let body: serde_json::Value = resp.body_mut().read_json().unwrap();
+        assert!(body["error"].is_string());
+        let wrong = agent
+            .get(&format!("{}/health", node.api))
+            .header("Authorization", "Bearer nope")
+            .call()
+            .unwrap();
+        assert_eq!(wrong.status().as_u16(), 401);
+    }
+    assert_eq!(
+        node.get("/v1/objects/k").0,
+        404,
+        "the refused write changed nothing"
+    );
+}
