@@ -434,3 +434,64 @@ fn with_an_api_token_every_request_needs_it() {
         "the refused write changed nothing"
     );
 }
+
+#[test]
+fn json_logs_have_a_line_per_neighbour_up_and_down() {
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("logs");
+    let a = NodeProc::start(&dir.join("a"), &[]);
+    let b = Command::new(deltanode_e2e::binary())
+        .args([
+            "run",
+            "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--sync-interval",
+            "100",
+            "--log-format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("b"))
+        .args(["--peer", &a.addr()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let a_id = a.peer_id.clone();
+    a.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status();
+    let out = b.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    for expected in [
+        "ready",
+        "neighbour up",
+        "neighbour down",
+        "SIGTERM: shutting down",
+        "node stopped",
+    ] {
+        assert!(
+            messages.contains(&expected),
+            "no {expected:?} in {messages:?}"
+        );
+    }
+    let up = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "neighbour up")
+        .unwrap();
+    assert_eq!(up["fields"]["peer"], json!(a_id));
+}
