@@ -117,6 +117,20 @@ async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Every object as the API shows a state: `{key: {"type", "value"}}`.
+fn objects_json(state: &crdt::Store) -> serde_json::Map<String, Json_> {
+    state
+        .objects()
+        .into_iter()
+        .map(|(k, o)| {
+            (
+                k.to_string(),
+                json!({"type": o.kind().name(), "value": o.value()}),
+            )
+        })
+        .collect()
+}
+
 fn parse_json(body: &Bytes) -> ApiResult<Json_> {
     serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON: {e}")))
 }
@@ -215,11 +229,7 @@ async fn state(State(api): State<Api>) -> ApiResult<Json<Json_>> {
         .client
         .read(|v| {
             let state = v.engine.state();
-            let objects: serde_json::Map<String, Json_> = state
-                .objects()
-                .into_iter()
-                .map(|(k, o)| (k.to_string(), json!({"type": o.kind().name(), "value": o.value()})))
-                .collect();
+            let objects = objects_json(state);
             json!({"digest": codec::hex(&codec::digest(state).unwrap_or_default()), "objects": objects})
         })
         .await?;
@@ -265,22 +275,7 @@ async fn events(
     let first: Vec<Event> = match backlog {
         Backlog::Events(evs) => evs.iter().map(sse).collect(),
         Backlog::Reset => {
-            let objects = api
-                .client
-                .read(|v| {
-                    v.engine
-                        .state()
-                        .objects()
-                        .into_iter()
-                        .map(|(k, o)| {
-                            (
-                                k.to_string(),
-                                json!({"type": o.kind().name(), "value": o.value()}),
-                            )
-                        })
-                        .collect::<serde_json::Map<_, _>>()
-                })
-                .await?;
+            let objects = api.client.read(|v| objects_json(v.engine.state())).await?;
             vec![Event::default()
                 .event("reset")
                 .id(newest.to_string())
@@ -362,17 +357,7 @@ async fn get_checkpoint(
         .await?
         .map_err(internal)?;
     let c = c.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no checkpoint {label:?}")))?;
-    let objects: serde_json::Map<String, Json_> = c
-        .state
-        .objects()
-        .into_iter()
-        .map(|(k, o)| {
-            (
-                k.to_string(),
-                json!({"type": o.kind().name(), "value": o.value()}),
-            )
-        })
-        .collect();
+    let objects = objects_json(&c.state);
     Ok(Json(
         json!({"label": label, "digest": c.digest, "created_unix_ms": c.created_unix_ms, "objects": objects}),
     ))

@@ -42,35 +42,16 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
         }),
         CtlCommand::Get { key } => ctl.show(ctl.get(&format!("/v1/objects/{key}"))?, object_line),
         CtlCommand::Op { key, operation } => {
-            let op: Value =
-                serde_json::from_str(&operation).context("the operation is not JSON")?;
-            ctl.show(ctl.post(&format!("/v1/objects/{key}"), &op)?, object_line)
+            ctl.op(&key, serde_json::from_str(&operation).context("the operation is not JSON")?)
         }
         CtlCommand::Inc { key, by } => {
-            let op = json!({"type": "counter", "op": if by < 0 { "dec" } else { "inc" }, "by": by.unsigned_abs()});
-            ctl.show(ctl.post(&format!("/v1/objects/{key}"), &op)?, object_line)
+            ctl.op(&key, json!({"type": "counter", "op": if by < 0 { "dec" } else { "inc" }, "by": by.unsigned_abs()}))
         }
-        CtlCommand::Add { key, value } => ctl.show(
-            ctl.post(
-                &format!("/v1/objects/{key}"),
-                &json!({"type": "set", "op": "add", "value": loose(&value)}),
-            )?,
-            object_line,
-        ),
-        CtlCommand::Remove { key, value } => ctl.show(
-            ctl.post(
-                &format!("/v1/objects/{key}"),
-                &json!({"type": "set", "op": "remove", "value": loose(&value)}),
-            )?,
-            object_line,
-        ),
-        CtlCommand::Put { key, field, value } => ctl.show(
-            ctl.post(
-                &format!("/v1/objects/{key}"),
-                &json!({"type": "map", "op": "put", "field": field, "value": loose(&value)}),
-            )?,
-            object_line,
-        ),
+        CtlCommand::Add { key, value } => ctl.op(&key, json!({"type": "set", "op": "add", "value": loose(&value)})),
+        CtlCommand::Remove { key, value } => ctl.op(&key, json!({"type": "set", "op": "remove", "value": loose(&value)})),
+        CtlCommand::Put { key, field, value } => {
+            ctl.op(&key, json!({"type": "map", "op": "put", "field": field, "value": loose(&value)}))
+        }
         CtlCommand::Peers => ctl.show(ctl.get("/v1/peers")?, |v| {
             let lines: Vec<String> = v
                 .as_array()
@@ -208,6 +189,11 @@ impl Ctl {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
         self.finish(req.send(body.to_string()))
+    }
+
+    /// Applies `op` to `key` and prints the object as it now is.
+    fn op(&self, key: &str, op: Value) -> anyhow::Result<()> {
+        self.show(self.post(&format!("/v1/objects/{key}"), &op)?, object_line)
     }
 
     fn show(&self, v: Value, human: impl Fn(&Value) -> String) -> anyhow::Result<()> {
