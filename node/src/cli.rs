@@ -32,6 +32,18 @@ pub enum Command {
     Ctl(CtlArgs),
     /// Run the deterministic multi-node simulation and compare algorithms.
     Sim(SimArgs),
+    /// Print a topology's edges as JSON (`[[a,b],…]`), as the simulator builds it (for scripts).
+    Topology {
+        /// mesh, tree, ring, line, full or random:D.
+        #[arg(long)]
+        topology: Topology,
+        /// Number of nodes.
+        #[arg(long)]
+        nodes: usize,
+        /// Seed (random:D only).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// `deltanode ctl`.

@@ -17,5 +17,13 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Ctl(args) => deltanode::ctl::run(args),
         Command::Sim(args) => deltanode::experiments::run(&args),
+        Command::Topology {
+            topology,
+            nodes,
+            seed,
+        } => {
+            println!("{}", serde_json::to_string(&topology.edges(nodes, seed))?);
+            Ok(())
+        }
     }
 }

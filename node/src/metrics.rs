@@ -152,6 +152,12 @@ pub fn render(view: &View<'_>) -> String {
     );
     gauge(
         &mut r,
+        "deltanode_memory_units",
+        "State, buffer and ack map in the paper's units (as the simulator counts memory)",
+        view.engine.memory_units() as i64,
+    );
+    gauge(
+        &mut r,
         "deltanode_conflicts",
         "Registers and map fields holding concurrent values",
         state.conflicts() as i64,

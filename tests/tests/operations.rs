@@ -53,6 +53,7 @@ fn metrics_cover_the_spec_and_count_what_happened() {
         "deltanode_neighbours",
         "deltanode_neighbour_down_total",
         "deltanode_objects",
+        "deltanode_memory_units",
         "deltanode_conflicts",
         "deltanode_updates_total{origin=\"local\"}",
         "deltanode_updates_total{origin=\"remote\"}",
