@@ -131,8 +131,21 @@ fn objects_json(state: &crdt::Store) -> serde_json::Map<String, Json_> {
         .collect()
 }
 
-fn parse_json(body: &Bytes) -> ApiResult<Json_> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON: {e}")))
+/// A request body parsed as JSON. Every way it can fail — too large, unreadable, not JSON — is an
+/// `ApiError`, so the answer is always `{"error": …}`.
+struct JsonBody(Json_);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError(e.status(), e.body_text()))?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| bad(format!("malformed JSON: {e}")))
+    }
 }
 
 async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
@@ -187,9 +200,9 @@ async fn get_object(
 async fn post_op(
     State(api): State<Api>,
     Path(key): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<ObjectView>> {
-    let op = ops::parse(&parse_json(&body)?, &[]).map_err(|e| bad(e.0))?;
+    let op = ops::parse(&body, &[]).map_err(|e| bad(e.0))?;
     let mut views = api
         .client
         .apply(vec![(key.clone(), op)])
@@ -204,8 +217,8 @@ async fn post_op(
     })
 }
 
-async fn batch(State(api): State<Api>, body: Bytes) -> ApiResult<Json<Json_>> {
-    let json = parse_json(&body)?;
+async fn batch(State(api): State<Api>, JsonBody(body): JsonBody) -> ApiResult<Json<Json_>> {
+    let json = body;
     let items = json
         .get("ops")
         .and_then(Json_::as_array)
@@ -322,9 +335,9 @@ fn label_of(json: &Json_) -> ApiResult<String> {
 
 async fn create_checkpoint(
     State(api): State<Api>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Json_>)> {
-    let label = label_of(&parse_json(&body)?)?;
+    let label = label_of(&body)?;
     match api
         .client
         .checkpoint(label.clone())
@@ -363,8 +376,8 @@ async fn get_checkpoint(
     ))
 }
 
-async fn rollback(State(api): State<Api>, body: Bytes) -> ApiResult<Response> {
-    let json = parse_json(&body)?;
+async fn rollback(State(api): State<Api>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let json = body;
     let label = label_of(&json)?;
     let partial = match json.get("partial") {
         None => false,

@@ -189,6 +189,18 @@ fn the_api_answers_bad_input_with_json_errors_and_changes_nothing() {
         assert_eq!(got, status, "{path} {body}: {body_json}");
         assert!(body_json["error"].is_string(), "{path} {body}: {body_json}");
     }
+    // A body over the 1 MiB limit is refused with the same JSON shape.
+    let huge = json!({"type":"gset","op":"add","value":"x".repeat(2 << 20)}).to_string();
+    let (status, body_json) = node.post_raw("/v1/objects/k2", &huge);
+    assert_eq!(status, 413);
+    assert!(
+        body_json["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("length limit"),
+        "{body_json}"
+    );
     assert_eq!(node.digest(), before, "refused writes changed nothing");
     assert_eq!(node.get("/v1/objects/absent").0, 404);
     assert_eq!(node.get("/no/such/route").0, 404);
