@@ -373,7 +373,12 @@ impl EventLoop {
                 tracing::debug!(peer = %to, "in-flight limit reached; the next tick resends");
             }
         }
-        if let Some((_, channel)) = answering {
+        self.answer_empty(answering.map(|(_, channel)| channel));
+    }
+
+    /// Answers a request that has nothing to say back (no ack), so its sender is not left waiting.
+    fn answer_empty(&mut self, answering: Option<ResponseChannel<Vec<u8>>>) {
+        if let Some(channel) = answering {
             let _ = self
                 .swarm
                 .behaviour_mut()
@@ -391,13 +396,7 @@ impl EventLoop {
         let peer = self.peers.entry(from).or_default();
         peer.view.bytes_received += frame.len() as u64;
         if frame.is_empty() {
-            if let Some(channel) = answering {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, Vec::new());
-            }
+            self.answer_empty(answering);
             return;
         }
         match wire::decode::<Message<Store>>(frame, self.max_frame) {
@@ -430,13 +429,7 @@ impl EventLoop {
             Err(e) => {
                 self.metrics.decode_errors += 1;
                 tracing::warn!(peer = %from, error = %e, "dropped a malformed frame");
-                if let Some(channel) = answering {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, Vec::new());
-                }
+                self.answer_empty(answering);
             }
         }
     }
