@@ -252,7 +252,7 @@ async fn state(State(api): State<Api>) -> ApiResult<Json<Json_>> {
 async fn peers(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     let peers = api
         .client
-        .read(|v| serde_json::to_value(&v.peers).unwrap_or_default())
+        .read(|v| serde_json::to_value(v.peers()).unwrap_or_default())
         .await?;
     Ok(Json(peers))
 }

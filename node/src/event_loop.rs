@@ -43,9 +43,11 @@ struct Redial {
     due: Option<Instant>,
 }
 
+/// What the loop tracks per peer: the counters it shows, and its requests in flight.
 #[derive(Default)]
-struct PeerState {
-    view: PeerView,
+pub(crate) struct PeerState {
+    /// Everything `GET /v1/peers` shows but `pending_groups`, which is derived when asked.
+    pub(crate) view: PeerView,
     in_flight: usize,
 }
 
@@ -169,35 +171,12 @@ impl EventLoop {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Apply { ops, reply } => self.apply_group(vec![(ops, reply)]),
-            Command::Read(f) => {
-                let pending = |p: &PeerId| {
-                    let acked = self
-                        .engine
-                        .neighbours()
-                        .get(p)
-                        .and_then(|n| n.acked)
-                        .unwrap_or(0);
-                    self.engine
-                        .buffer()
-                        .iter()
-                        .filter(|e| e.seq >= acked)
-                        .count() as u64
-                };
-                let peers = self
-                    .peers
-                    .iter()
-                    .map(|(p, s)| PeerView {
-                        pending_groups: pending(p),
-                        ..s.view.clone()
-                    })
-                    .collect();
-                f(&View {
-                    peer_id: self.peer_id,
-                    engine: &self.engine,
-                    peers,
-                    metrics: &self.metrics,
-                });
-            }
+            Command::Read(f) => f(&View {
+                peer_id: self.peer_id,
+                engine: &self.engine,
+                known_peers: &self.peers,
+                metrics: &self.metrics,
+            }),
             Command::Sync => {
                 let out = self.engine.handle(Input::Tick);
                 self.dispatch(out, None);

@@ -100,8 +100,9 @@ pub fn render(view: &View<'_>) -> String {
         "Sync messages sent, by kind",
         kinds,
     );
-    let sent: u64 = view.peers.iter().map(|p| p.bytes_sent).sum();
-    let received: u64 = view.peers.iter().map(|p| p.bytes_received).sum();
+    let peers = view.peers();
+    let sent: u64 = peers.iter().map(|p| p.bytes_sent).sum();
+    let received: u64 = peers.iter().map(|p| p.bytes_received).sum();
     counter(
         &mut r,
         "deltanode_sync_bytes_sent",
@@ -191,7 +192,7 @@ pub fn render(view: &View<'_>) -> String {
         Family::<Vec<(String, String)>, Counter>::default(),
         Family::<Vec<(String, String)>, Counter>::default(),
     );
-    for p in &view.peers {
+    for p in &peers {
         nsent
             .get_or_create(&vec![("peer".into(), p.peer_id.clone())])
             .inc_by(p.bytes_sent);

@@ -3,7 +3,7 @@
 //! [`crate::event_loop`], one task that owns the swarm, the engine and the store; a client reaches it
 //! over a bounded command channel, each command carrying a oneshot for its answer.
 
-use crate::event_loop::EventLoop;
+use crate::event_loop::{EventLoop, PeerState};
 use crate::feed::Feed;
 use crate::identity;
 use crate::metrics::Metrics;
@@ -17,7 +17,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 use protocol::{wire, Algorithm, Config, Engine};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -115,10 +115,38 @@ pub struct View<'a> {
     pub peer_id: PeerId,
     /// The engine: state, buffer, neighbours, counters.
     pub engine: &'a Engine<PeerId, Store>,
-    /// Peers seen, connected or not.
-    pub peers: Vec<PeerView>,
+    /// Peers seen, connected or not (read through [`View::peers`]).
+    pub(crate) known_peers: &'a BTreeMap<PeerId, PeerState>,
     /// What the shell counts.
     pub metrics: &'a Metrics,
+}
+
+impl View<'_> {
+    /// Every peer seen, with the groups it has not acked. Computed on demand: it scans the buffer
+    /// once per peer, which only `/v1/peers` and `/metrics` need.
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.known_peers
+            .iter()
+            .map(|(p, state)| {
+                let acked = self
+                    .engine
+                    .neighbours()
+                    .get(p)
+                    .and_then(|n| n.acked)
+                    .unwrap_or(0);
+                let pending_groups = self
+                    .engine
+                    .buffer()
+                    .iter()
+                    .filter(|e| e.seq >= acked)
+                    .count() as u64;
+                PeerView {
+                    pending_groups,
+                    ..state.view.clone()
+                }
+            })
+            .collect()
+    }
 }
 
 pub(crate) type Reader = Box<dyn FnOnce(&View<'_>) + Send>;
@@ -377,10 +405,8 @@ impl Node {
                 .with_context(|| format!("--peer {addr} has no /p2p/PEER_ID"))?;
             statics.insert(peer, addr.clone());
         }
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_micros() as u64;
+        // Sequence numbers start above any an earlier run of this node used (see `Engine::new`).
+        let now_us = unix_ms() * 1000;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown, shutdown_rx) = oneshot::channel();
         let feed = Arc::new(Feed::default());
