@@ -140,9 +140,21 @@ fn nodes_on_a_lan_find_each_other_by_mdns_alone_and_converge() {
         nodes[1].get("/v1/objects/lan").1["value"],
         json!(["from-0", "from-2"])
     );
-    for n in &nodes {
-        let neighbours = n.get("/health").1["neighbours"].as_u64().unwrap();
-        assert_eq!(neighbours, (NODES - 1) as u64, "mDNS found everyone");
+    // Data can converge through one node before mDNS has connected every pair: wait for discovery.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found: Vec<u64> = nodes
+            .iter()
+            .map(|n| n.get("/health").1["neighbours"].as_u64().unwrap())
+            .collect();
+        if found.iter().all(|&f| f == (NODES - 1) as u64) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mDNS did not find everyone: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
     // The API is not on loopback here, so it wants the token.
     let unauthenticated = ureq::get(format!("{}/health", nodes[0].api))
