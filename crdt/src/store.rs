@@ -133,6 +133,11 @@ macro_rules! object_kinds {
                 all
             }
 
+            /// Number of objects (a key with two types after a clash counts twice).
+            pub fn len(&self) -> usize {
+                0 $( + self.$field.len() )*
+            }
+
             /// Only the objects at `key` (of every type it has).
             fn only(&self, key: &str) -> Store {
                 let key = key.to_string();
@@ -261,11 +266,6 @@ impl Store {
         let mut all = self.all_objects();
         all.sort_by(|a, b| (a.0, a.1.kind()).cmp(&(b.0, b.1.kind())));
         all
-    }
-
-    /// Number of objects.
-    pub fn len(&self) -> usize {
-        self.all_objects().len()
     }
 
     /// Whether the store holds no object.
