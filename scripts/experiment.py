@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Topology experiments on real `deltanode run` processes on loopback.
+"""Topology experiments on real `deltanode run` processes, on loopback or on a LAN of namespaces.
 
-Starts N nodes wired as the simulator's topology (`deltanode topology` gives the edges): each node
-gets `--neighbour` for exactly its neighbours and `--peer` for those started before it, mDNS off.
+Starts N nodes wired as the simulator's topology (`deltanode topology` gives the edges). On loopback
+(the default) each node gets `--neighbour` for exactly its neighbours and `--peer` for those started
+before it, mDNS off. With `--lan` every node runs in its own network namespace on a private bridge
+(scripts/lan.py; needs root and iproute2), finds the others by mDNS alone, and the topology is
+imposed with `--neighbour`.
 Every round (one sync interval) each node makes one update through the HTTP API, as in the paper;
 then the script waits until every state digest is equal, scrapes `/metrics` from every node, and
 writes `results.csv` with the simulator's columns plus `time_to_converge_ms`. CPU is the nodes' own
 (user + system, from /proc); memory is the nodes' `deltanode_memory_units` gauge, averaged over the
 nodes and over samples taken each round.
 
-Every run stops its processes and removes its data dirs, also on Ctrl-C or SIGTERM.
+Every run stops its processes and removes its data dirs and namespaces, also on Ctrl-C or SIGTERM.
 Standard library only.
 
     scripts/experiment.py --topology mesh --nodes 15 --workload gset --algorithms all --out results/real
@@ -27,7 +30,11 @@ import tempfile
 import time
 import urllib.request
 
+from lan import Lan
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAN_TOKEN = "experiment-token"  # an API off loopback requires a token
+HEADERS = {"Content-Type": "application/json"}
 WIRE_ALGORITHMS = ["state", "delta", "bp", "rr", "bp-rr"]
 HEADER = ["algorithm", "topology", "workload", "nodes", "payload_units", "metadata_units", "bytes", "cpu_ms",
           "avg_memory_units", "rounds", "converged", "lower_bound_units", "time_to_converge_ms"]
@@ -36,7 +43,7 @@ GMAP_KEYS = 1000
 
 def http(method, url, body=None, timeout=10):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method, headers=HEADERS)
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         raw = resp.read().decode()
     return json.loads(raw) if raw.startswith(("{", "[")) else raw
@@ -59,9 +66,9 @@ def cpu_ms(pid):
 
 
 class Cluster:
-    """N running nodes; `stop()` is safe to call more than once."""
+    """N running nodes, on loopback or (with `lan`) one per namespace; `stop()` is idempotent."""
 
-    def __init__(self, binary, edges, n, algorithm, interval_ms):
+    def __init__(self, binary, edges, n, algorithm, interval_ms, lan=None):
         self.procs, self.apis, self.work = [], [], tempfile.mkdtemp(prefix="deltanode-exp-")
         neighbours = {i: set() for i in range(n)}
         for a, b in edges:
@@ -70,24 +77,28 @@ class Cluster:
         ids = [subprocess.check_output([binary, "id", "--data-dir", self.dir(i)], text=True).strip() for i in range(n)]
         addrs = []
         for i in range(n):
-            args = [binary, "run", "--data-dir", self.dir(i), "--listen", "/ip4/127.0.0.1/tcp/0",
-                    "--api", "127.0.0.1:0", "--no-mdns", "--sync-interval", str(interval_ms), "--algorithm", algorithm]
+            args = [binary, "run", "--data-dir", self.dir(i), "--sync-interval", str(interval_ms), "--algorithm", algorithm]
+            if lan:
+                args = lan.exec_prefix(i) + args + ["--listen", f"/ip4/{lan.addr(i)}/tcp/7000",
+                                                     "--api", f"{lan.addr(i)}:7700", "--api-token", LAN_TOKEN]
+            else:
+                args += ["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--no-mdns"]
             for j in sorted(neighbours[i]):
                 args += ["--neighbour", ids[j]]
-                if j < i:
+                if j < i and not lan:
                     args += ["--peer", addrs[j]]
             log = open(os.path.join(self.work, f"node{i}.log"), "w")
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
             self.procs.append(proc)
             ready = json.loads(proc.stdout.readline())
-            addrs.append(next(a for a in ready["listen"] if "127.0.0.1" in a))
+            addrs.append(ready["listen"][0])
             self.apis.append("http://" + ready["api"])
         self.degree = [len(neighbours[i]) for i in range(n)]
 
     def dir(self, i):
         return os.path.join(self.work, f"n{i}")
 
-    def wait_connected(self, timeout=30):
+    def wait_connected(self, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if all(http("GET", api + "/health")["neighbours"] == d for api, d in zip(self.apis, self.degree)):
@@ -132,8 +143,11 @@ class Workload:
 
 
 def run_one(binary, args, edges, algorithm, workload_spec):
-    cluster = Cluster(binary, edges, args.nodes, algorithm, args.interval_ms)
+    lan, cluster = None, None
     try:
+        if args.lan:
+            lan = Lan(args.nodes)
+        cluster = Cluster(binary, edges, args.nodes, algorithm, args.interval_ms, lan)
         cluster.wait_connected()
         workload = Workload(workload_spec, args.nodes, args.seed)
         updates, memory_samples = 0, []
@@ -168,7 +182,10 @@ def run_one(binary, args, edges, algorithm, workload_spec):
             "time_to_converge_ms": round(converge_ms), "_elapsed_s": round(time.time() - start, 1),
         }
     finally:
-        cluster.stop()
+        if cluster:
+            cluster.stop()
+        if lan:
+            lan.destroy()
 
 
 def main():
@@ -183,7 +200,12 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="results/real")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "deltanode"))
+    p.add_argument("--lan", action="store_true",
+                   help="one network namespace per node on a private bridge, peers found by mDNS (root)")
     args = p.parse_args()
+    if args.lan:
+        Lan.sweep()
+        HEADERS["Authorization"] = f"Bearer {LAN_TOKEN}"
     algorithms = WIRE_ALGORITHMS if args.algorithms == "all" else args.algorithms.split(",")
     if not os.path.exists(args.binary):
         subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "deltanode"], cwd=ROOT)

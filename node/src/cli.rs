@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use libp2p::{Multiaddr, PeerId};
 use protocol::sim::topology::Topology;
 use protocol::sim::workload::WorkloadSpec;
+use protocol::sim::Timing;
 use protocol::Algorithm;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -193,9 +194,9 @@ pub struct SimArgs {
     /// Topologies: mesh (4 neighbours each), tree (degree ≤ 3), ring, line, full, random:D.
     #[arg(long, value_delimiter = ',', default_value = "mesh")]
     pub topology: Vec<Topology>,
-    /// Number of nodes.
-    #[arg(long, default_value_t = 15)]
-    pub nodes: usize,
+    /// Numbers of nodes (comma-separated: each is a run).
+    #[arg(long, value_delimiter = ',', default_value = "15")]
+    pub nodes: Vec<usize>,
     /// Workloads: gset, gcounter, gmap:K (percent of a node's keys per event), retwis:ZIPF.
     #[arg(long, value_delimiter = ',', default_value = "gset")]
     pub workload: Vec<WorkloadSpec>,
@@ -226,6 +227,10 @@ pub struct SimArgs {
     /// Crash and restart random nodes during the run.
     #[arg(long)]
     pub crashes: bool,
+    /// When messages arrive within a round: staggered (nodes tick one after another, as real
+    /// nodes do) or lockstep (every node ticks, then every message arrives).
+    #[arg(long, default_value = "staggered")]
+    pub timing: Timing,
     /// Where to write results.csv and the charts.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,

@@ -1,9 +1,12 @@
-//! PNG charts of one (topology, workload) comparison: transmission per algorithm (payload and
-//! metadata stacked, the lower bound marked), cumulative transmission and memory over rounds, CPU.
+//! PNG charts. Per (topology, nodes, workload): transmission per algorithm (payload and metadata
+//! stacked, the lower bound marked), cumulative transmission and memory over rounds, CPU. Across
+//! runs ([`draw_sweeps`]): metadata share as the node count grows, and transmission across Retwis
+//! Zipf coefficients.
 
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use protocol::sim::SimReport;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Once;
 
@@ -24,7 +27,8 @@ pub fn draw(dir: &Path, reports: &[SimReport]) -> anyhow::Result<()> {
         return Ok(());
     };
     register_font();
-    let tag = format!("{}_{}", first.topology, first.workload).replace([':', '.'], "-");
+    let tag =
+        format!("{}_n{}_{}", first.topology, first.nodes, first.workload).replace([':', '.'], "-");
     let title = format!(
         "{} nodes, {}, {}",
         first.nodes, first.topology, first.workload
@@ -80,6 +84,182 @@ pub fn draw(dir: &Path, reports: &[SimReport]) -> anyhow::Result<()> {
                 .collect()
         }),
     )?;
+    Ok(())
+}
+
+/// Charts across runs: `metadata_{topology}_{workload}.png` (metadata share against the node
+/// count, when several counts ran) and `retwis_{topology}_n{nodes}.png` (transmission against the
+/// Zipf coefficient, log scale, when several Retwis coefficients ran).
+pub fn draw_sweeps(dir: &Path, reports: &[SimReport]) -> anyhow::Result<()> {
+    register_font();
+    let mut groups: BTreeMap<(String, String), Vec<&SimReport>> = BTreeMap::new();
+    for r in reports {
+        groups
+            .entry((r.topology.clone(), r.workload.clone()))
+            .or_default()
+            .push(r);
+    }
+    for ((topology, workload), runs) in &groups {
+        let xs: Vec<f64> = distinct(runs.iter().map(|r| r.nodes as f64));
+        if xs.len() < 2 {
+            continue;
+        }
+        sweep(
+            &dir.join(format!("metadata_{topology}_{workload}.png").replace(':', "-")),
+            &format!("Metadata share (%) by node count — {topology}, {workload}"),
+            "nodes",
+            &xs,
+            &by_algorithm(
+                runs,
+                &xs,
+                |r| r.nodes as f64,
+                |r| 100.0 * r.metadata_share(),
+            ),
+            false,
+        )?;
+    }
+    let mut retwis: BTreeMap<(String, usize), Vec<&SimReport>> = BTreeMap::new();
+    for r in reports.iter().filter(|r| r.workload.starts_with("retwis:")) {
+        retwis
+            .entry((r.topology.clone(), r.nodes))
+            .or_default()
+            .push(r);
+    }
+    let zipf = |r: &SimReport| -> f64 {
+        r.workload
+            .trim_start_matches("retwis:")
+            .parse()
+            .unwrap_or(0.0)
+    };
+    for ((topology, nodes), runs) in &retwis {
+        let xs = distinct(runs.iter().map(|r| zipf(r)));
+        if xs.len() < 2 {
+            continue;
+        }
+        sweep(
+            &dir.join(format!("retwis_{topology}_n{nodes}.png")),
+            &format!("Retwis transmission (units, log scale) by Zipf coefficient — {nodes} nodes, {topology}"),
+            "Zipf coefficient",
+            &xs,
+            &by_algorithm(runs, &xs, zipf, |r| r.transmission() as f64),
+            true,
+        )?;
+    }
+    Ok(())
+}
+
+/// The sorted distinct values.
+fn distinct(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
+/// One series per algorithm: `y` of its run at each of `xs` (NaN where it did not run).
+fn by_algorithm<'a>(
+    runs: &[&'a SimReport],
+    xs: &[f64],
+    x: impl Fn(&SimReport) -> f64,
+    y: impl Fn(&SimReport) -> f64,
+) -> Vec<(&'a str, Vec<f64>)> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        if !names.contains(&r.algorithm.name()) {
+            names.push(r.algorithm.name());
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let values = xs
+                .iter()
+                .map(|&at| {
+                    runs.iter()
+                        .find(|r| r.algorithm.name() == name && x(r) == at)
+                        .map_or(f64::NAN, |r| y(r))
+                })
+                .collect();
+            (name, values)
+        })
+        .collect()
+}
+
+/// A line per series over categorical `xs` (evenly spaced, labelled with their values); with
+/// `log_y` the values are drawn as log10 and labelled back in units.
+fn sweep(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    xs: &[f64],
+    series: &[(&str, Vec<f64>)],
+    log_y: bool,
+) -> anyhow::Result<()> {
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let f = |v: f64| if log_y { v.max(1.0).log10() } else { v };
+    let ys = || {
+        series
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|v| v.is_finite())
+    };
+    let max_y = ys().map(f).fold(f(1.0), f64::max) * 1.05;
+    let min_y = if log_y {
+        ys().map(f).fold(max_y, f64::min).floor()
+    } else {
+        0.0
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(-0.3..xs.len() as f64 - 0.7, min_y..max_y)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .x_labels(xs.len())
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 0.01 && i >= 0.0 && (i as usize) < xs.len() {
+                format!("{}", xs[i as usize])
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| {
+            if log_y {
+                short(10f64.powf(*y))
+            } else {
+                short(*y)
+            }
+        })
+        .label_style((FONT, 14))
+        .draw()?;
+    for (k, (name, values)) in series.iter().enumerate() {
+        let color = Palette99::pick(k).to_rgba();
+        let points: Vec<(f64, f64)> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(i, v)| (i as f64, f(*v)))
+            .collect();
+        chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))?;
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+    }
+    let corner = if log_y {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
+    };
+    legend(&mut chart, corner)?;
+    root.present()?;
     Ok(())
 }
 

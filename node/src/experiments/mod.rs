@@ -17,7 +17,10 @@ pub const RESULTS_HEADER: &str = "algorithm,topology,workload,nodes,payload_unit
 
 /// Runs the command.
 pub fn run(args: &SimArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.nodes >= 2, "--nodes must be at least 2");
+    anyhow::ensure!(
+        args.nodes.iter().all(|&n| n >= 2),
+        "--nodes must be at least 2"
+    );
     anyhow::ensure!((0.0..1.0).contains(&args.loss), "--loss must be in [0, 1)");
     anyhow::ensure!((0.0..=1.0).contains(&args.dup), "--dup must be in [0, 1]");
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
@@ -33,27 +36,31 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     let clock = move || origin.elapsed();
     let mut all = Vec::new();
     for &topology in &args.topology {
-        for &workload in &args.workload {
-            let reports: Vec<SimReport> = args
-                .algorithms
-                .0
-                .iter()
-                .map(|&algorithm| {
-                    let cfg = SimConfig {
-                        nodes: args.nodes,
-                        events: args.events,
-                        seed: args.seed,
-                        faults,
-                        ..SimConfig::paper(algorithm, topology)
-                    };
-                    run_spec(&cfg, workload, &clock)
-                })
-                .collect();
-            print!("{}", table(&reports));
-            charts::draw(&args.out, &reports).context("drawing charts")?;
-            all.extend(reports);
+        for &nodes in &args.nodes {
+            for &workload in &args.workload {
+                let reports: Vec<SimReport> = args
+                    .algorithms
+                    .0
+                    .iter()
+                    .map(|&algorithm| {
+                        let cfg = SimConfig {
+                            nodes,
+                            events: args.events,
+                            seed: args.seed,
+                            faults,
+                            timing: args.timing,
+                            ..SimConfig::paper(algorithm, topology)
+                        };
+                        run_spec(&cfg, workload, &clock)
+                    })
+                    .collect();
+                print!("{}", table(&reports));
+                charts::draw(&args.out, &reports).context("drawing charts")?;
+                all.extend(reports);
+            }
         }
     }
+    charts::draw_sweeps(&args.out, &all).context("drawing charts")?;
     fs::write(args.out.join("results.csv"), results_csv(&all))?;
     fs::write(args.out.join("rounds.csv"), rounds_csv(&all))?;
     println!("wrote {}", args.out.join("results.csv").display());
@@ -172,7 +179,7 @@ mod tests {
         let out = std::env::temp_dir().join(format!("deltanode-sim-test-{}", std::process::id()));
         let args = SimArgs {
             topology: vec![Topology::Tree],
-            nodes: 6,
+            nodes: vec![6],
             workload: vec![WorkloadSpec::GSet, WorkloadSpec::GMap(10)],
             algorithms: AlgorithmList(vec![Algorithm::State, Algorithm::BpRr]),
             events: 5,
@@ -183,6 +190,7 @@ mod tests {
             delay: 0,
             partition: false,
             crashes: false,
+            timing: protocol::sim::Timing::Staggered,
             out: out.clone(),
         };
         run(&args).unwrap();
@@ -202,10 +210,10 @@ mod tests {
             }
         }
         for chart in [
-            "transmission_tree_gset.png",
-            "memory_tree_gmap-10.png",
-            "cumulative_tree_gset.png",
-            "cpu_tree_gset.png",
+            "transmission_tree_n6_gset.png",
+            "memory_tree_n6_gmap-10.png",
+            "cumulative_tree_n6_gset.png",
+            "cpu_tree_n6_gset.png",
         ] {
             let png = fs::read(out.join(chart)).unwrap();
             assert_eq!(&png[..4], b"\x89PNG", "{chart}");

@@ -1,0 +1,129 @@
+"""A private LAN of network namespaces for experiments and fault injection (standard library only).
+
+`Lan(n)` creates n namespaces, each with one veth whose other end sits on a bridge that this
+object creates, so mDNS multicast stays on interfaces we own. Everything is removed by `destroy()`
+(also called on `with` exit), and `Lan.sweep()` removes leftovers of runs that were killed.
+Needs root and iproute2 (`ip`, `tc`).
+
+Faults it can inject:
+- `partition(side)`: moves the nodes in `side` to a second bridge, so each side still talks
+  within itself but not across; `heal()` moves them back.
+- `netem(i, "loss 20% delay 50ms")`: tc netem on node i's interface (its outgoing traffic);
+  `netem(i, None)` removes it.
+- `link(i, up)`: node i's cable pulled out or plugged back in.
+"""
+
+import os
+import subprocess
+
+PREFIX = "dnx"  # every interface and namespace name starts with this
+
+
+def ip(*args, check=True):
+    out = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {out.stderr.strip()}")
+    return out
+
+
+class Lan:
+    def __init__(self, n):
+        if os.geteuid() != 0:
+            raise SystemExit("network namespaces need root")
+        pid = os.getpid()
+        self.n, self.tag, self.subnet = n, f"{pid % 100000}", 100 + pid % 150
+        self.created = False
+        try:
+            self._create()
+        except BaseException:
+            self.destroy()
+            raise
+
+    def ns(self, i):
+        return f"{PREFIX}{self.tag}n{i}"
+
+    def host_if(self, i):
+        return f"{PREFIX}{self.tag}h{i}"
+
+    def inner_if(self, i):
+        return f"{PREFIX}{self.tag}c{i}"
+
+    def bridge(self, which=0):
+        return f"{PREFIX}{self.tag}b{which}"
+
+    def addr(self, i):
+        # 10.S.0.0/16: room for hundreds of nodes.
+        return f"10.{self.subnet}.{1 + i // 200}.{10 + i % 200}"
+
+    def exec_prefix(self, i):
+        """The command prefix that runs a program inside node i's namespace."""
+        return ["ip", "netns", "exec", self.ns(i)]
+
+    def _create(self):
+        self.created = True
+        for b in (0, 1):
+            br = self.bridge(b)
+            ip("link", "add", br, "type", "bridge")
+            # Flood multicast to every port: no IGMP querier runs on this private bridge.
+            ip("link", "set", br, "type", "bridge", "mcast_snooping", "0")
+            ip("link", "set", br, "up")
+        # The host side gets an address on bridge 0 so scripts can reach the nodes' APIs.
+        ip("addr", "add", f"10.{self.subnet}.0.1/16", "dev", self.bridge(0))
+        for i in range(self.n):
+            ns, host, inner = self.ns(i), self.host_if(i), self.inner_if(i)
+            ip("netns", "add", ns)
+            ip("link", "add", host, "type", "veth", "peer", "name", inner)
+            ip("link", "set", inner, "netns", ns)
+            ip("link", "set", host, "master", self.bridge(0))
+            ip("link", "set", host, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+            ip("-n", ns, "addr", "add", f"{self.addr(i)}/16", "dev", inner)
+            ip("-n", ns, "link", "set", inner, "up")
+
+    def partition(self, side):
+        """Cut the nodes in `side` off from the others (they still reach each other)."""
+        for i in side:
+            ip("link", "set", self.host_if(i), "master", self.bridge(1))
+
+    def heal(self):
+        for i in range(self.n):
+            ip("link", "set", self.host_if(i), "master", self.bridge(0))
+
+    def link(self, i, up):
+        ip("link", "set", self.host_if(i), "up" if up else "down")
+
+    def netem(self, i, spec):
+        """Apply `tc qdisc ... netem SPEC` to node i's outgoing traffic (None removes it)."""
+        base = ["ip", "netns", "exec", self.ns(i), "tc", "qdisc"]
+        subprocess.run(base + ["del", "dev", self.inner_if(i), "root"], capture_output=True)
+        if spec:
+            subprocess.run(base + ["add", "dev", self.inner_if(i), "root", "netem", *spec.split()],
+                           check=True, capture_output=True)
+
+    def destroy(self):
+        if not self.created:
+            return
+        for i in range(self.n):
+            ip("netns", "del", self.ns(i), check=False)
+            ip("link", "del", self.host_if(i), check=False)
+        for b in (0, 1):
+            ip("link", "del", self.bridge(b), check=False)
+        self.created = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.destroy()
+
+    @staticmethod
+    def sweep():
+        """Remove namespaces and links left by runs that were killed before they cleaned up."""
+        for line in ip("netns", "list", check=False).stdout.splitlines():
+            name = line.split()[0] if line.strip() else ""
+            if name.startswith(PREFIX):
+                ip("netns", "del", name, check=False)
+        for line in ip("-o", "link", "show", check=False).stdout.splitlines():
+            name = line.split(":")[1].strip().split("@")[0]
+            if name.startswith(PREFIX):
+                ip("link", "del", name, check=False)

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Markdown tables from `results.csv` files (of `deltanode sim` or `scripts/experiment.py`).
+
+One row per algorithm, one column per (topology, nodes, workload) run, in file order:
+
+    scripts/tables.py results/paper/results.csv                   # transmission ÷ state-based
+    scripts/tables.py --metric metadata results/metadata/results.csv
+    scripts/tables.py --metric units results/real-tree/results.csv results/paper/results.csv
+
+Metrics: `state` (payload + metadata ÷ state-based's, the default), `units` (payload + metadata),
+`bound` (payload ÷ the lower bound, updates × (N − 1)), `metadata` (metadata share, %), `cpu` (ms),
+`memory` (average units per node), `converge` (ms after the last write; real processes only).
+Standard library only.
+"""
+
+import argparse
+import csv
+
+
+def value(row, metric, rows):
+    units = int(row["payload_units"]) + int(row["metadata_units"])
+    if metric == "units":
+        return f"{units}"
+    if metric == "state":
+        state = next((r for r in rows if r["algorithm"] == "state" and same_run(r, row)), None)
+        if state is None:
+            return "-"
+        return f"{units / max(1, int(state['payload_units']) + int(state['metadata_units'])):.3f}"
+    if metric == "bound":
+        return f"{int(row['payload_units']) / max(1, int(row['lower_bound_units'])):.2f}"
+    if metric == "metadata":
+        return f"{100.0 * int(row['metadata_units']) / max(1, units):.1f}%"
+    if metric == "cpu":
+        return f"{float(row['cpu_ms']):.0f}"
+    if metric == "memory":
+        return f"{float(row['avg_memory_units']):.0f}"
+    if metric == "converge":
+        return row.get("time_to_converge_ms", "-")
+    raise SystemExit(f"unknown metric {metric}")
+
+
+def same_run(a, b):
+    return (a["topology"], a["nodes"], a["workload"], a.get("_file")) == (
+        b["topology"], b["nodes"], b["workload"], b.get("_file"))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--metric", default="state")
+    p.add_argument("csv", nargs="+")
+    args = p.parse_args()
+    rows = []
+    for i, path in enumerate(args.csv):
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                r["_file"] = i
+                rows.append(r)
+    columns, algorithms = [], []
+    for r in rows:
+        col = (r["_file"], r["topology"], r["nodes"], r["workload"])
+        if col not in columns:
+            columns.append(col)
+        if r["algorithm"] not in algorithms:
+            algorithms.append(r["algorithm"])
+    label = lambda c: f"{c[1]} {c[3]}" + (f" ({c[2]})" if len({x[2] for x in columns}) > 1 else "") + (
+        f" [{c[0] + 1}]" if len(args.csv) > 1 else "")
+    print("| algorithm | " + " | ".join(label(c) for c in columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for a in algorithms:
+        cells = []
+        for c in columns:
+            row = next((r for r in rows if r["algorithm"] == a and (r["_file"], r["topology"], r["nodes"], r["workload"]) == c), None)
+            cells.append("-" if row is None else value(row, args.metric, rows))
+        print(f"| {a} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
