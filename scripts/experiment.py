@@ -8,9 +8,11 @@ before it, mDNS off. With `--lan` every node runs in its own network namespace o
 imposed with `--neighbour`.
 Every round (one sync interval) each node makes one update through the HTTP API, as in the paper;
 then the script waits until every state digest is equal, scrapes `/metrics` from every node, and
-writes `results.csv` with the simulator's columns plus `time_to_converge_ms`. CPU is the nodes' own
+writes `results.csv` with the simulator's columns plus `time_to_converge_ms`, and draws its charts
+with `deltanode charts` (transmission, CPU, time to converge). CPU is the nodes' own
 (user + system, from /proc); memory is the nodes' `deltanode_memory_units` gauge, averaged over the
-nodes and over samples taken each round.
+nodes and over samples taken every 10 rounds. Each round's writes go to every node at once, on a
+fixed schedule (round r at r × interval); the script warns when it could not keep up.
 
 Every run stops its processes and removes its data dirs and namespaces, also on Ctrl-C or SIGTERM.
 Standard library only.
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 from lan import Lan
 
@@ -150,16 +153,27 @@ def run_one(binary, args, edges, algorithm, workload_spec):
         cluster = Cluster(binary, edges, args.nodes, algorithm, args.interval_ms, lan)
         cluster.wait_connected()
         workload = Workload(workload_spec, args.nodes, args.seed)
-        updates, memory_samples = 0, []
+        updates, memory_samples, late = 0, [], 0
+        pool = ThreadPoolExecutor(max_workers=args.nodes)
         start = time.time()
         for rnd in range(args.events):
-            t0 = time.time()
-            for i, api in enumerate(cluster.apis):
-                path, body, u = workload.event(i, rnd)
-                http("POST", api + path, body)
-                updates += u
-            memory_samples.append(sum(metric(http("GET", a + "/metrics"), "deltanode_memory_units") for a in cluster.apis) / args.nodes)
-            time.sleep(max(0.0, args.interval_ms / 1000.0 - (time.time() - t0)))
+            # Round r's writes are due at start + r × interval: one write per node per sync
+            # interval, as in the simulator, sent to all nodes at once.
+            due = start + rnd * args.interval_ms / 1000.0
+            if time.time() > due + args.interval_ms / 2000.0:
+                late += 1
+            time.sleep(max(0.0, due - time.time()))
+            events = [workload.event(i, rnd) for i in range(args.nodes)]
+            list(pool.map(lambda a_e: http("POST", a_e[0] + a_e[1][0], a_e[1][1]), zip(cluster.apis, events)))
+            updates += sum(e[2] for e in events)
+            if rnd % 10 == 0:
+                memory_samples.append(sum(pool.map(
+                    lambda a: metric(http("GET", a + "/metrics"), "deltanode_memory_units"), cluster.apis)) / args.nodes)
+        pool.shutdown()
+        if late > args.events // 20:
+            print(f"warning: {late} of {args.events} rounds started more than half an interval late; "
+                  f"the nodes ran more sync intervals per event than the simulator does", file=sys.stderr)
+        time.sleep(max(0.0, start + args.events * args.interval_ms / 1000.0 - time.time()))
         writes_done = time.time()
         converged, deadline = False, time.time() + args.timeout
         while time.time() < deadline:
@@ -228,6 +242,8 @@ def main():
         w.writeheader()
         w.writerows(rows)
     print(f"wrote {path}")
+    # The same charts as `deltanode sim` draws (transmission, CPU), plus time to converge.
+    subprocess.check_call([args.binary, "charts", path])
 
 
 if __name__ == "__main__":

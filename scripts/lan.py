@@ -6,8 +6,9 @@ object creates, so mDNS multicast stays on interfaces we own. Everything is remo
 Needs root and iproute2 (`ip`, `tc`).
 
 Faults it can inject:
-- `partition(side)`: moves the nodes in `side` to a second bridge, so each side still talks
-  within itself but not across; `heal()` moves them back.
+- `partition(side)`: blackhole routes between the nodes in `side` and the others, both ways, so
+  each side still talks within itself but not across, packets vanish without a FIN or an error
+  (a silent partition), and the host still reaches every API; `heal()` removes them.
 - `netem(i, "loss 20% delay 50ms")`: tc netem on node i's interface (its outgoing traffic);
   `netem(i, None)` removes it.
 - `link(i, up)`: node i's cable pulled out or plugged back in.
@@ -32,7 +33,7 @@ class Lan:
             raise SystemExit("network namespaces need root")
         pid = os.getpid()
         self.n, self.tag, self.subnet = n, f"{pid % 100000}", 100 + pid % 150
-        self.created = False
+        self.created, self.cuts = False, []
         try:
             self._create()
         except BaseException:
@@ -48,8 +49,8 @@ class Lan:
     def inner_if(self, i):
         return f"{PREFIX}{self.tag}c{i}"
 
-    def bridge(self, which=0):
-        return f"{PREFIX}{self.tag}b{which}"
+    def bridge(self):
+        return f"{PREFIX}{self.tag}br"
 
     def addr(self, i):
         # 10.S.0.0/16: room for hundreds of nodes.
@@ -61,33 +62,36 @@ class Lan:
 
     def _create(self):
         self.created = True
-        for b in (0, 1):
-            br = self.bridge(b)
-            ip("link", "add", br, "type", "bridge")
-            # Flood multicast to every port: no IGMP querier runs on this private bridge.
-            ip("link", "set", br, "type", "bridge", "mcast_snooping", "0")
-            ip("link", "set", br, "up")
-        # The host side gets an address on bridge 0 so scripts can reach the nodes' APIs.
-        ip("addr", "add", f"10.{self.subnet}.0.1/16", "dev", self.bridge(0))
+        br = self.bridge()
+        ip("link", "add", br, "type", "bridge")
+        # Flood multicast to every port: no IGMP querier runs on this private bridge.
+        ip("link", "set", br, "type", "bridge", "mcast_snooping", "0")
+        ip("link", "set", br, "up")
+        # The host gets an address on the bridge so scripts can reach the nodes' APIs.
+        ip("addr", "add", f"10.{self.subnet}.0.1/16", "dev", br)
         for i in range(self.n):
             ns, host, inner = self.ns(i), self.host_if(i), self.inner_if(i)
             ip("netns", "add", ns)
             ip("link", "add", host, "type", "veth", "peer", "name", inner)
             ip("link", "set", inner, "netns", ns)
-            ip("link", "set", host, "master", self.bridge(0))
+            ip("link", "set", host, "master", br)
             ip("link", "set", host, "up")
             ip("-n", ns, "link", "set", "lo", "up")
             ip("-n", ns, "addr", "add", f"{self.addr(i)}/16", "dev", inner)
             ip("-n", ns, "link", "set", inner, "up")
 
     def partition(self, side):
-        """Cut the nodes in `side` off from the others (they still reach each other)."""
+        """Cut the nodes in `side` off from the others (each side still reaches itself)."""
         for i in side:
-            ip("link", "set", self.host_if(i), "master", self.bridge(1))
+            for j in set(range(self.n)) - set(side):
+                for a, b in ((i, j), (j, i)):
+                    ip("-n", self.ns(a), "route", "add", "blackhole", f"{self.addr(b)}/32")
+                    self.cuts.append((a, b))
 
     def heal(self):
-        for i in range(self.n):
-            ip("link", "set", self.host_if(i), "master", self.bridge(0))
+        for a, b in self.cuts:
+            ip("-n", self.ns(a), "route", "del", "blackhole", f"{self.addr(b)}/32", check=False)
+        self.cuts = []
 
     def link(self, i, up):
         ip("link", "set", self.host_if(i), "up" if up else "down")
@@ -106,8 +110,7 @@ class Lan:
         for i in range(self.n):
             ip("netns", "del", self.ns(i), check=False)
             ip("link", "del", self.host_if(i), check=False)
-        for b in (0, 1):
-            ip("link", "del", self.bridge(b), check=False)
+        ip("link", "del", self.bridge(), check=False)
         self.created = False
 
     def __enter__(self):

@@ -6,6 +6,11 @@ One row per algorithm, one column per (topology, nodes, workload) run, in file o
     scripts/tables.py results/paper/results.csv                   # transmission ÷ state-based
     scripts/tables.py --metric metadata results/metadata/results.csv
     scripts/tables.py --metric units results/real-tree/results.csv results/paper/results.csv
+    scripts/tables.py --versus results/paper/results.csv results/real-tree/results.csv
+
+`--versus SIM_CSV` instead prints, for every run of the given (real-process) CSVs, its units
+(payload + metadata) beside the simulator's for the same algorithm, topology, nodes and workload,
+and their ratio: the real-vs-simulator agreement BENCHMARKS.md states.
 
 Metrics: `state` (payload + metadata ÷ state-based's, the default), `units` (payload + metadata),
 `bound` (payload ÷ the lower bound, updates × (N − 1)), `metadata` (metadata share, %), `cpu` (ms),
@@ -18,18 +23,18 @@ import csv
 
 
 def value(row, metric, rows):
-    units = int(row["payload_units"]) + int(row["metadata_units"])
+    total = units(row)
     if metric == "units":
-        return f"{units}"
+        return f"{total}"
     if metric == "state":
         state = next((r for r in rows if r["algorithm"] == "state" and same_run(r, row)), None)
         if state is None:
             return "-"
-        return f"{units / max(1, int(state['payload_units']) + int(state['metadata_units'])):.3f}"
+        return f"{total / max(1, units(state)):.3f}"
     if metric == "bound":
         return f"{int(row['payload_units']) / max(1, int(row['lower_bound_units'])):.2f}"
     if metric == "metadata":
-        return f"{100.0 * int(row['metadata_units']) / max(1, units):.1f}%"
+        return f"{100.0 * int(row['metadata_units']) / max(1, total):.1f}%"
     if metric == "cpu":
         return f"{float(row['cpu_ms']):.0f}"
     if metric == "memory":
@@ -44,11 +49,36 @@ def same_run(a, b):
         b["topology"], b["nodes"], b["workload"], b.get("_file"))
 
 
+def units(row):
+    return int(row["payload_units"]) + int(row["metadata_units"])
+
+
+def versus(sim_csv, paths):
+    key = lambda r: (r["algorithm"], r["topology"], r["nodes"], r["workload"])
+    with open(sim_csv, newline="") as f:
+        sim = {key(r): r for r in csv.DictReader(f)}
+    print("| topology | nodes | workload | algorithm | real units | simulator units | real ÷ simulator |")
+    print("|---|---:|---|---|---:|---:|---:|")
+    worst = 0.0
+    for path in paths:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                s = sim.get(key(r))
+                ratio = units(r) / units(s) if s else float("nan")
+                worst = max(worst, abs(ratio - 1.0)) if s else worst
+                print(f"| {r['topology']} | {r['nodes']} | {r['workload']} | {r['algorithm']} | {units(r)} | "
+                      f"{units(s) if s else '-'} | {ratio:.3f} |")
+    print(f"\nlargest difference: {100 * worst:.1f}%")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--metric", default="state")
+    p.add_argument("--versus", metavar="SIM_CSV")
     p.add_argument("csv", nargs="+")
     args = p.parse_args()
+    if args.versus:
+        return versus(args.versus, args.csv)
     rows = []
     for i, path in enumerate(args.csv):
         with open(path, newline="") as f:

@@ -16,8 +16,9 @@ use axum::{Json, Router};
 use crdt::{codec, CrdtError};
 use futures::stream::{self, Stream, StreamExt};
 use serde_json::{json, Value as Json_};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast::error::RecvError;
 
 /// The largest request body accepted.
@@ -69,6 +70,8 @@ type ApiResult<T> = Result<T, ApiError>;
 struct Api {
     client: Client,
     token: Option<Arc<str>>,
+    /// Error answers by HTTP status, for `deltanode_api_errors_total`.
+    errors: Arc<Mutex<BTreeMap<u16, u64>>>,
 }
 
 /// The router for `client`; with `token`, every request must carry `Authorization: Bearer TOKEN`.
@@ -76,6 +79,7 @@ pub fn router(client: Client, token: Option<String>) -> Router {
     let api = Api {
         client,
         token: token.map(Into::into),
+        errors: Arc::default(),
     };
     Router::new()
         .route("/health", get(health))
@@ -96,7 +100,19 @@ pub fn router(client: Client, token: Option<String>) -> Router {
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(api.clone(), auth))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(api.clone(), count_errors))
         .with_state(api)
+}
+
+/// Counts every error answer (the outermost layer: it sees 401s, 404s and 413s too).
+async fn count_errors(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        let mut errors = api.errors.lock().unwrap_or_else(|e| e.into_inner());
+        *errors.entry(status.as_u16()).or_default() += 1;
+    }
+    response
 }
 
 async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
@@ -157,7 +173,11 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
 }
 
 async fn metrics(State(api): State<Api>) -> ApiResult<Response> {
-    let text = api.client.read(crate::metrics::render).await?;
+    let errors = api.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let text = api
+        .client
+        .read(move |v| crate::metrics::render(v, &errors))
+        .await?;
     Ok((
         [(
             header::CONTENT_TYPE,

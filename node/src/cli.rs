@@ -45,6 +45,14 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Draw the charts of a results.csv (from `sim` or scripts/experiment.py) into a directory.
+    Charts {
+        /// The results.csv to read.
+        csv: PathBuf,
+        /// Where to write the PNGs (default: the CSV's directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `deltanode ctl`.

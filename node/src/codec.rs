@@ -7,6 +7,8 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::StreamProtocol;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The protocol name.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/deltanode/sync/1");
@@ -16,6 +18,30 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/deltanode/sync/1");
 pub struct FrameCodec {
     /// The largest frame read or written.
     pub max_frame: usize,
+    /// Incoming frames refused for their announced length. Counted here because libp2p drops a
+    /// failed `read_request` without an event.
+    pub oversized: Arc<AtomicU64>,
+}
+
+impl FrameCodec {
+    /// A codec for frames up to `max_frame` bytes, with a fresh refusal counter.
+    pub fn new(max_frame: usize) -> Self {
+        FrameCodec {
+            max_frame,
+            oversized: Arc::default(),
+        }
+    }
+
+    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Vec<u8>> {
+        let frame = read_frame(io, self.max_frame).await;
+        if frame
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::InvalidData)
+        {
+            self.oversized.fetch_add(1, Ordering::Relaxed);
+        }
+        frame
+    }
 }
 
 async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
@@ -59,7 +85,7 @@ impl request_response::Codec for FrameCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        read_frame(io, self.max_frame).await
+        self.read(io).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(

@@ -30,12 +30,16 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Requests in flight to one neighbour; beyond it, the engine's next tick resends what is unacked.
 const MAX_IN_FLIGHT: usize = 8;
-/// The longest wait between redials of a `--peer` that is down.
+/// The longest wait between redials of a peer that is down.
 const MAX_REDIAL_BACKOFF: Duration = Duration::from_secs(30);
+/// Consecutive failed sync requests after which a neighbour's connection is taken for dead and
+/// closed (a partition that drops packets without a FIN leaves it open otherwise); the redial
+/// loop then reconnects once the link is back.
+const MAX_FAILED_REQUESTS: u32 = 2;
 /// Writes committed together with one fsync, at most.
 const MAX_GROUP_COMMIT: usize = 256;
 
-/// A `--peer` and when to dial it next.
+/// A peer to keep connected (a `--peer`, or one mDNS found) and when to dial it next.
 struct Redial {
     addr: Multiaddr,
     backoff: Duration,
@@ -49,6 +53,8 @@ pub(crate) struct PeerState {
     /// Everything `GET /v1/peers` shows but `pending_groups`, which is derived when asked.
     pub(crate) view: PeerView,
     in_flight: usize,
+    /// Sync requests failed in a row (reset by any response).
+    failed: u32,
 }
 
 pub(crate) struct EventLoop {
@@ -112,6 +118,12 @@ impl EventLoop {
             metrics: Metrics::default(),
             max_frame: cfg.max_frame,
         }
+    }
+
+    /// Starts from `metrics` (which may share counters with the swarm's codec).
+    pub(crate) fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub(crate) async fn run(
@@ -418,12 +430,17 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
+                    if peer == self.peer_id || !self.allowed(&peer) {
+                        continue;
+                    }
+                    // Remembered, so a lost connection is redialled like a `--peer`'s.
+                    self.statics.entry(peer).or_insert_with(|| Redial {
+                        addr: addr.clone(),
+                        backoff: Duration::from_millis(250),
+                        due: None,
+                    });
                     // Only the smaller PeerId dials, so a pair that discovers each other makes one connection.
-                    if peer != self.peer_id
-                        && self.allowed(&peer)
-                        && self.peer_id < peer
-                        && !self.swarm.is_connected(&peer)
-                    {
+                    if self.peer_id < peer && !self.swarm.is_connected(&peer) {
                         let opts = DialOpts::peer_id(peer)
                             .addresses(vec![addr])
                             .condition(PeerCondition::DisconnectedAndNotDialing)
@@ -443,6 +460,11 @@ impl EventLoop {
             } => {
                 if !self.allowed(&peer_id) {
                     tracing::info!(peer = %peer_id, "not a --neighbour; disconnecting");
+                    *self
+                        .metrics
+                        .rejected_connections
+                        .entry("not_neighbour")
+                        .or_default() += 1;
                     let _ = self.swarm.close_connection(connection_id);
                     return;
                 }
@@ -517,6 +539,11 @@ impl EventLoop {
                 ..
             } => {
                 tracing::info!(from = %send_back_addr, %error, "incoming connection failed (wrong swarm key?)");
+                *self
+                    .metrics
+                    .rejected_connections
+                    .entry("handshake")
+                    .or_default() += 1;
             }
             _ => {}
         }
@@ -533,17 +560,25 @@ impl EventLoop {
                 request_response::Message::Response { response, .. } => {
                     if let Some(p) = self.peers.get_mut(&peer) {
                         p.in_flight = p.in_flight.saturating_sub(1);
+                        p.failed = 0;
                     }
                     self.on_frame(peer, &response, None);
                 }
             },
             request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::warn!(%peer, %error, "sync request failed; the next tick resends");
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.in_flight = p.in_flight.saturating_sub(1);
+                    p.failed += 1;
+                    if p.failed >= MAX_FAILED_REQUESTS && self.swarm.is_connected(&peer) {
+                        p.failed = 0;
+                        tracing::warn!(%peer, "neighbour unresponsive; closing its connection to redial");
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
                 }
-                tracing::warn!(%peer, %error, "sync request failed; the next tick resends");
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
+                self.metrics.inbound_failures += 1;
                 tracing::warn!(%peer, %error, protocol = %PROTOCOL, "inbound sync stream failed");
             }
             request_response::Event::ResponseSent { .. } => {}

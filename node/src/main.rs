@@ -25,5 +25,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&topology.edges(nodes, seed))?);
             Ok(())
         }
+        Command::Charts { csv, out } => {
+            let out = out.unwrap_or_else(|| csv.parent().unwrap_or(".".as_ref()).to_path_buf());
+            deltanode::experiments::charts_from_csv(&csv, &out)
+        }
     }
 }

@@ -11,7 +11,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Local updates awaiting every neighbour's ack, for the lag histogram; beyond this (no neighbour
@@ -32,6 +34,12 @@ pub struct Metrics {
     pub neighbour_down: u64,
     /// Frames that failed to decode.
     pub decode_errors: u64,
+    /// Inbound sync streams that failed after the request was read (timeouts, resets).
+    pub inbound_failures: u64,
+    /// Incoming frames refused for their length (shared with the frame codec).
+    pub oversized_frames: Arc<AtomicU64>,
+    /// Connections refused: by reason (`not_neighbour`, `handshake` — e.g. a wrong swarm key).
+    pub rejected_connections: BTreeMap<&'static str, u64>,
 }
 
 impl Default for Metrics {
@@ -44,6 +52,9 @@ impl Default for Metrics {
             updates_remote: 0,
             neighbour_down: 0,
             decode_errors: 0,
+            inbound_failures: 0,
+            oversized_frames: Arc::default(),
+            rejected_connections: BTreeMap::new(),
         }
     }
 }
@@ -83,8 +94,8 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     registry.register(name, help, g);
 }
 
-/// The Prometheus text for `view`.
-pub fn render(view: &View<'_>) -> String {
+/// The Prometheus text for `view`, with the API's error answers by status (`api_errors`).
+pub fn render(view: &View<'_>, api_errors: &BTreeMap<u16, u64>) -> String {
     let m = view.metrics;
     let stats = view.engine.stats();
     let state = view.engine.state();
@@ -181,6 +192,39 @@ pub fn render(view: &View<'_>) -> String {
         "deltanode_decode_errors",
         "Frames that failed to decode (dropped)",
         m.decode_errors,
+    );
+    counter(
+        &mut r,
+        "deltanode_inbound_failures",
+        "Inbound sync streams that failed after the request was read (timeout, reset)",
+        m.inbound_failures,
+    );
+    counter(
+        &mut r,
+        "deltanode_oversized_frames",
+        "Incoming frames refused for a length over the limit (the stream is dropped)",
+        m.oversized_frames.load(Ordering::Relaxed),
+    );
+    let rejected = Family::<Vec<(String, String)>, Counter>::default();
+    for (reason, n) in &m.rejected_connections {
+        rejected
+            .get_or_create(&vec![("reason".into(), reason.to_string())])
+            .inc_by(*n);
+    }
+    r.register(
+        "deltanode_rejected_connections",
+        "Connections refused, by reason (not_neighbour, handshake)",
+        rejected,
+    );
+    let api = Family::<Vec<(String, String)>, Counter>::default();
+    for (status, n) in api_errors {
+        api.get_or_create(&vec![("status".into(), status.to_string())])
+            .inc_by(*n);
+    }
+    r.register(
+        "deltanode_api_errors",
+        "API requests answered with an error, by HTTP status",
+        api,
     );
     counter(
         &mut r,

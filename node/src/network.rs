@@ -32,7 +32,7 @@ pub fn build(
     key: Keypair,
     psk: Option<PreSharedKey>,
     mdns_on: bool,
-    max_frame: usize,
+    codec: FrameCodec,
 ) -> anyhow::Result<Swarm<Behaviour>> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -58,7 +58,7 @@ pub fn build(
                     .with_request_timeout(REQUEST_TIMEOUT)
                     .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
                 let sync = request_response::Behaviour::with_codec(
-                    FrameCodec { max_frame },
+                    codec,
                     [(PROTOCOL, request_response::ProtocolSupport::Full)],
                     cfg,
                 );

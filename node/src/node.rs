@@ -3,6 +3,7 @@
 //! [`crate::event_loop`], one task that owns the swarm, the engine and the store; a client reaches it
 //! over a bounded command channel, each command carrying a oneshot for its answer.
 
+use crate::codec::FrameCodec;
 use crate::event_loop::{EventLoop, PeerState};
 use crate::feed::Feed;
 use crate::identity;
@@ -363,7 +364,10 @@ impl Node {
             .map(identity::load_swarm_key)
             .transpose()?;
         let peer_id = key.public().to_peer_id();
-        let mut swarm = network::build(key, psk, cfg.mdns, cfg.max_frame)?;
+        let codec = FrameCodec::new(cfg.max_frame);
+        let mut metrics = Metrics::default();
+        metrics.oversized_frames = codec.oversized.clone();
+        let mut swarm = network::build(key, psk, cfg.mdns, codec)?;
         let mut listeners = HashSet::new();
         for addr in &cfg.listen {
             listeners.insert(
@@ -412,7 +416,8 @@ impl Node {
         let feed = Arc::new(Feed::default());
         let engine = Engine::new(Config::new(cfg.algorithm), state, now_us);
         let event_loop =
-            EventLoop::new(swarm, engine, replica, durable, &cfg, statics, feed.clone());
+            EventLoop::new(swarm, engine, replica, durable, &cfg, statics, feed.clone())
+                .with_metrics(metrics);
         let task = tokio::spawn(event_loop.run(rx, shutdown_rx, cfg.sync_interval));
         Ok(Node {
             client: Client {

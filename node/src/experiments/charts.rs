@@ -63,6 +63,9 @@ pub fn draw(dir: &Path, reports: &[SimReport]) -> anyhow::Result<()> {
         )],
         None,
     )?;
+    if first.samples.is_empty() {
+        return Ok(()); // from a CSV: no per-round series
+    }
     let series = |f: &dyn Fn(&SimReport) -> Vec<f64>| -> Vec<(&str, Vec<f64>)> {
         reports.iter().map(|r| (r.algorithm.name(), f(r))).collect()
     };
@@ -85,6 +88,32 @@ pub fn draw(dir: &Path, reports: &[SimReport]) -> anyhow::Result<()> {
         }),
     )?;
     Ok(())
+}
+
+/// `converge_{tag}.png`: time from the last write to equal digests, per algorithm (real runs).
+pub fn draw_convergence(dir: &Path, reports: &[SimReport], ms: &[f64]) -> anyhow::Result<()> {
+    let Some(first) = reports.first() else {
+        return Ok(());
+    };
+    register_font();
+    bars(
+        &dir.join(format!("converge_{}.png", tag(first))),
+        &format!(
+            "Time to converge after the last write (ms) — {} nodes, {}, {}",
+            first.nodes, first.topology, first.workload
+        ),
+        &reports
+            .iter()
+            .map(|r| r.algorithm.name())
+            .collect::<Vec<_>>(),
+        &[("ms", ms.to_vec())],
+        None,
+    )
+}
+
+/// The file-name tag of one (topology, nodes, workload) run.
+fn tag(r: &SimReport) -> String {
+    format!("{}_n{}_{}", r.topology, r.nodes, r.workload).replace([':', '.'], "-")
 }
 
 /// Charts across runs: `metadata_{topology}_{workload}.png` (metadata share against the node

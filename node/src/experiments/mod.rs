@@ -67,6 +67,81 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `deltanode charts`: the charts of a `results.csv` written by `sim` or by
+/// `scripts/experiment.py` (whose extra `time_to_converge_ms` column adds a convergence chart).
+/// Per-round series are not in the CSV, so the over-time charts come only from `sim` itself.
+pub fn charts_from_csv(csv: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let text = fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().context("empty CSV")?.split(',').collect();
+    anyhow::ensure!(
+        header.join(",").starts_with(RESULTS_HEADER),
+        "{} does not start with the results.csv columns: {RESULTS_HEADER}",
+        csv.display()
+    );
+    let converge_col = header.iter().position(|h| *h == "time_to_converge_ms");
+    let mut runs: Vec<(SimReport, Option<f64>)> = Vec::new();
+    for (n, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let c: Vec<&str> = line.split(',').collect();
+        let parse = |i: usize| -> anyhow::Result<f64> {
+            c.get(i)
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("line {}: column {} is not a number", n + 2, header[i]))
+        };
+        anyhow::ensure!(c.len() >= 12, "line {}: too few columns", n + 2);
+        let nodes = parse(3)? as usize;
+        let lower_bound_units = parse(11)? as u64;
+        let report = SimReport {
+            algorithm: c[0].parse().map_err(|e: String| anyhow::anyhow!(e))?,
+            topology: c[1].to_string(),
+            workload: c[2].to_string(),
+            nodes,
+            updates: lower_bound_units / (nodes as u64 - 1).max(1),
+            payload_units: parse(4)? as u64,
+            metadata_units: parse(5)? as u64,
+            bytes: parse(6)? as u64,
+            cpu: std::time::Duration::from_secs_f64(parse(7)? / 1000.0),
+            avg_memory_units: parse(8)?,
+            rounds: parse(9)? as u64,
+            converged: c[10] == "true",
+            lower_bound_units,
+            pending_after_quiescence: 0,
+            samples: Vec::new(),
+        };
+        let converge = converge_col.map(parse).transpose()?;
+        runs.push((report, converge));
+    }
+    fs::create_dir_all(out)?;
+    let mut groups: Vec<Vec<(SimReport, Option<f64>)>> = Vec::new();
+    for run in runs {
+        let same = |g: &Vec<(SimReport, Option<f64>)>| {
+            let r = &g[0].0;
+            (&r.topology, r.nodes, &r.workload) == (&run.0.topology, run.0.nodes, &run.0.workload)
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(g) => g.push(run),
+            None => groups.push(vec![run]),
+        }
+    }
+    let mut all = Vec::new();
+    for group in groups {
+        let (reports, converge): (Vec<SimReport>, Vec<Option<f64>>) = group.into_iter().unzip();
+        charts::draw(out, &reports)?;
+        if converge.iter().all(Option::is_some) {
+            let ms: Vec<f64> = converge.into_iter().flatten().collect();
+            charts::draw_convergence(out, &reports, &ms)?;
+        }
+        all.extend(reports);
+    }
+    charts::draw_sweeps(out, &all)?;
+    println!(
+        "wrote the charts of {} into {}",
+        csv.display(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// One table: a row per algorithm, ratios against state-based (when it ran) and the lower bound.
 pub fn table(reports: &[SimReport]) -> String {
     let Some(first) = reports.first() else {

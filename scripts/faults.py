@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Fault injection on real nodes in network namespaces: does every acknowledged write survive?
+
+Starts N nodes (default 7, a mesh of degree 4) each in its own network namespace on a private bridge
+(scripts/lan.py; root and iproute2 needed), finding each other by mDNS with the topology imposed by
+`--neighbour`. A writer per node adds unique elements to one grow-only set through the HTTP API,
+non-stop, and remembers every write the API acknowledged (HTTP 200: on disk). Meanwhile a fault is
+injected; then it is healed, the writers stop, and the script waits until every node's state digest
+is equal and checks that every node holds every acknowledged write.
+
+Scenarios (`--scenario`, comma-separated, default all):
+  partition  blackhole routes split the nodes into {0..N/2-1} and the rest for --fault-s seconds:
+             packets vanish, no FIN, no error (a silent partition); writes go on on both sides
+  netem      tc netem "loss 20% delay 50ms" on every node's interface for --fault-s seconds
+  kill       every ~2 s a random node is killed with SIGKILL mid-burst and restarted 1 s later
+             on the same data dir and address
+
+Prints one line per scenario and writes `results.csv` (scenario, acked writes, converged, missing,
+time to converge after healing). Exits non-zero if any scenario fails. Cleans up its processes and
+namespaces, also on Ctrl-C.
+
+    sudo scripts/faults.py --out results/faults
+"""
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from lan import Lan
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOKEN = "faults-token"
+KEY = "acked"
+
+
+def http(method, url, body=None, timeout=5):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read().decode())
+
+
+class Nodes:
+    """N nodes, one per namespace, each restartable on its data dir and address."""
+
+    def __init__(self, binary, lan, edges, interval_ms):
+        self.binary, self.lan, self.interval_ms = binary, lan, interval_ms
+        self.work = tempfile.mkdtemp(prefix="deltanode-faults-")
+        self.neighbours = {i: set() for i in range(lan.n)}
+        for a, b in edges:
+            self.neighbours[a].add(b)
+            self.neighbours[b].add(a)
+        self.ids = [subprocess.check_output([binary, "id", "--data-dir", self.dir(i)], text=True).strip()
+                    for i in range(lan.n)]
+        self.procs = [None] * lan.n
+        self.apis = [f"http://{lan.addr(i)}:7700" for i in range(lan.n)]
+        for i in range(lan.n):
+            self.start(i)
+
+    def dir(self, i):
+        return os.path.join(self.work, f"n{i}")
+
+    def start(self, i):
+        args = self.lan.exec_prefix(i) + [
+            self.binary, "run", "--data-dir", self.dir(i), "--listen", f"/ip4/{self.lan.addr(i)}/tcp/7000",
+            "--api", f"{self.lan.addr(i)}:7700", "--api-token", TOKEN, "--sync-interval", str(self.interval_ms)]
+        for j in sorted(self.neighbours[i]):
+            args += ["--neighbour", self.ids[j]]
+        log = open(os.path.join(self.work, f"node{i}.log"), "a")
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"node {i} did not start; see {log.name}")
+        self.procs[i] = proc
+
+    def kill(self, i):
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+
+    def wait_connected(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if all(http("GET", a + "/health")["neighbours"] == len(self.neighbours[i])
+                       for i, a in enumerate(self.apis)):
+                    return time.time()
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the topology did not connect")
+
+    def errors_in_logs(self):
+        """Log lines at ERROR level, over every node's log."""
+        count = 0
+        for i in range(self.lan.n):
+            with open(os.path.join(self.work, f"node{i}.log")) as f:
+                count += sum(1 for line in f if " ERROR " in line)
+        return count
+
+    def stop(self):
+        for p in self.procs:
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+class Writers:
+    """One thread per node adding unique elements; `acked` holds those the API acknowledged."""
+
+    def __init__(self, nodes, pause_s=0.02):
+        self.nodes, self.pause_s, self.stop_flag = nodes, pause_s, threading.Event()
+        self.acked, self.failed, self.lock = set(), 0, threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(nodes.lan.n)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, i):
+        k = 0
+        while not self.stop_flag.is_set():
+            k += 1
+            value = f"n{i}-{k}"
+            try:
+                http("POST", f"{self.nodes.apis[i]}/v1/objects/{KEY}", {"type": "gset", "op": "add", "value": value})
+                with self.lock:
+                    self.acked.add(value)
+            except (OSError, urllib.error.HTTPError):
+                with self.lock:
+                    self.failed += 1
+                time.sleep(0.1)
+            time.sleep(self.pause_s)
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join()
+
+
+def converge(nodes, acked, timeout):
+    """Waits for equal digests; returns (converged, seconds, missing writes on the worst node)."""
+    start = time.time()
+    while time.time() - start < timeout:
+        try:
+            digests = {http("GET", a + "/v1/state")["digest"] for a in nodes.apis}
+            if len(digests) == 1:
+                break
+        except OSError:
+            digests = set()
+        time.sleep(0.2)
+    seconds = time.time() - start
+    missing = 0
+    for a in nodes.apis:
+        try:
+            held = set(http("GET", f"{a}/v1/objects/{KEY}")["value"])
+        except OSError:
+            held = set()
+        missing = max(missing, len(acked - held))
+    return len(digests) == 1, seconds, missing
+
+
+def scenario(name, args, lan, nodes):
+    writers = Writers(nodes)
+    time.sleep(args.before_s)
+    rng = random.Random(args.seed)
+    side = list(range(lan.n // 2))
+    kills = 0
+    if name == "partition":
+        lan.partition(side)
+        time.sleep(args.fault_s)
+        lan.heal()
+    elif name == "netem":
+        for i in range(lan.n):
+            lan.netem(i, "loss 20% delay 50ms")
+        time.sleep(args.fault_s)
+    elif name == "kill":
+        end = time.time() + args.fault_s
+        while time.time() < end:
+            time.sleep(rng.uniform(1.0, 3.0))
+            victim = rng.randrange(lan.n)
+            nodes.kill(victim)
+            kills += 1
+            time.sleep(1.0)
+            nodes.start(victim)
+    else:
+        raise SystemExit(f"unknown scenario {name}")
+    time.sleep(args.after_s)
+    writers.stop()
+    converged, seconds, missing = converge(nodes, writers.acked, args.timeout)
+    if name == "netem":
+        for i in range(lan.n):
+            lan.netem(i, None)
+    return {"scenario": name, "nodes": lan.n, "fault_s": args.fault_s, "acked_writes": len(writers.acked),
+            "failed_writes": writers.failed, "kills": kills, "converged": str(converged).lower(),
+            "missing_on_worst_node": missing, "converge_s": round(seconds, 1),
+            "ok": str(converged and missing == 0).lower()}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", default="partition,netem,kill")
+    p.add_argument("--nodes", type=int, default=7)
+    p.add_argument("--topology", default="mesh")
+    p.add_argument("--interval-ms", type=int, default=200)
+    p.add_argument("--fault-s", type=float, default=15, help="how long each fault lasts")
+    p.add_argument("--before-s", type=float, default=3, help="writes before the fault")
+    p.add_argument("--after-s", type=float, default=3, help="writes after healing")
+    p.add_argument("--timeout", type=float, default=120, help="seconds allowed to converge after the writes")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default="results/faults")
+    p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "deltanode"))
+    args = p.parse_args()
+    if not os.path.exists(args.binary):
+        subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "deltanode"], cwd=ROOT)
+    edges = json.loads(subprocess.check_output(
+        [args.binary, "topology", "--topology", args.topology, "--nodes", str(args.nodes)], text=True))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    Lan.sweep()
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    for name in args.scenario.split(","):
+        lan = nodes = None
+        try:
+            lan = Lan(args.nodes)
+            nodes = Nodes(args.binary, lan, edges, args.interval_ms)
+            nodes.wait_connected()
+            row = scenario(name, args, lan, nodes)
+            row["error_log_lines"] = nodes.errors_in_logs()
+        finally:
+            if nodes:
+                nodes.stop()
+            if lan:
+                lan.destroy()
+        rows.append(row)
+        print(f"{name:9} {row['acked_writes']} acked writes, {row['failed_writes']} refused, converged "
+              f"{row['converged']} in {row['converge_s']} s, missing {row['missing_on_worst_node']}, "
+              f"kills {row['kills']}, ERROR log lines {row['error_log_lines']}: "
+              f"{'OK' if row['ok'] == 'true' else 'FAILED'}", flush=True)
+    path = os.path.join(args.out, "results.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {path}")
+    sys.exit(0 if all(r["ok"] == "true" for r in rows) else 1)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
