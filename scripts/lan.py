@@ -10,7 +10,9 @@ Faults it can inject:
   each side still talks within itself but not across, packets vanish without a FIN or an error
   (a silent partition), and the host still reaches every API; `heal()` removes them.
 - `netem(i, "loss 20% delay 50ms")`: tc netem on node i's interface (its outgoing traffic);
-  `netem(i, None)` removes it.
+  `netem(i, None)` removes it. Kernels built without sch_netem (`netem_available()` says) cannot
+  delay packets; `loss(i, 20)` drops that percentage of node i's outgoing packets with nftables
+  instead (package nftables).
 - `link(i, up)`: node i's cable pulled out or plugged back in.
 """
 
@@ -103,6 +105,24 @@ class Lan:
         if spec:
             subprocess.run(base + ["add", "dev", self.inner_if(i), "root", "netem", *spec.split()],
                            check=True, capture_output=True)
+
+    @staticmethod
+    def netem_available():
+        probe = subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0:
+            subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], capture_output=True)
+            return True
+        return False
+
+    def loss(self, i, percent):
+        """Drop `percent`% of node i's outgoing packets at random (nftables); 0 removes the rule."""
+        nft = ["ip", "netns", "exec", self.ns(i), "nft"]
+        subprocess.run(nft + ["delete", "table", "inet", "dnxloss"], capture_output=True)
+        if percent:
+            rules = ("table inet dnxloss {\n chain out {\n  type filter hook output priority 0;\n"
+                     f"  numgen random mod 100 < {int(percent)} drop\n }}\n}}\n")
+            subprocess.run(nft + ["-f", "-"], input=rules, text=True, check=True, capture_output=True)
 
     def destroy(self):
         if not self.created:

@@ -8,6 +8,7 @@ command -v cc >/dev/null || need+=(gcc)
 command -v ip >/dev/null || need+=(iproute2)
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
+command -v nft >/dev/null || need+=(nftables)   # packet loss in the fault-injection test
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root or install them" >&2
