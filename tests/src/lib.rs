@@ -169,19 +169,31 @@ impl NodeProc {
         )
     }
 
-    /// `POST path` with a raw body: (status, JSON body).
+    /// `POST path` with a raw body: (status, JSON body). A server may answer a body over its limit
+    /// (413) and close before reading it all, which can reset the connection while the client is
+    /// still writing; such a send is retried a few times.
     pub fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        for _ in 0..4 {
+            if let Some(answer) = self.try_post_raw(path, body) {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.try_post_raw(path, body).expect("POST")
+    }
+
+    fn try_post_raw(&self, path: &str, body: &str) -> Option<(u16, Value)> {
         let mut req = Self::agent()
             .post(format!("{}{path}", self.api))
             .header("Content-Type", "application/json");
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let mut resp = req.send(body).expect("POST");
-        (
+        let mut resp = req.send(body).ok()?;
+        Some((
             resp.status().as_u16(),
             resp.body_mut().read_json().unwrap_or(Value::Null),
-        )
+        ))
     }
 
     /// Applies one JSON operation to `key`, asserting success.
@@ -331,4 +343,28 @@ impl SseReader {
     pub fn next(&self, timeout: Duration) -> Sse {
         self.rx.recv_timeout(timeout).expect("no event in time")
     }
+}
+
+/// The value of the sample `name` (with its labels, exactly as printed) in Prometheus text.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(|v| v.trim().parse::<f64>().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+}
+
+/// `GET /metrics`, checked to be Prometheus text.
+pub fn metrics(node: &NodeProc) -> String {
+    let resp = ureq::get(format!("{}/metrics", node.api)).call().unwrap();
+    assert!(resp
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    resp.into_body().read_to_string().unwrap()
 }

@@ -2,7 +2,7 @@
 //! ring under concurrent writes of every type, a restart on a new port, a foreign swarm key, the
 //! API's errors.
 
-use deltanode_e2e::{await_convergence, write_every_type, NodeProc, TempDir};
+use deltanode_e2e::{await_convergence, metrics, sample, write_every_type, NodeProc, TempDir};
 use serde_json::json;
 use std::time::Duration;
 
@@ -161,6 +161,22 @@ fn a_node_with_another_swarm_key_never_receives_anything() {
         json!(1),
         "only b is a's neighbour"
     );
+    // The outsider dials a and b; each failed handshake is counted by the side that saw it fail.
+    let refused = |n: &NodeProc| {
+        let text = metrics(n);
+        let name = r#"deltanode_rejected_connections_total{reason="handshake"}"#;
+        text.contains(name)
+            .then(|| sample(&text, name))
+            .unwrap_or(0.0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while refused(&a) + refused(&b) < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outsider's failed handshakes are counted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -205,6 +221,11 @@ fn the_api_answers_bad_input_with_json_errors_and_changes_nothing() {
     assert_eq!(node.get("/v1/objects/absent").0, 404);
     assert_eq!(node.get("/no/such/route").0, 404);
     assert_eq!(node.post_raw("/v1/sync", "").0, 202);
+    let text = metrics(&node);
+    for (status, count) in [(400, 4.0), (409, 2.0), (413, 1.0), (404, 2.0)] {
+        let name = format!(r#"deltanode_api_errors_total{{status="{status}"}}"#);
+        assert_eq!(sample(&text, &name), count, "{name}");
+    }
     let (status, health) = node.get("/health");
     assert_eq!(
         (status, health["status"].clone(), health["objects"].clone()),
@@ -276,4 +297,9 @@ fn with_neighbour_only_the_listed_peers_are_neighbours() {
         404,
         "nothing flows from a peer that is not a neighbour"
     );
+    let refused = sample(
+        &metrics(&c),
+        r#"deltanode_rejected_connections_total{reason="not_neighbour"}"#,
+    );
+    assert!(refused >= 1.0, "b's connections are counted as refused");
 }

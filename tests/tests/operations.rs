@@ -1,31 +1,8 @@
 //! Operating a node: the Prometheus metrics, and the peers view.
 
-use deltanode_e2e::{await_convergence, NodeProc, TempDir};
+use deltanode_e2e::{await_convergence, metrics, sample, NodeProc, TempDir};
 use serde_json::json;
 use std::time::Duration;
-
-/// The value of the sample `name` (with its labels, exactly as printed) in Prometheus text.
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .map(|v| v.trim().parse::<f64>().unwrap())
-        })
-        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
-}
-
-fn metrics(node: &NodeProc) -> String {
-    let resp = ureq::get(format!("{}/metrics", node.api)).call().unwrap();
-    assert!(resp
-        .headers()
-        .get("content-type")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
-    resp.into_body().read_to_string().unwrap()
-}
 
 #[test]
 fn metrics_cover_the_spec_and_count_what_happened() {
