@@ -9,6 +9,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
 command -v nft >/dev/null || need+=(nftables)   # packet loss in the fault-injection test
+command -v chromium >/dev/null || need+=(chromium)            # the dashboard's browser test
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root or install them" >&2

@@ -66,23 +66,48 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// What `GET /v1/node` tells about the running node (the dashboard's header).
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// The PeerId.
+    pub peer_id: String,
+    /// Listen addresses.
+    pub listen: Vec<String>,
+    /// The API's address.
+    pub api: String,
+    /// The sync algorithm.
+    pub algorithm: String,
+    /// Milliseconds between sync rounds.
+    pub sync_interval_ms: u64,
+    /// When the node started.
+    pub started: std::time::Instant,
+}
+
+/// The dashboard: one page, its script and style inline, compiled into the binary.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
 #[derive(Clone)]
 struct Api {
     client: Client,
+    info: Arc<NodeInfo>,
     token: Option<Arc<str>>,
     /// Error answers by HTTP status, for `deltanode_api_errors_total`.
     errors: Arc<Mutex<BTreeMap<u16, u64>>>,
 }
 
-/// The router for `client`; with `token`, every request must carry `Authorization: Bearer TOKEN`.
-pub fn router(client: Client, token: Option<String>) -> Router {
+/// The router for `client`; with `token`, every request but the dashboard page itself must carry
+/// `Authorization: Bearer TOKEN` (the page asks for it).
+pub fn router(client: Client, token: Option<String>, info: NodeInfo) -> Router {
     let api = Api {
         client,
+        info: Arc::new(info),
         token: token.map(Into::into),
         errors: Arc::default(),
     };
+    let page = Router::new().route("/", get(|| async { axum::response::Html(DASHBOARD) }));
     Router::new()
         .route("/health", get(health))
+        .route("/v1/node", get(node_info))
         .route("/metrics", get(metrics))
         .route("/v1/objects", get(list))
         .route("/v1/objects/{key}", get(get_object).post(post_op))
@@ -99,6 +124,7 @@ pub fn router(client: Client, token: Option<String>) -> Router {
         .route("/v1/rollback", post(rollback))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(api.clone(), auth))
+        .merge(page)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(api.clone(), count_errors))
         .with_state(api)
@@ -162,6 +188,19 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
             .map(JsonBody)
             .map_err(|e| bad(format!("malformed JSON: {e}")))
     }
+}
+
+async fn node_info(State(api): State<Api>) -> Json<Json_> {
+    let i = &api.info;
+    Json(json!({
+        "peer_id": i.peer_id,
+        "listen": i.listen,
+        "api": i.api,
+        "algorithm": i.algorithm,
+        "sync_interval_ms": i.sync_interval_ms,
+        "uptime_s": i.started.elapsed().as_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {

@@ -206,6 +206,10 @@ pub fn render(view: &View<'_>, api_errors: &BTreeMap<u16, u64>) -> String {
         m.oversized_frames.load(Ordering::Relaxed),
     );
     let rejected = Family::<Vec<(String, String)>, Counter>::default();
+    // The known reasons are always exported (at 0 until one happens), so dashboards have a series.
+    for reason in ["handshake", "not_neighbour"] {
+        rejected.get_or_create(&vec![("reason".into(), reason.into())]);
+    }
     for (reason, n) in &m.rejected_connections {
         rejected
             .get_or_create(&vec![("reason".into(), reason.to_string())])
@@ -217,6 +221,9 @@ pub fn render(view: &View<'_>, api_errors: &BTreeMap<u16, u64>) -> String {
         rejected,
     );
     let api = Family::<Vec<(String, String)>, Counter>::default();
+    for status in [400, 401, 404, 409, 413, 500] {
+        api.get_or_create(&vec![("status".into(), status.to_string())]);
+    }
     for (status, n) in api_errors {
         api.get_or_create(&vec![("status".into(), status.to_string())])
             .inc_by(*n);

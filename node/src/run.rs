@@ -38,6 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         swarm_key: args.swarm_key,
         max_frame: wire::DEFAULT_MAX_FRAME,
     };
+    let (algorithm, sync_interval) = (cfg.algorithm, cfg.sync_interval);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let node = Node::start(cfg).await?;
@@ -45,7 +46,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the API on {}", args.api))?;
         let api_addr = listener.local_addr()?;
-        let app = crate::api::router(node.client(), args.api_token);
+        let info = crate::api::NodeInfo {
+            peer_id: node.peer_id().to_string(),
+            listen: node
+                .listen_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            api: api_addr.to_string(),
+            algorithm: algorithm.name().to_string(),
+            sync_interval_ms: sync_interval.as_millis() as u64,
+            started: std::time::Instant::now(),
+        };
+        let app = crate::api::router(node.client(), args.api_token, info);
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)

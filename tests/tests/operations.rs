@@ -473,3 +473,44 @@ fn json_logs_have_a_line_per_neighbour_up_and_down() {
         .unwrap();
     assert_eq!(up["fields"]["peer"], json!(a_id));
 }
+
+#[test]
+fn the_grafana_dashboard_only_uses_metrics_the_node_exports() {
+    let dir = TempDir::new("grafana");
+    let node = NodeProc::start(&dir.join("n"), &[]);
+    let text = metrics(&node);
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/deltanode.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut used = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(i) = rest.find("deltanode_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                used.push(name);
+            }
+        }
+    }
+    assert!(
+        used.len() >= 15,
+        "the dashboard queries the node's metrics: {used:?}"
+    );
+    for name in used {
+        // A counter `x` is exported as `x_total`, a histogram's buckets as `x_bucket`.
+        let family = name
+            .strip_suffix("_total")
+            .or_else(|| name.strip_suffix("_bucket"))
+            .unwrap_or(&name);
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "the dashboard queries {name}, which the node does not export"
+        );
+    }
+}

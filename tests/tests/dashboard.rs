@@ -1,0 +1,318 @@
+//! The dashboard in a real browser: two nodes, each page open in headless Chromium (driven over
+//! WebDriver by chromedriver), a note added in one tab appears in the other; the page asks for the
+//! token of a node that has one; it stays usable with a thousand objects; and a screenshot is
+//! taken (`DELTANODE_SCREENSHOT=path` also copies it there: that is how docs/dashboard.png is made).
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/setup.sh` installs them).
+
+use deltanode_e2e::{NodeProc, TempDir};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "dashboard-token";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process and one browser session; both end on drop.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    fn start(profile: &std::path::Path) -> Browser {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver; scripts/setup.sh installs it)");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ureq::get(format!("{base}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1400,1100",
+            &format!("--user-data-dir={}", profile.display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+        }}});
+        let mut b = Browser {
+            driver,
+            base,
+            session: String::new(),
+        };
+        let created = b.call("POST", "/session", caps);
+        b.session = created["sessionId"]
+            .as_str()
+            .expect("a session")
+            .to_string();
+        b
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.base);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut resp = match method {
+            "GET" => agent.get(&url).call(),
+            "DELETE" => agent.delete(&url).call(),
+            _ => agent.post(&url).send_json(&body),
+        }
+        .expect("webdriver request");
+        let status = resp.status().as_u16();
+        let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+        assert!(status < 300, "{method} {path}: {status} {v}");
+        v["value"].clone()
+    }
+
+    fn s(&self, path: &str) -> String {
+        format!("/session/{}{path}", self.session)
+    }
+
+    fn open(&self, url: &str) {
+        self.call("POST", &self.s("/url"), json!({"url": url}));
+    }
+
+    fn new_tab(&self) -> String {
+        let tab = self.call("POST", &self.s("/window/new"), json!({"type": "tab"}));
+        tab["handle"].as_str().unwrap().to_string()
+    }
+
+    fn tab(&self) -> String {
+        self.call("GET", &self.s("/window"), Value::Null)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn switch(&self, handle: &str) {
+        self.call("POST", &self.s("/window"), json!({"handle": handle}));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let e = self.call(
+            "POST",
+            &self.s("/element"),
+            json!({"using": "css selector", "value": css}),
+        );
+        e[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.call(
+            "POST",
+            &self.s(&format!("/element/{e}/value")),
+            json!({ "text": text }),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.call("POST", &self.s(&format!("/element/{e}/click")), json!({}));
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.call(
+            "POST",
+            &self.s("/execute/sync"),
+            json!({"script": js, "args": []}),
+        )
+    }
+
+    /// Waits until the page's `js` expression is true.
+    fn wait_for(&self, what: &str, js: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.script(&format!("return !!({js});")) == json!(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        let b64 = self.call("GET", &self.s("/screenshot"), Value::Null);
+        decode_base64(b64.as_str().unwrap())
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = ureq::delete(format!("{}/session/{}", self.base, self.session)).call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, c)| {
+            acc | (u32::from(val(*c)) << (18 - 6 * i))
+        });
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+#[test]
+fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
+    let dir = TempDir::new("dashboard");
+    // a has a token (the page must ask for it); b has none.
+    let a = NodeProc::start_with(
+        &[],
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--sync-interval",
+            "100",
+            "--data-dir",
+            &dir.join("a").display().to_string(),
+        ]
+        .map(String::from),
+        Some(TOKEN),
+    );
+    // b starts alone: a thousand objects (the page must stay usable with them) and a register
+    // written on both nodes before they ever met, so the two values are concurrent.
+    let alone = NodeProc::start(&dir.join("b"), &[]);
+    let ops: Vec<Value> = (0..1000)
+        .map(|i| json!({"key": format!("item-{i:04}"), "type": "lww", "op": "set", "value": i}))
+        .collect();
+    assert_eq!(
+        alone
+            .post_raw("/v1/batch", &json!({ "ops": ops }).to_string())
+            .0,
+        200
+    );
+    alone.op(
+        "colour",
+        json!({"type":"register","op":"set","value":"blue"}),
+    );
+    a.op(
+        "colour",
+        json!({"type":"register","op":"set","value":"red"}),
+    );
+    assert!(alone.terminate());
+    let b = NodeProc::start(&dir.join("b"), &["--peer".to_string(), a.addr()]);
+
+    let browser = Browser::start(&dir.join("chromium-profile"));
+    browser.open(&a.api);
+    browser.wait_for(
+        "the token prompt",
+        "document.getElementById('token-dialog').style.display === 'flex'",
+    );
+    browser.type_into("#token-input", TOKEN);
+    browser.click("#token-submit");
+    browser.wait_for(
+        "a's dashboard",
+        "document.getElementById('node-algorithm').textContent === 'bp-rr'",
+    );
+    assert_eq!(
+        browser.script("return sessionStorage.getItem('deltanode-token')"),
+        json!(TOKEN),
+        "the token is kept for the tab"
+    );
+    let tab_a = browser.tab();
+    let tab_b = browser.new_tab();
+    browser.switch(&tab_b);
+    browser.open(&b.api);
+    browser.wait_for(
+        "b's thousand objects (and a's register) on b's page",
+        "document.querySelectorAll('#objects tbody tr').length >= 1001",
+    );
+    browser.wait_for(
+        "the conflicting register, highlighted with both values",
+        "[...document.querySelectorAll('#objects tr.conflict')].some(r => r.textContent.includes('red') && r.textContent.includes('blue'))",
+    );
+    browser.wait_for(
+        "b's neighbour",
+        "[...document.querySelectorAll('#peers tbody td')].some(td => td.textContent === 'connected')",
+    );
+
+    // A note added on a's page appears on b's.
+    browser.switch(&tab_a);
+    browser.type_into("#note-text", "buy oat milk");
+    browser.click("#note-add");
+    browser.wait_for(
+        "the note on a's page",
+        "document.getElementById('notes').textContent.includes('buy oat milk')",
+    );
+    browser.switch(&tab_b);
+    browser.wait_for(
+        "the note on b's page",
+        "document.getElementById('notes').textContent.includes('buy oat milk')",
+    );
+    // And one added on b's page appears on a's.
+    browser.type_into("#note-text", "call Ana");
+    browser.click("#note-add");
+    browser.switch(&tab_a);
+    browser.wait_for(
+        "b's note on a's page",
+        "document.getElementById('notes').textContent.includes('call Ana')",
+    );
+
+    // An operation of another type through the form.
+    browser.type_into("#op-key", "visits");
+    browser.script("const t = document.getElementById('op-type'); t.value = 'counter'; t.dispatchEvent(new Event('change'));");
+    browser.type_into("#op-value", "3");
+    browser.click("#op-submit");
+    browser.wait_for(
+        "the counter",
+        "document.getElementById('op-result').textContent.includes('visits = 3')",
+    );
+
+    // Checkpoints: create one and see it listed.
+    browser.type_into("#cp-label", "before-demo");
+    browser.click("#cp-create");
+    browser.wait_for(
+        "the checkpoint",
+        "document.getElementById('checkpoints').textContent.includes('before-demo')",
+    );
+
+    browser.switch(&tab_b);
+    browser.script("window.scrollTo(0, 0)");
+    let png = browser.screenshot();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG screenshot");
+    std::fs::write(dir.join("dashboard.png"), &png).unwrap();
+    if let Some(path) = std::env::var_os("DELTANODE_SCREENSHOT") {
+        std::fs::write(path, &png).unwrap();
+    }
+}
