@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Requests in flight to one neighbour; beyond it, the engine's next tick resends what is unacked.
 const MAX_IN_FLIGHT: usize = 8;
 /// The longest wait between redials of a peer that is down.
-const MAX_REDIAL_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_REDIAL_BACKOFF: Duration = Duration::from_secs(8);
 /// Consecutive failed sync requests after which a neighbour's connection is taken for dead and
 /// closed (a partition that drops packets without a FIN leaves it open otherwise); the redial
 /// loop then reconnects once the link is back.

@@ -306,6 +306,28 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
         "the checkpoint",
         "document.getElementById('checkpoints').textContent.includes('before-demo')",
     );
+    // A note added after it, then a rollback from the page: the note goes away.
+    browser.type_into("#note-text", "a regrettable note");
+    browser.click("#note-add");
+    browser.wait_for(
+        "the regrettable note",
+        "document.getElementById('notes').textContent.includes('regrettable')",
+    );
+    browser.click("#checkpoints tbody button");
+    browser.call("POST", &browser.s("/alert/accept"), json!({}));
+    browser.wait_for(
+        "the rollback",
+        "document.getElementById('cp-result').textContent.includes('rolled back')",
+    );
+    browser.wait_for(
+        "the note gone",
+        "!document.getElementById('notes').textContent.includes('regrettable')",
+    );
+    assert!(a.get("/v1/objects/notes").1["value"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|v| v != &json!(["a regrettable note"])));
 
     browser.switch(&tab_b);
     browser.script("window.scrollTo(0, 0)");
