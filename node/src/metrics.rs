@@ -208,7 +208,9 @@ pub fn render(view: &View<'_>, api_errors: &BTreeMap<u16, u64>) -> String {
     let rejected = Family::<Vec<(String, String)>, Counter>::default();
     // The known reasons are always exported (at 0 until one happens), so dashboards have a series.
     for reason in ["handshake", "not_neighbour"] {
-        rejected.get_or_create(&vec![("reason".into(), reason.into())]);
+        rejected
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc_by(0);
     }
     for (reason, n) in &m.rejected_connections {
         rejected
@@ -222,7 +224,8 @@ pub fn render(view: &View<'_>, api_errors: &BTreeMap<u16, u64>) -> String {
     );
     let api = Family::<Vec<(String, String)>, Counter>::default();
     for status in [400, 401, 404, 409, 413, 500] {
-        api.get_or_create(&vec![("status".into(), status.to_string())]);
+        api.get_or_create(&vec![("status".into(), status.to_string())])
+            .inc_by(0);
     }
     for (status, n) in api_errors {
         api.get_or_create(&vec![("status".into(), status.to_string())])
