@@ -345,7 +345,7 @@ async fn events(
     // The backlog (or the reset) covers everything up to `newest`; live events at or below it are
     // ones published while subscribing, already covered.
     let first: Vec<Event> = match backlog {
-        Backlog::Events(evs) => evs.iter().map(sse).collect(),
+        Backlog::Events(evs) => evs.iter().map(|e| sse(e)).collect(),
         Backlog::Reset => {
             let objects = api.client.read(|v| objects_json(v.engine.state())).await?;
             vec![Event::default()

@@ -8,6 +8,8 @@ use std::process::Command;
 #[test]
 fn the_real_process_experiment_writes_the_simulator_columns_and_cleans_up() {
     let out = TempDir::new("experiment");
+    // The script's own temporary dirs go here, so the clean-up check sees only this run's.
+    let tmp = TempDir::new("experiment-tmp");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/experiment.py");
     let status = Command::new("python3")
         .arg(script)
@@ -27,6 +29,7 @@ fn the_real_process_experiment_writes_the_simulator_columns_and_cleans_up() {
         .arg(binary())
         .arg("--out")
         .arg(&out.0)
+        .env("TMPDIR", &tmp.0)
         .status()
         .expect("running python3");
     assert!(status.success());
@@ -48,7 +51,7 @@ fn the_real_process_experiment_writes_the_simulator_columns_and_cleans_up() {
         "BP+RR on a tree delivers every update exactly once per other node"
     );
     assert!(state[4].parse::<u64>().unwrap() > bprr[4].parse::<u64>().unwrap());
-    let leftovers = std::fs::read_dir(std::env::temp_dir())
+    let leftovers = std::fs::read_dir(&tmp.0)
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| {
