@@ -68,35 +68,73 @@ def cpu_ms(pid):
     return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
+def ensure_binary(binary):
+    """Builds the release binary when `binary` does not exist yet."""
+    if not os.path.exists(binary):
+        subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "deltanode"], cwd=ROOT)
+
+
+def topology_edges(binary, topology, nodes, seed=1):
+    """The simulator's edges `[[a, b], …]` for the topology (`deltanode topology`)."""
+    return json.loads(subprocess.check_output(
+        [binary, "topology", "--topology", topology, "--nodes", str(nodes), "--seed", str(seed)], text=True))
+
+
 class Cluster:
-    """N running nodes, on loopback or (with `lan`) one per namespace; `stop()` is idempotent."""
+    """N running nodes, on loopback or (with `lan`) one per namespace, each restartable on its data
+    dir with `kill(i)` and `start(i)`; `stop()` is idempotent."""
 
     def __init__(self, binary, edges, n, algorithm, interval_ms, lan=None):
-        self.procs, self.apis, self.work = [], [], tempfile.mkdtemp(prefix="deltanode-exp-")
-        neighbours = {i: set() for i in range(n)}
+        self.binary, self.algorithm, self.interval_ms, self.lan = binary, algorithm, interval_ms, lan
+        self.procs, self.apis, self.addrs = [None] * n, [None] * n, [None] * n
+        self.work = tempfile.mkdtemp(prefix="deltanode-exp-")
+        self.neighbours = {i: set() for i in range(n)}
         for a, b in edges:
-            neighbours[a].add(b)
-            neighbours[b].add(a)
-        ids = [subprocess.check_output([binary, "id", "--data-dir", self.dir(i)], text=True).strip() for i in range(n)]
-        addrs = []
+            self.neighbours[a].add(b)
+            self.neighbours[b].add(a)
+        self.ids = [subprocess.check_output([binary, "id", "--data-dir", self.dir(i)], text=True).strip()
+                    for i in range(n)]
         for i in range(n):
-            args = [binary, "run", "--data-dir", self.dir(i), "--sync-interval", str(interval_ms), "--algorithm", algorithm]
-            if lan:
-                args = lan.exec_prefix(i) + args + ["--listen", f"/ip4/{lan.addr(i)}/tcp/7000",
-                                                     "--api", f"{lan.addr(i)}:7700", "--api-token", LAN_TOKEN]
-            else:
-                args += ["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--no-mdns"]
-            for j in sorted(neighbours[i]):
-                args += ["--neighbour", ids[j]]
-                if j < i and not lan:
-                    args += ["--peer", addrs[j]]
-            log = open(os.path.join(self.work, f"node{i}.log"), "w")
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
-            self.procs.append(proc)
-            ready = json.loads(proc.stdout.readline())
-            addrs.append(ready["listen"][0])
-            self.apis.append("http://" + ready["api"])
-        self.degree = [len(neighbours[i]) for i in range(n)]
+            self.start(i)
+        self.degree = [len(self.neighbours[i]) for i in range(n)]
+
+    def start(self, i):
+        """Starts node i (again) on its data dir; on loopback it dials the nodes before it."""
+        lan = self.lan
+        args = [self.binary, "run", "--data-dir", self.dir(i), "--sync-interval", str(self.interval_ms),
+                "--algorithm", self.algorithm]
+        if lan:
+            args = lan.exec_prefix(i) + args + ["--listen", f"/ip4/{lan.addr(i)}/tcp/7000",
+                                                 "--api", f"{lan.addr(i)}:7700", "--api-token", LAN_TOKEN]
+        else:
+            args += ["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--no-mdns"]
+        for j in sorted(self.neighbours[i]):
+            args += ["--neighbour", self.ids[j]]
+            if j < i and not lan:
+                args += ["--peer", self.addrs[j]]
+        log = open(self.log(i), "a")
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"node {i} did not start; see {log.name}")
+        ready = json.loads(line)
+        self.procs[i], self.addrs[i], self.apis[i] = proc, ready["listen"][0], "http://" + ready["api"]
+
+    def kill(self, i):
+        """SIGKILL, as a crash."""
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+
+    def log(self, i):
+        return os.path.join(self.work, f"node{i}.log")
+
+    def log_lines(self, level):
+        """Lines logged at `level` (ERROR, WARN…), over every node's log."""
+        count = 0
+        for i in range(len(self.ids)):
+            with open(self.log(i)) as f:
+                count += sum(1 for line in f if f" {level} " in line)
+        return count
 
     def dir(self, i):
         return os.path.join(self.work, f"n{i}")
@@ -104,8 +142,11 @@ class Cluster:
     def wait_connected(self, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if all(http("GET", api + "/health")["neighbours"] == d for api, d in zip(self.apis, self.degree)):
-                return
+            try:
+                if all(http("GET", api + "/health")["neighbours"] == d for api, d in zip(self.apis, self.degree)):
+                    return
+            except OSError:
+                pass  # an API not answering yet
             time.sleep(0.1)
         raise RuntimeError("the topology did not connect")
 
@@ -114,7 +155,7 @@ class Cluster:
 
     def stop(self):
         for p in self.procs:
-            if p.poll() is None:
+            if p and p.poll() is None:
                 p.kill()
                 p.wait()
         self.procs = []
@@ -221,10 +262,8 @@ def main():
         Lan.sweep()
         HEADERS["Authorization"] = f"Bearer {LAN_TOKEN}"
     algorithms = WIRE_ALGORITHMS if args.algorithms == "all" else args.algorithms.split(",")
-    if not os.path.exists(args.binary):
-        subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "deltanode"], cwd=ROOT)
-    edges = json.loads(subprocess.check_output(
-        [args.binary, "topology", "--topology", args.topology, "--nodes", str(args.nodes), "--seed", str(args.seed)], text=True))
+    ensure_binary(args.binary)
+    edges = topology_edges(args.binary, args.topology, args.nodes, args.seed)
     # Ctrl-C and SIGTERM unwind through the `finally` that stops the nodes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     os.makedirs(args.out, exist_ok=True)

@@ -25,98 +25,23 @@ namespaces, also on Ctrl-C.
 
 import argparse
 import csv
-import json
+import functools
 import os
 import random
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
 
+import experiment
+from experiment import LAN_TOKEN, ROOT, Cluster, ensure_binary, topology_edges
 from lan import Lan
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOKEN = "faults-token"
 KEY = "acked"
 NETEM = True  # set in main(): whether this kernel has tc netem
-
-
-def http(method, url, body=None, timeout=5):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read().decode())
-
-
-class Nodes:
-    """N nodes, one per namespace, each restartable on its data dir and address."""
-
-    def __init__(self, binary, lan, edges, interval_ms):
-        self.binary, self.lan, self.interval_ms = binary, lan, interval_ms
-        self.work = tempfile.mkdtemp(prefix="deltanode-faults-")
-        self.neighbours = {i: set() for i in range(lan.n)}
-        for a, b in edges:
-            self.neighbours[a].add(b)
-            self.neighbours[b].add(a)
-        self.ids = [subprocess.check_output([binary, "id", "--data-dir", self.dir(i)], text=True).strip()
-                    for i in range(lan.n)]
-        self.procs = [None] * lan.n
-        self.apis = [f"http://{lan.addr(i)}:7700" for i in range(lan.n)]
-        for i in range(lan.n):
-            self.start(i)
-
-    def dir(self, i):
-        return os.path.join(self.work, f"n{i}")
-
-    def start(self, i):
-        args = self.lan.exec_prefix(i) + [
-            self.binary, "run", "--data-dir", self.dir(i), "--listen", f"/ip4/{self.lan.addr(i)}/tcp/7000",
-            "--api", f"{self.lan.addr(i)}:7700", "--api-token", TOKEN, "--sync-interval", str(self.interval_ms)]
-        for j in sorted(self.neighbours[i]):
-            args += ["--neighbour", self.ids[j]]
-        log = open(os.path.join(self.work, f"node{i}.log"), "a")
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"node {i} did not start; see {log.name}")
-        self.procs[i] = proc
-
-    def kill(self, i):
-        self.procs[i].send_signal(signal.SIGKILL)
-        self.procs[i].wait()
-
-    def wait_connected(self, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                if all(http("GET", a + "/health")["neighbours"] == len(self.neighbours[i])
-                       for i, a in enumerate(self.apis)):
-                    return time.time()
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the topology did not connect")
-
-    def errors_in_logs(self):
-        """Log lines at ERROR level, over every node's log."""
-        count = 0
-        for i in range(self.lan.n):
-            with open(os.path.join(self.work, f"node{i}.log")) as f:
-                count += sum(1 for line in f if " ERROR " in line)
-        return count
-
-    def stop(self):
-        for p in self.procs:
-            if p and p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(self.work, ignore_errors=True)
+# The nodes' APIs are off loopback, so they want the token; a request gets 5 s.
+http = functools.partial(experiment.http, timeout=5)
 
 
 class Writers:
@@ -125,7 +50,7 @@ class Writers:
     def __init__(self, nodes, pause_s=0.02):
         self.nodes, self.pause_s, self.stop_flag = nodes, pause_s, threading.Event()
         self.acked, self.failed, self.lock = set(), 0, threading.Lock()
-        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(nodes.lan.n)]
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(len(nodes.apis))]
         for t in self.threads:
             t.start()
 
@@ -234,10 +159,9 @@ def main():
     p.add_argument("--out", default="results/faults")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "deltanode"))
     args = p.parse_args()
-    if not os.path.exists(args.binary):
-        subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "deltanode"], cwd=ROOT)
-    edges = json.loads(subprocess.check_output(
-        [args.binary, "topology", "--topology", args.topology, "--nodes", str(args.nodes)], text=True))
+    ensure_binary(args.binary)
+    edges = topology_edges(args.binary, args.topology, args.nodes)
+    experiment.HEADERS["Authorization"] = f"Bearer {LAN_TOKEN}"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     Lan.sweep()
     global NETEM
@@ -251,10 +175,10 @@ def main():
         lan = nodes = None
         try:
             lan = Lan(args.nodes)
-            nodes = Nodes(args.binary, lan, edges, args.interval_ms)
+            nodes = Cluster(args.binary, edges, args.nodes, "bp-rr", args.interval_ms, lan)
             nodes.wait_connected()
             row = scenario(name, args, lan, nodes)
-            row["error_log_lines"] = nodes.errors_in_logs()
+            row["error_log_lines"] = nodes.log_lines("ERROR")
         finally:
             if nodes:
                 nodes.stop()

@@ -18,13 +18,12 @@ import csv
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 
-from experiment import ROOT, Cluster, http, metric
+from experiment import ROOT, Cluster, ensure_binary, http, metric, topology_edges
 
 
 def rss_kib(pid):
@@ -70,11 +69,8 @@ def main():
     p.add_argument("--out", default="results/soak")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "deltanode"))
     args = p.parse_args()
-    if not os.path.exists(args.binary):
-        subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "deltanode"], cwd=ROOT)
-    import json
-    edges = json.loads(subprocess.check_output(
-        [args.binary, "topology", "--topology", args.topology, "--nodes", str(args.nodes)], text=True))
+    ensure_binary(args.binary)
+    edges = topology_edges(args.binary, args.topology, args.nodes)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     os.makedirs(args.out, exist_ok=True)
     cluster = Cluster(args.binary, edges, args.nodes, "bp-rr", args.interval_ms)
@@ -105,9 +101,7 @@ def main():
         while time.time() < deadline and not converged:
             converged = len(set(cluster.digests())) == 1
             time.sleep(0.2)
-        logs = [open(os.path.join(cluster.work, f"node{i}.log")).read().splitlines() for i in range(args.nodes)]
-        errors = sum(1 for lines in logs for line in lines if " ERROR " in line)
-        warns = sum(1 for lines in logs for line in lines if " WARN " in line)
+        errors, warns = cluster.log_lines("ERROR"), cluster.log_lines("WARN")
     finally:
         cluster.stop()
     path = os.path.join(args.out, "soak.csv")

@@ -30,6 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Requests in flight to one neighbour; beyond it, the engine's next tick resends what is unacked.
 const MAX_IN_FLIGHT: usize = 8;
+/// The first wait before redialling a peer that went down (it doubles on each failure).
+const FIRST_REDIAL_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait between redials of a peer that is down.
 const MAX_REDIAL_BACKOFF: Duration = Duration::from_secs(8);
 /// Consecutive failed sync requests after which a neighbour's connection is taken for dead and
@@ -97,7 +99,7 @@ impl EventLoop {
                     p,
                     Redial {
                         addr,
-                        backoff: Duration::from_millis(250),
+                        backoff: FIRST_REDIAL_BACKOFF,
                         due: Some(Instant::now()),
                     },
                 )
@@ -433,23 +435,20 @@ impl EventLoop {
                     if peer == self.peer_id || !self.allowed(&peer) {
                         continue;
                     }
-                    // Remembered, so a lost connection is redialled like a `--peer`'s.
-                    self.statics.entry(peer).or_insert_with(|| Redial {
+                    // Remembered at its latest address, so a lost connection is redialled like a
+                    // `--peer`'s. Only the smaller PeerId dials at discovery, so a pair that
+                    // discovers each other makes one connection.
+                    let r = self.statics.entry(peer).or_insert_with(|| Redial {
                         addr: addr.clone(),
-                        backoff: Duration::from_millis(250),
+                        backoff: FIRST_REDIAL_BACKOFF,
                         due: None,
                     });
-                    // Only the smaller PeerId dials, so a pair that discovers each other makes one connection.
-                    if self.peer_id < peer && !self.swarm.is_connected(&peer) {
-                        let opts = DialOpts::peer_id(peer)
-                            .addresses(vec![addr])
-                            .condition(PeerCondition::DisconnectedAndNotDialing)
-                            .build();
-                        if let Err(e) = self.swarm.dial(opts) {
-                            tracing::debug!(%peer, error = %e, "mdns dial not started");
-                        }
+                    r.addr = addr;
+                    if self.peer_id < peer {
+                        r.due = Some(Instant::now());
                     }
                 }
+                self.redial();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(_)) => {}
             SwarmEvent::ConnectionEstablished {
@@ -492,7 +491,7 @@ impl EventLoop {
                     peer.view.addrs.push(addr);
                 }
                 if let Some(r) = self.statics.get_mut(&peer_id) {
-                    r.backoff = Duration::from_millis(250);
+                    r.backoff = FIRST_REDIAL_BACKOFF;
                     r.due = None;
                 }
                 if first {

@@ -117,6 +117,11 @@ impl NodeProc {
 
     /// Starts a loopback node (mDNS off, fast sync) in `data_dir` with `extra` arguments.
     pub fn start(data_dir: &Path, extra: &[String]) -> NodeProc {
+        NodeProc::start_local(data_dir, extra, None)
+    }
+
+    /// [`NodeProc::start`], with an API token when `token` is given.
+    pub fn start_local(data_dir: &Path, extra: &[String], token: Option<&str>) -> NodeProc {
         let mut args: Vec<String> = [
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
@@ -131,7 +136,7 @@ impl NodeProc {
         .collect();
         args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
         args.extend(extra.iter().cloned());
-        NodeProc::start_with(&[], &args, None)
+        NodeProc::start_with(&[], &args, token)
     }
 
     /// Its process id.

@@ -194,22 +194,7 @@ fn decode_base64(s: &str) -> Vec<u8> {
 fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
     let dir = TempDir::new("dashboard");
     // a has a token (the page must ask for it); b has none.
-    let a = NodeProc::start_with(
-        &[],
-        &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--sync-interval",
-            "100",
-            "--data-dir",
-            &dir.join("a").display().to_string(),
-        ]
-        .map(String::from),
-        Some(TOKEN),
-    );
+    let a = NodeProc::start_local(&dir.join("a"), &[], Some(TOKEN));
     // b starts alone: a thousand objects (the page must stay usable with them) and a register
     // written on both nodes before they ever met, so the two values are concurrent.
     let alone = NodeProc::start(&dir.join("b"), &[]);

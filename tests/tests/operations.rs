@@ -364,19 +364,7 @@ fn concurrent_writes_show_as_a_counted_conflict_until_a_later_write() {
 #[test]
 fn with_an_api_token_every_request_needs_it() {
     let dir = TempDir::new("token");
-    let args: Vec<String> = [
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--api",
-        "127.0.0.1:0",
-        "--no-mdns",
-        "--data-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([dir.join("n").display().to_string()])
-    .collect();
-    let node = NodeProc::start_with(&[], &args, Some("s3cret"));
+    let node = NodeProc::start_local(&dir.join("n"), &[], Some("s3cret"));
     assert_eq!(node.get("/health").0, 200, "with the token");
     for (method, path) in [
         ("GET", "/health"),
