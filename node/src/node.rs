@@ -414,7 +414,11 @@ impl Node {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown, shutdown_rx) = oneshot::channel();
         let feed = Arc::new(Feed::default());
-        let engine = Engine::new(Config::new(cfg.algorithm), state, now_us);
+        let config = Config {
+            rank: rank_of(&peer_id),
+            ..Config::new(cfg.algorithm)
+        };
+        let engine = Engine::new(config, state, now_us);
         let event_loop =
             EventLoop::new(swarm, engine, replica, durable, &cfg, statics, feed.clone())
                 .with_metrics(metrics);
@@ -459,6 +463,16 @@ pub fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64
+}
+
+/// `bp-rr-tree`'s rank of a node: the last 8 bytes of its PeerId, which end in its public key, so
+/// every node computes the same rank for it and ranks differ between nodes.
+fn rank_of(peer: &PeerId) -> u64 {
+    let bytes = peer.to_bytes();
+    let tail: [u8; 8] = bytes[bytes.len() - 8..]
+        .try_into()
+        .expect("a PeerId is longer than 8 bytes");
+    u64::from_be_bytes(tail)
 }
 
 #[cfg(test)]

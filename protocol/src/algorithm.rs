@@ -9,6 +9,9 @@ use std::str::FromStr;
 pub enum Algorithm {
     /// Delta-based with both optimisations (the default).
     BpRr,
+    /// BP+RR over a spanning tree the nodes build among themselves; beacons over the other links
+    /// (see [`crate::tree`]). Not the paper's: our answer to the mesh's redundancy.
+    BpRrTree,
     /// Delta-based, no back-propagation only.
     Bp,
     /// Delta-based, redundancy removal only.
@@ -25,19 +28,21 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// Every algorithm, in the order the experiments report them.
-    pub const ALL: [Algorithm; 7] = [
+    pub const ALL: [Algorithm; 8] = [
         Algorithm::State,
         Algorithm::Delta,
         Algorithm::Bp,
         Algorithm::Rr,
         Algorithm::BpRr,
+        Algorithm::BpRrTree,
         Algorithm::Scuttlebutt,
         Algorithm::Op,
     ];
 
     /// The ones a node runs on the wire (the rest exist in the simulator only).
-    pub const ON_THE_WIRE: [Algorithm; 5] = [
+    pub const ON_THE_WIRE: [Algorithm; 6] = [
         Algorithm::BpRr,
+        Algorithm::BpRrTree,
         Algorithm::Bp,
         Algorithm::Rr,
         Algorithm::Delta,
@@ -48,6 +53,7 @@ impl Algorithm {
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::BpRr => "bp-rr",
+            Algorithm::BpRrTree => "bp-rr-tree",
             Algorithm::Bp => "bp",
             Algorithm::Rr => "rr",
             Algorithm::Delta => "delta",
@@ -59,12 +65,17 @@ impl Algorithm {
 
     /// Avoid back-propagation: never send a group to the neighbour it came from.
     pub fn bp(self) -> bool {
-        matches!(self, Algorithm::BpRr | Algorithm::Bp)
+        matches!(self, Algorithm::BpRr | Algorithm::BpRrTree | Algorithm::Bp)
     }
 
     /// Remove redundancy: buffer only Δ(received, state).
     pub fn rr(self) -> bool {
-        matches!(self, Algorithm::BpRr | Algorithm::Rr)
+        matches!(self, Algorithm::BpRr | Algorithm::BpRrTree | Algorithm::Rr)
+    }
+
+    /// Send delta-groups over the links of a spanning tree only.
+    pub fn tree(self) -> bool {
+        self == Algorithm::BpRrTree
     }
 }
 

@@ -7,10 +7,14 @@
 //!   ([`Message::CatchUp`]): it merges our state and answers with exactly what we lack.
 //! - A received group is reduced to Δ(group, state) before it is merged and buffered (RR): nothing
 //!   new, nothing buffered. Every delta message is acked; groups acked by every neighbour are dropped.
+//! - `bp-rr-tree` does all of this over the links of a spanning tree only ([`crate::tree`]): the
+//!   other links are *lazy* and carry beacons. A link that turns eager is caught up by state, as a
+//!   new neighbour is; a link that turns lazy stops holding the buffer back.
 
 use crate::algorithm::Algorithm;
 use crate::buffer::{DeltaBuffer, Origin};
 use crate::message::Message;
+use crate::tree::SpanningTree;
 use crdt::{Decompose, Measure};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -29,6 +33,11 @@ pub struct Config {
     /// The most groups buffered. Past it the oldest are dropped and the neighbours that had not acked
     /// them are caught up by state: memory stays bounded when a neighbour stops acking.
     pub max_buffer_groups: usize,
+    /// `bp-rr-tree`: this replica's rank, unique in the network; the lowest live rank is the root.
+    pub rank: u64,
+    /// `bp-rr-tree`: ticks between a root's epochs. Shorter heals a broken tree sooner (a node
+    /// that lost its parent waits up to one period) and costs more beacons.
+    pub beacon_period_ticks: u64,
 }
 
 impl Config {
@@ -38,6 +47,8 @@ impl Config {
             algorithm,
             catch_up_retry_ticks: 4,
             max_buffer_groups: 10_000,
+            rank: 0,
+            beacon_period_ticks: 10,
         }
     }
 }
@@ -89,6 +100,8 @@ pub struct Neighbour {
     pub acked: Option<u64>,
     /// The tick a catch-up went out, while its answer is awaited.
     pub catch_up_sent: Option<u64>,
+    /// `bp-rr-tree`: the link is off the spanning tree; it gets beacons, not delta-groups.
+    pub lazy: bool,
 }
 
 /// Counters the experiments and metrics read.
@@ -118,6 +131,8 @@ pub struct Engine<P, L> {
     /// Ticks seen: the engine's only notion of time.
     tick: u64,
     stats: Stats,
+    /// `bp-rr-tree` only: which links are on the spanning tree.
+    tree: Option<SpanningTree<P>>,
 }
 
 impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
@@ -128,6 +143,10 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
         let mut buffer = DeltaBuffer::default();
         buffer.advance_to(seq_base);
         Engine {
+            tree: config
+                .algorithm
+                .tree()
+                .then(|| SpanningTree::new(config.rank, seq_base, config.beacon_period_ticks)),
             config,
             state,
             buffer,
@@ -145,7 +164,7 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             peer,
             Neighbour {
                 acked: Some(seq),
-                catch_up_sent: None,
+                ..Neighbour::default()
             },
         );
     }
@@ -163,6 +182,17 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
     /// The neighbours and their sync state.
     pub fn neighbours(&self) -> &BTreeMap<P, Neighbour> {
         &self.neighbours
+    }
+
+    /// `bp-rr-tree`'s spanning tree (`None` for the other algorithms).
+    pub fn tree(&self) -> Option<&SpanningTree<P>> {
+        self.tree.as_ref()
+    }
+
+    /// A `seq_base` for this replica restarted: above every sequence number and epoch it used.
+    pub fn restart_base(&self) -> u64 {
+        let epoch = self.tree.as_ref().map_or(0, SpanningTree::epoch);
+        self.buffer.next_seq().max(epoch) + 1
     }
 
     /// The counters.
@@ -201,6 +231,9 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             }
             Input::NeighbourDown(peer) => {
                 self.neighbours.remove(&peer);
+                if let Some(tree) = &mut self.tree {
+                    tree.forget(&peer);
+                }
                 self.collect_garbage();
             }
         }
@@ -305,6 +338,11 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             Message::State { state } => {
                 self.merge(from, &state, true, out);
             }
+            Message::Beacon(beacon) => {
+                if let Some(tree) = &mut self.tree {
+                    tree.heard(from, beacon);
+                }
+            }
         }
     }
 
@@ -323,10 +361,11 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             }
             return;
         }
+        self.tend_tree(out);
         let next = self.buffer.next_seq();
         let oldest = self.buffer.oldest_seq();
         let bp = self.config.algorithm.bp();
-        for (&to, n) in self.neighbours.iter_mut() {
+        for (&to, n) in self.neighbours.iter_mut().filter(|(_, n)| !n.lazy) {
             match n.acked {
                 Some(a) if a >= oldest => {
                     if a >= next {
@@ -363,10 +402,39 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
         self.collect_garbage();
     }
 
-    /// Drops the groups every neighbour has acked. Neighbours still to be caught up by state do not
-    /// hold the buffer back: the catch-up carries the whole state.
+    /// `bp-rr-tree`: moves the tree on a tick, sends the beacons due, and applies what changed to
+    /// the links. A link joining the tree is caught up by state (what it lacks is unknown); one
+    /// leaving it forgets its acks, so it holds nothing back and is caught up if it rejoins.
+    fn tend_tree(&mut self, out: &mut Vec<Output<P, L>>) {
+        let Some(tree) = &mut self.tree else {
+            return;
+        };
+        for (to, beacon) in tree.tick(self.tick, self.neighbours.keys().copied()) {
+            out.push(Output::Send {
+                to,
+                msg: Message::Beacon(beacon),
+            });
+        }
+        for (peer, n) in self.neighbours.iter_mut() {
+            let lazy = !tree.is_eager(peer);
+            if n.lazy != lazy {
+                *n = Neighbour {
+                    lazy,
+                    ..Neighbour::default()
+                };
+            }
+        }
+    }
+
+    /// Drops the groups every (eager) neighbour has acked. Neighbours still to be caught up by
+    /// state do not hold the buffer back: the catch-up carries the whole state.
     fn collect_garbage(&mut self) {
-        let min_acked = self.neighbours.values().filter_map(|n| n.acked).min();
+        let min_acked = self
+            .neighbours
+            .values()
+            .filter(|n| !n.lazy)
+            .filter_map(|n| n.acked)
+            .min();
         self.buffer
             .drop_below(min_acked.unwrap_or(self.buffer.next_seq()));
     }

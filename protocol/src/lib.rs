@@ -10,6 +10,7 @@
 //! | [`algorithm`] | `bp-rr`, `bp`, `rr`, `delta`, `state`, and the baselines' names |
 //! | [`engine`] | the engine: `Input` → `handle` → `Output`, per-neighbour acks, catch-up |
 //! | [`buffer`] | the delta-buffer of `(seq, origin, group)` entries |
+//! | [`tree`] | `bp-rr-tree`'s spanning tree: eager and lazy links, beacons |
 //! | [`message`] | wire messages and their size in the paper's units |
 //! | [`wire`] | frames: version byte, size limit, the codec |
 //! | [`baseline`] | Scuttlebutt and op-based causal broadcast, for the simulator |
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod message;
 pub mod sim;
+pub mod tree;
 pub mod wire;
 
 pub use algorithm::Algorithm;

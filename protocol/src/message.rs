@@ -1,5 +1,6 @@
 //! What neighbours say to each other, and its size in the paper's units.
 
+use crate::tree::Beacon;
 use crdt::Measure;
 use serde::{Deserialize, Serialize};
 
@@ -34,15 +35,19 @@ pub enum Message<L> {
         /// The sender's full state.
         state: L,
     },
+    /// `bp-rr-tree`: the sender's place in the spanning tree (a digest of it, sent on change and
+    /// once per beacon period; no reply).
+    Beacon(Beacon),
 }
 
 impl<L: Measure> Message<L> {
-    /// The metric label: `delta`, `ack` or `state` (catch-ups count as state).
+    /// The metric label: `delta`, `ack`, `state` (catch-ups count as state) or `digest` (beacons).
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Delta { .. } => "delta",
             Message::Ack { .. } => "ack",
             Message::CatchUp { .. } | Message::State { .. } => "state",
+            Message::Beacon(_) => "digest",
         }
     }
 
@@ -52,11 +57,12 @@ impl<L: Measure> Message<L> {
             Message::Delta { group: l, .. }
             | Message::CatchUp { state: l, .. }
             | Message::State { state: l } => l.payload_units(),
-            Message::Ack { .. } => 0,
+            Message::Ack { .. } | Message::Beacon(_) => 0,
         }
     }
 
-    /// Metadata units carried: one per sequence number or ack, plus the lattice's own (dots).
+    /// Metadata units carried: one per sequence number or ack, plus the lattice's own (dots); a
+    /// beacon counts two (a version entry, root → epoch, and a distance).
     pub fn metadata_units(&self) -> u64 {
         match self {
             Message::Delta { group: l, .. } | Message::CatchUp { state: l, .. } => {
@@ -64,6 +70,7 @@ impl<L: Measure> Message<L> {
             }
             Message::State { state } => state.metadata_units(),
             Message::Ack { .. } => 1,
+            Message::Beacon(_) => 2,
         }
     }
 }

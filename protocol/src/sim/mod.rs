@@ -584,6 +584,42 @@ mod tests {
     }
 
     #[test]
+    fn the_tree_algorithm_sends_each_update_over_a_mesh_about_once() {
+        let run = |a| {
+            run_spec(
+                &SimConfig::paper(a, Topology::Mesh),
+                WorkloadSpec::GSet,
+                NO_CLOCK,
+            )
+        };
+        let (tree, bprr) = (run(Algorithm::BpRrTree), run(Algorithm::BpRr));
+        let bound = tree.lower_bound_units as f64;
+        assert!(tree.converged);
+        assert!(tree.payload_units as f64 <= 1.1 * bound, "{tree:?}");
+        assert!(
+            tree.transmission() as f64 <= 1.5 * bound,
+            "beacons included"
+        );
+        assert!(
+            bprr.payload_units as f64 > 3.0 * bound,
+            "the paper's BP+RR, for contrast"
+        );
+        // Link failures (partition, crashes, loss) cost state transfers, never convergence.
+        let faults = Faults {
+            loss: 0.1,
+            partition: true,
+            crashes: true,
+            ..Faults::default()
+        };
+        let cfg = SimConfig {
+            faults,
+            ..SimConfig::paper(Algorithm::BpRrTree, Topology::Mesh)
+        };
+        let r = run_spec(&cfg, WorkloadSpec::GSet, NO_CLOCK);
+        assert!(r.converged && r.pending_after_quiescence == 0);
+    }
+
+    #[test]
     fn aligned_sync_timers_would_flatter_classic_delta_on_a_tree() {
         // In lockstep, a group's echo arrives after the content it repeats and is dropped as
         // redundant; with staggered ticks (real nodes) it brings something new and is re-buffered

@@ -51,7 +51,11 @@ impl<L: Decompose + Measure> SimNode<L> {
             }
             Algorithm::Op => SimNode::Op(OpBased::new(id, neighbours.iter().copied())),
             _ => {
-                let mut e = Engine::new(Config::new(algorithm), L::bottom(), 0);
+                let config = Config {
+                    rank: id.into(),
+                    ..Config::new(algorithm)
+                };
+                let mut e = Engine::new(config, L::bottom(), 0);
                 neighbours.iter().for_each(|&j| e.add_synced_neighbour(j));
                 SimNode::Engine(e)
             }
@@ -135,8 +139,7 @@ impl<L: Decompose + Measure> SimNode<L> {
     /// keep everything: neither can recover without its logs.
     pub fn crash_restart(&mut self, neighbours: &[u32]) {
         if let SimNode::Engine(e) = self {
-            let seq_base = e.buffer().next_seq() + 1;
-            let mut fresh = Engine::new(*e.config(), e.state().clone(), seq_base);
+            let mut fresh = Engine::new(*e.config(), e.state().clone(), e.restart_base());
             for &j in neighbours {
                 fresh.handle(Input::NeighbourUp(j));
             }
