@@ -208,12 +208,16 @@ pub struct SimArgs {
     /// Workloads: gset, gcounter, gmap:K (percent of a node's keys per event), retwis:ZIPF.
     #[arg(long, value_delimiter = ',', default_value = "gset")]
     pub workload: Vec<WorkloadSpec>,
-    /// Algorithms (state, delta, bp, rr, bp-rr, scuttlebutt, op), or `all`.
+    /// Algorithms (state, delta, bp, rr, bp-rr, bp-rr-tree, scuttlebutt, op), or `all`.
     #[arg(long, default_value = "all", value_parser = parse_algorithms)]
     pub algorithms: AlgorithmList,
     /// Events per node, one per sync round.
     #[arg(long, default_value_t = 100)]
     pub events: u64,
+    /// Elements every node holds before the first event (gset only; not with scuttlebutt or op):
+    /// how costs grow with the state. The workload is reported as `gset+N`.
+    #[arg(long, default_value_t = 0)]
+    pub preload: u64,
     /// Seed for topology, workload and faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -100,8 +100,16 @@ pub struct Neighbour {
     pub acked: Option<u64>,
     /// The tick a catch-up went out, while its answer is awaited.
     pub catch_up_sent: Option<u64>,
-    /// `bp-rr-tree`: the link is off the spanning tree; it gets beacons, not delta-groups.
-    pub lazy: bool,
+    /// `bp-rr-tree`: the tick the link left the spanning tree, while it is off it (it gets
+    /// beacons, not delta-groups).
+    pub lazy_since: Option<u64>,
+}
+
+impl Neighbour {
+    /// Off the spanning tree (`bp-rr-tree`).
+    pub fn is_lazy(&self) -> bool {
+        self.lazy_since.is_some()
+    }
 }
 
 /// Counters the experiments and metrics read.
@@ -365,7 +373,7 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
         let next = self.buffer.next_seq();
         let oldest = self.buffer.oldest_seq();
         let bp = self.config.algorithm.bp();
-        for (&to, n) in self.neighbours.iter_mut().filter(|(_, n)| !n.lazy) {
+        for (&to, n) in self.neighbours.iter_mut().filter(|(_, n)| !n.is_lazy()) {
             match n.acked {
                 Some(a) if a >= oldest => {
                     if a >= next {
@@ -403,8 +411,10 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
     }
 
     /// `bp-rr-tree`: moves the tree on a tick, sends the beacons due, and applies what changed to
-    /// the links. A link joining the tree is caught up by state (what it lacks is unknown); one
-    /// leaving it forgets its acks, so it holds nothing back and is caught up if it rejoins.
+    /// the links. A link leaving the tree keeps its ack and holds the buffer back for a grace of
+    /// two beacon periods; rejoining while the buffer still reaches back to its ack, it resumes
+    /// with delta-groups (every growth of the state since is buffered), else it is caught up by
+    /// state. Trees settle and re-form within the grace, so they cost no state transfers.
     fn tend_tree(&mut self, out: &mut Vec<Output<P, L>>) {
         let Some(tree) = &mut self.tree else {
             return;
@@ -415,24 +425,35 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
                 msg: Message::Beacon(beacon),
             });
         }
+        let oldest = self.buffer.oldest_seq();
         for (peer, n) in self.neighbours.iter_mut() {
-            let lazy = !tree.is_eager(peer);
-            if n.lazy != lazy {
-                *n = Neighbour {
-                    lazy,
-                    ..Neighbour::default()
-                };
+            match (n.lazy_since, tree.is_eager(peer)) {
+                (None, false) => n.lazy_since = Some(self.tick),
+                (Some(_), true) => {
+                    n.lazy_since = None;
+                    n.catch_up_sent = None;
+                    if n.acked.is_some_and(|a| a < oldest) {
+                        n.acked = None;
+                    }
+                }
+                _ => {}
             }
         }
     }
 
-    /// Drops the groups every (eager) neighbour has acked. Neighbours still to be caught up by
+    /// Whether `n`'s ack holds the buffer back: on the tree, or off it for less than the grace.
+    fn holds_buffer(&self, n: &Neighbour) -> bool {
+        n.lazy_since
+            .is_none_or(|t| self.tick - t <= 2 * self.config.beacon_period_ticks)
+    }
+
+    /// Drops the groups every neighbour on the tree (or in its grace) has acked. Neighbours still to be caught up by
     /// state do not hold the buffer back: the catch-up carries the whole state.
     fn collect_garbage(&mut self) {
         let min_acked = self
             .neighbours
             .values()
-            .filter(|n| !n.lazy)
+            .filter(|n| self.holds_buffer(n))
             .filter_map(|n| n.acked)
             .min();
         self.buffer

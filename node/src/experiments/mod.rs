@@ -6,6 +6,7 @@ mod charts;
 
 use crate::cli::SimArgs;
 use anyhow::Context;
+use protocol::sim::workload::WorkloadSpec;
 use protocol::sim::{run_spec, Faults, SimConfig, SimReport};
 use protocol::Algorithm;
 use std::fmt::Write as _;
@@ -23,6 +24,19 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!((0.0..1.0).contains(&args.loss), "--loss must be in [0, 1)");
     anyhow::ensure!((0.0..=1.0).contains(&args.dup), "--dup must be in [0, 1]");
+    if args.preload > 0 {
+        anyhow::ensure!(
+            args.workload.iter().all(|w| *w == WorkloadSpec::GSet),
+            "--preload works with the gset workload only"
+        );
+        anyhow::ensure!(
+            args.algorithms
+                .0
+                .iter()
+                .all(|a| !matches!(a, Algorithm::Scuttlebutt | Algorithm::Op)),
+            "--preload works with the engine's algorithms only (not scuttlebutt or op)"
+        );
+    }
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let faults = Faults {
         loss: args.loss,
@@ -49,6 +63,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
                             seed: args.seed,
                             faults,
                             timing: args.timing,
+                            preload: args.preload,
                             ..SimConfig::paper(algorithm, topology)
                         };
                         run_spec(&cfg, workload, &clock)

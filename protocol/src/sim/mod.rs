@@ -103,6 +103,9 @@ pub struct SimConfig {
     pub max_extra_rounds: u64,
     /// Fault-free rounds run after convergence (not counted in the totals), to see buffers drain.
     pub quiesce_rounds: u64,
+    /// Payload units of a state every node holds at the start (0: start from ⊥), for measuring
+    /// how costs grow with the state. Only for the engine's algorithms and workloads that have one.
+    pub preload: u64,
 }
 
 impl SimConfig {
@@ -117,7 +120,9 @@ impl SimConfig {
             faults: Faults::default(),
             timing: Timing::Staggered,
             max_extra_rounds: 1000,
-            quiesce_rounds: 5,
+            // Longer than `bp-rr-tree`'s grace (two beacon periods) for links that left the tree.
+            quiesce_rounds: 25,
+            preload: 0,
         }
     }
 }
@@ -339,8 +344,14 @@ where
 {
     let n = cfg.nodes;
     let adj = cfg.topology.neighbours(n, cfg.seed);
+    let initial = match cfg.preload {
+        0 => <W::L as crdt::Lattice>::bottom(),
+        size => workload
+            .preload(size)
+            .expect("the caller checks that the workload has a preload"),
+    };
     let nodes = (0..n)
-        .map(|i| SimNode::new(cfg.algorithm, i as u32, &adj[i]))
+        .map(|i| SimNode::new(cfg.algorithm, i as u32, &adj[i], initial.clone()))
         .collect();
     let mut sim = Sim {
         cfg: *cfg,
@@ -462,7 +473,10 @@ where
 
 /// Runs the named workload.
 pub fn run_spec(cfg: &SimConfig, spec: WorkloadSpec, cpu: &dyn Fn() -> Duration) -> SimReport {
-    let name = spec.to_string();
+    let name = match cfg.preload {
+        0 => spec.to_string(),
+        size => format!("{spec}+{size}"),
+    };
     match spec {
         WorkloadSpec::GSet => run(cfg, &mut GSetWorkload::default(), &name, cpu),
         WorkloadSpec::GCounter => run(cfg, &mut GCounterWorkload, &name, cpu),

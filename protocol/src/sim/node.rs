@@ -43,8 +43,13 @@ pub enum SimNode<L> {
 type Sends<L> = Vec<(u32, SimMessage<L>)>;
 
 impl<L: Decompose + Measure> SimNode<L> {
-    /// Node `id` running `algorithm`, starting from ⊥ together with its `neighbours`.
-    pub fn new(algorithm: Algorithm, id: u32, neighbours: &[u32]) -> Self {
+    /// Node `id` running `algorithm`, starting from `initial` together with its `neighbours` (who
+    /// start from the same state). The baselines start from ⊥ only: their logs have no preload.
+    pub fn new(algorithm: Algorithm, id: u32, neighbours: &[u32], initial: L) -> Self {
+        assert!(
+            initial.is_bottom() || !matches!(algorithm, Algorithm::Scuttlebutt | Algorithm::Op),
+            "{algorithm} cannot start from a preloaded state"
+        );
         match algorithm {
             Algorithm::Scuttlebutt => {
                 SimNode::Scuttlebutt(Scuttlebutt::new(id, neighbours.iter().copied()))
@@ -55,7 +60,7 @@ impl<L: Decompose + Measure> SimNode<L> {
                     rank: id.into(),
                     ..Config::new(algorithm)
                 };
-                let mut e = Engine::new(config, L::bottom(), 0);
+                let mut e = Engine::new(config, initial, 0);
                 neighbours.iter().for_each(|&j| e.add_synced_neighbour(j));
                 SimNode::Engine(e)
             }

@@ -22,6 +22,13 @@ pub trait Workload {
         state: &Self::L,
         rng: &mut SmallRng,
     ) -> Self::L;
+
+    /// A state of `size` payload units that every node holds before the first event, for
+    /// measuring how costs grow with the state (`None`: this workload has no such state).
+    fn preload(&mut self, size: u64) -> Option<Self::L> {
+        let _ = size;
+        None
+    }
 }
 
 /// A workload by name, as `--workload` takes it.
@@ -97,6 +104,11 @@ impl Workload for GSetWorkload {
     ) -> GSet<u64> {
         self.counter += 1;
         state.add(u64::from(node) << 32 | self.counter)
+    }
+
+    /// Elements counted down from `u64::MAX`, apart from every element an event adds.
+    fn preload(&mut self, size: u64) -> Option<GSet<u64>> {
+        Some((0..size).map(|i| u64::MAX - i).collect())
     }
 }
 
