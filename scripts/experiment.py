@@ -38,7 +38,7 @@ from lan import Lan
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAN_TOKEN = "experiment-token"  # an API off loopback requires a token
 HEADERS = {"Content-Type": "application/json"}
-WIRE_ALGORITHMS = ["state", "delta", "bp", "rr", "bp-rr"]
+WIRE_ALGORITHMS = ["state", "delta", "bp", "rr", "bp-rr", "bp-rr-tree"]
 HEADER = ["algorithm", "topology", "workload", "nodes", "payload_units", "metadata_units", "bytes", "cpu_ms",
           "avg_memory_units", "rounds", "converged", "lower_bound_units", "time_to_converge_ms"]
 GMAP_KEYS = 1000

@@ -1,5 +1,6 @@
 //! Join and `delta_and_merge` at 10^3..10^6 elements, side by side with the same merges in the
-//! `crdts` crate (rust-crdt): `Orswot` against our `AwSet`, `GCounter` against our `GCounter`.
+//! `crdts` crate (rust-crdt): `Orswot` against our `AwSet`, `GSet` against our `GSet`, `GCounter`
+//! against our `GCounter`.
 //!
 //! - `join/*`: merge a full state holding N elements into another holding the same N plus 10 new
 //!   ones (state-based sync's merge: cost grows with N for everyone).
@@ -10,8 +11,8 @@
 //! Run: `cargo bench -p crdt --bench merge` (`-- merge_group` for one group; `BENCH_MAX=100000`
 //! stops at 10^5).
 
-use crdt::{AwSet, Decompose, GCounter as OurGCounter, Lattice, ReplicaId};
-use crdts::{CmRDT, CvRDT, GCounter as TheirGCounter, Orswot};
+use crdt::{AwSet, Decompose, GCounter as OurGCounter, GSet as OurGSet, Lattice, ReplicaId};
+use crdts::{CmRDT, CvRDT, GCounter as TheirGCounter, GSet as TheirGSet, Orswot};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -176,5 +177,74 @@ fn counter_benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, set_benches, counter_benches);
+fn their_gset(elems: impl Iterator<Item = u64>) -> TheirGSet<u64> {
+    let mut s = TheirGSet::new();
+    elems.for_each(|e| s.insert(e));
+    s
+}
+
+fn gset_benches(c: &mut Criterion) {
+    for n in sizes() {
+        let ours: OurGSet<u64> = (0..n).collect();
+        let theirs = their_gset(0..n);
+        let fresh = move |k: u64| n + k * GROUP..n + (k + 1) * GROUP;
+        let ours_plus = ours.clone().joined(&fresh(0).collect());
+        let mut theirs_plus = theirs.clone();
+        theirs_plus.merge(their_gset(fresh(0)));
+
+        let mut g = c.benchmark_group("gset_join");
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        g.throughput(Throughput::Elements(n));
+        g.bench_with_input(BenchmarkId::new("deltanode", n), &n, |b, _| {
+            b.iter_batched(
+                || ours.clone(),
+                |mut s| s.join(black_box(&ours_plus)),
+                BatchSize::LargeInput,
+            )
+        });
+        g.bench_with_input(BenchmarkId::new("crdts", n), &n, |b, _| {
+            b.iter_batched(
+                || (theirs.clone(), theirs_plus.clone()),
+                |(mut s, other)| s.merge(other),
+                BatchSize::LargeInput,
+            )
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group("gset_merge_group");
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        g.throughput(Throughput::Elements(GROUP));
+        g.bench_with_input(BenchmarkId::new("deltanode", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                time_group_merges(
+                    iters,
+                    n,
+                    &ours,
+                    |k| fresh(k).collect::<OurGSet<u64>>(),
+                    |s, grp| {
+                        black_box(s.delta_and_merge(&grp));
+                    },
+                )
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("crdts", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                time_group_merges(
+                    iters,
+                    n,
+                    &theirs,
+                    |k| their_gset(fresh(k)),
+                    |s, grp| s.merge(grp),
+                )
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, set_benches, gset_benches, counter_benches);
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 //! Irreducibles: single entries `{r ↦ n}`.
 
 use crate::dot::ReplicaId;
-use crate::lattice::{Decompose, Lattice, Measure};
+use crate::lattice::{inserts_are_cheaper, merge_sorted, Decompose, Lattice, Measure};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -60,9 +60,15 @@ impl Lattice for GCounter {
     }
 
     fn join(&mut self, other: &Self) {
-        for (r, n) in &other.entries {
-            let e = self.entries.entry(*r).or_insert(0);
-            *e = (*e).max(*n);
+        if inserts_are_cheaper(other.entries.len(), self.entries.len()) {
+            for (r, n) in &other.entries {
+                let e = self.entries.entry(*r).or_insert(0);
+                *e = (*e).max(*n);
+            }
+        } else {
+            let ours = std::mem::take(&mut self.entries);
+            let theirs = other.entries.iter().map(|(r, n)| (*r, *n));
+            self.entries = merge_sorted(ours, theirs, u64::max).into_iter().collect();
         }
     }
 

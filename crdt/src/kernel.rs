@@ -11,7 +11,7 @@
 use crate::dot::{CausalContext, Dot, ReplicaId};
 use crate::lattice::{Decompose, Lattice, Measure};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 /// Bounds every key and value type of a kernel needs.
@@ -31,9 +31,53 @@ pub struct DotKernel<K: KernelItem, V: KernelItem> {
     entries: BTreeMap<Dot, (K, V)>,
     /// Which dots hold each key. Derived from `entries` (never serialised): it makes "the dots of
     /// key k" cost log n, which every write needs to overwrite what it saw.
-    by_key: BTreeMap<K, BTreeSet<Dot>>,
+    by_key: BTreeMap<K, KeyDots>,
     /// Every dot ever seen, live or not. Invariant: it contains every dot of `entries`.
     context: CausalContext,
+}
+
+/// The live dots of one key, in order. Almost always one (several only while concurrent writes
+/// of the key stand), so one is kept inline: a `BTreeSet` per key cost ~200 heap bytes each.
+#[derive(Clone, Debug)]
+enum KeyDots {
+    One(Dot),
+    Many(Box<[Dot]>),
+}
+
+impl KeyDots {
+    fn as_slice(&self) -> &[Dot] {
+        match self {
+            KeyDots::One(d) => std::slice::from_ref(d),
+            KeyDots::Many(ds) => ds,
+        }
+    }
+
+    fn with(&self, dot: Dot) -> KeyDots {
+        let mut ds = self.as_slice().to_vec();
+        if let Err(i) = ds.binary_search(&dot) {
+            ds.insert(i, dot);
+        }
+        KeyDots::from_sorted(ds).expect("not empty")
+    }
+
+    /// Without `dot`; `None` when no dot is left.
+    fn without(&self, dot: &Dot) -> Option<KeyDots> {
+        KeyDots::from_sorted(
+            self.as_slice()
+                .iter()
+                .copied()
+                .filter(|d| d != dot)
+                .collect(),
+        )
+    }
+
+    fn from_sorted(ds: Vec<Dot>) -> Option<KeyDots> {
+        match ds[..] {
+            [] => None,
+            [d] => Some(KeyDots::One(d)),
+            _ => Some(KeyDots::Many(ds.into_boxed_slice())),
+        }
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -97,8 +141,8 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
     pub fn values_of<'a>(&'a self, key: &K) -> impl Iterator<Item = &'a V> + 'a {
         self.by_key
             .get(key)
-            .into_iter()
-            .flatten()
+            .map_or(&[][..], KeyDots::as_slice)
+            .iter()
             .map(move |d| &self.entries[d].1)
     }
 
@@ -144,7 +188,7 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
     /// Delta-mutator: remove every live write of `key` (its dots go into the delta's context).
     pub fn remove_key(&self, key: &K) -> Self {
         let mut delta = Self::default();
-        for d in self.by_key.get(key).into_iter().flatten() {
+        for d in self.by_key.get(key).map_or(&[][..], KeyDots::as_slice) {
             delta.context.insert(*d);
         }
         delta
@@ -160,16 +204,23 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
     }
 
     fn insert_live(&mut self, dot: Dot, key: K, value: V) {
-        self.by_key.entry(key.clone()).or_default().insert(dot);
+        match self.by_key.get_mut(&key) {
+            Some(dots) => *dots = dots.with(dot),
+            None => {
+                self.by_key.insert(key.clone(), KeyDots::One(dot));
+            }
+        }
         self.entries.insert(dot, (key, value));
     }
 
     fn remove_live(&mut self, dot: &Dot) {
         if let Some((key, _)) = self.entries.remove(dot) {
             if let Some(dots) = self.by_key.get_mut(&key) {
-                dots.remove(dot);
-                if dots.is_empty() {
-                    self.by_key.remove(&key);
+                match dots.without(dot) {
+                    Some(rest) => *dots = rest,
+                    None => {
+                        self.by_key.remove(&key);
+                    }
                 }
             }
         }

@@ -65,3 +65,40 @@ pub trait Measure {
         0
     }
 }
+
+/// Whether joining `theirs` entries into a sorted tree of `ours` is cheaper entry by entry
+/// (about log₂ `ours` comparisons each) than by one linear merge of both into a new tree.
+/// State-based sync joins whole states (merge wins); RR joins small groups (inserts win).
+pub(crate) fn inserts_are_cheaper(theirs: usize, ours: usize) -> bool {
+    let log = (usize::BITS - ours.leading_zeros()) as usize;
+    theirs.saturating_mul(log) < ours + theirs
+}
+
+/// Merges two sequences sorted by key (keys unique in each) into one, combining the values of
+/// keys in both with `both`. The result is sorted, so a `BTreeMap`/`BTreeSet` collects it by bulk
+/// build in linear time.
+pub(crate) fn merge_sorted<K: Ord, V>(
+    ours: impl IntoIterator<Item = (K, V)>,
+    theirs: impl IntoIterator<Item = (K, V)>,
+    mut both: impl FnMut(V, V) -> V,
+) -> Vec<(K, V)> {
+    let mut a = ours.into_iter().peekable();
+    let mut b = theirs.into_iter().peekable();
+    let mut out = Vec::with_capacity(a.size_hint().0.max(b.size_hint().0));
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    let ((k, va), (_, vb)) = (a.next().expect("peeked"), b.next().expect("peeked"));
+                    Some((k, both(va, vb)))
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => return out,
+        };
+        out.extend(next);
+    }
+}

@@ -214,10 +214,10 @@ pub struct SimArgs {
     /// Events per node, one per sync round.
     #[arg(long, default_value_t = 100)]
     pub events: u64,
-    /// Elements every node holds before the first event (gset only; not with scuttlebutt or op):
-    /// how costs grow with the state. The workload is reported as `gset+N`.
-    #[arg(long, default_value_t = 0)]
-    pub preload: u64,
+    /// Elements every node holds before the first event (comma-separated: each is a run; gset
+    /// only, not with scuttlebutt or op): how costs grow with the state. Reported as `gset+N`.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub preload: Vec<u64>,
     /// Seed for topology, workload and faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

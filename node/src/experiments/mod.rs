@@ -24,7 +24,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!((0.0..1.0).contains(&args.loss), "--loss must be in [0, 1)");
     anyhow::ensure!((0.0..=1.0).contains(&args.dup), "--dup must be in [0, 1]");
-    if args.preload > 0 {
+    if args.preload.iter().any(|&p| p > 0) {
         anyhow::ensure!(
             args.workload.iter().all(|w| *w == WorkloadSpec::GSet),
             "--preload works with the gset workload only"
@@ -51,7 +51,11 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     let mut all = Vec::new();
     for &topology in &args.topology {
         for &nodes in &args.nodes {
-            for &workload in &args.workload {
+            for (&workload, &preload) in args
+                .workload
+                .iter()
+                .flat_map(|w| args.preload.iter().map(move |p| (w, p)))
+            {
                 let reports: Vec<SimReport> = args
                     .algorithms
                     .0
@@ -63,7 +67,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
                             seed: args.seed,
                             faults,
                             timing: args.timing,
-                            preload: args.preload,
+                            preload,
                             ..SimConfig::paper(algorithm, topology)
                         };
                         run_spec(&cfg, workload, &clock)
