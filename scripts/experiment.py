@@ -68,6 +68,15 @@ def cpu_ms(pid):
     return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
+def rss_kib(pid):
+    """Resident memory of a process, KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def ensure_binary(binary):
     """Builds the release binary when `binary` does not exist yet."""
     if not os.path.exists(binary):

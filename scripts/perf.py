@@ -27,17 +27,9 @@ import threading
 import time
 from collections import deque
 
-from experiment import ROOT, Cluster, cpu_ms, ensure_binary, http, topology_edges
+from experiment import ROOT, Cluster, cpu_ms, ensure_binary, http, rss_kib, topology_edges
 
 BATCH = 100  # ops per POST /v1/batch
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def wrk(url, lua, seconds, connections):

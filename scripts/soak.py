@@ -23,15 +23,7 @@ import time
 import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 
-from experiment import ROOT, Cluster, ensure_binary, http, metric, topology_edges
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from experiment import ROOT, Cluster, ensure_binary, http, metric, rss_kib, topology_edges
 
 
 def dir_bytes(path):

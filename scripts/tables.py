@@ -41,6 +41,14 @@ def value(row, metric, rows):
         return f"{float(row['avg_memory_units']):.0f}"
     if metric == "converge":
         return row.get("time_to_converge_ms", "-")
+    if metric == "bytes-per-round":
+        return f"{int(row['bytes']) / max(1, int(row['rounds'])):.0f}"
+    if metric == "cpu-per-round":
+        return f"{float(row['cpu_ms']) / max(1, int(row['rounds'])):.2f}"
+    if metric == "total-bound":
+        return f"{total / max(1, int(row['lower_bound_units'])):.2f}"
+    if metric == "rounds":
+        return row["rounds"]
     raise SystemExit(f"unknown metric {metric}")
 
 
@@ -73,7 +81,7 @@ def versus(sim_csv, paths):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--metric", default="state")
+    p.add_argument("--metric", default="state", help="state (÷ state-based), units, bound (payload ÷ lower bound), total-bound, metadata, cpu, memory, converge, rounds, bytes-per-round, cpu-per-round")
     p.add_argument("--versus", metavar="SIM_CSV")
     p.add_argument("csv", nargs="+")
     args = p.parse_args()

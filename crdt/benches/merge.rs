@@ -13,11 +13,23 @@
 
 use crdt::{AwSet, Decompose, GCounter as OurGCounter, GSet as OurGSet, Lattice, ReplicaId};
 use crdts::{CmRDT, CvRDT, GCounter as TheirGCounter, GSet as TheirGSet, Orswot};
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 const GROUP: u64 = 10;
+
+/// A benchmark group with this file's settings: 10 samples of 2 s after a 0.5 s warm-up.
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    g
+}
 
 fn sizes() -> Vec<u64> {
     let max: u64 = std::env::var("BENCH_MAX")
@@ -81,10 +93,7 @@ fn set_benches(c: &mut Criterion) {
         let theirs = their_set(1, 0..n);
         let fresh = move |k: u64| n + k * GROUP..n + (k + 1) * GROUP;
 
-        let mut g = c.benchmark_group("join");
-        g.sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
+        let mut g = group(c, "join");
         g.throughput(Throughput::Elements(n));
         let ours_plus = ours.clone().joined(&our_set(2, fresh(0)));
         g.bench_with_input(BenchmarkId::new("deltanode_awset", n), &n, |b, _| {
@@ -105,10 +114,7 @@ fn set_benches(c: &mut Criterion) {
         });
         g.finish();
 
-        let mut g = c.benchmark_group("merge_group");
-        g.sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
+        let mut g = group(c, "merge_group");
         g.throughput(Throughput::Elements(GROUP));
         // Each group comes from a replica of its own, as groups from many writers do.
         g.bench_with_input(BenchmarkId::new("deltanode_awset", n), &n, |b, _| {
@@ -154,10 +160,7 @@ fn counter_benches(c: &mut Criterion) {
             ours_plus.join(&ours_plus.inc(ReplicaId(r), 1));
             theirs_plus.apply(theirs_plus.inc(r));
         }
-        let mut g = c.benchmark_group("gcounter_join");
-        g.sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
+        let mut g = group(c, "gcounter_join");
         g.throughput(Throughput::Elements(n));
         g.bench_with_input(BenchmarkId::new("deltanode", n), &n, |b, _| {
             b.iter_batched(
@@ -192,10 +195,7 @@ fn gset_benches(c: &mut Criterion) {
         let mut theirs_plus = theirs.clone();
         theirs_plus.merge(their_gset(fresh(0)));
 
-        let mut g = c.benchmark_group("gset_join");
-        g.sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
+        let mut g = group(c, "gset_join");
         g.throughput(Throughput::Elements(n));
         g.bench_with_input(BenchmarkId::new("deltanode", n), &n, |b, _| {
             b.iter_batched(
@@ -213,10 +213,7 @@ fn gset_benches(c: &mut Criterion) {
         });
         g.finish();
 
-        let mut g = c.benchmark_group("gset_merge_group");
-        g.sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2));
+        let mut g = group(c, "gset_merge_group");
         g.throughput(Throughput::Elements(GROUP));
         g.bench_with_input(BenchmarkId::new("deltanode", n), &n, |b, _| {
             b.iter_custom(|iters| {

@@ -93,6 +93,39 @@ fn five_nodes_in_a_ring_converge_under_concurrent_writes_of_every_type() {
 }
 
 #[test]
+fn bp_rr_tree_converges_on_a_mesh_and_after_a_node_goes() {
+    // Six nodes, each linked to i±1 and i±2: every node has four neighbours, as in the paper's mesh.
+    let dir = TempDir::new("tree");
+    let algorithm = ["--algorithm".to_string(), "bp-rr-tree".to_string()];
+    let nodes = cluster(&dir, 6, |i, j| (i - j) <= 2 || i - j >= 4, &algorithm);
+    concurrent_writes_converge(&nodes);
+    // Beacons went out: the links off the tree carry those, not groups.
+    let beacons: f64 = nodes
+        .iter()
+        .map(|n| {
+            sample(
+                &metrics(n),
+                "deltanode_sync_messages_sent_total{kind=\"digest\"}",
+            )
+        })
+        .sum();
+    assert!(beacons > 0.0, "no beacon was sent");
+    // A node goes (the root or a parent, maybe): the others re-form the tree and converge on what
+    // is written after.
+    let mut nodes = nodes;
+    nodes.remove(0).kill();
+    for (i, n) in nodes.iter().enumerate() {
+        n.op("after", json!({"type":"gset","op":"add","value":i}));
+    }
+    let refs: Vec<&NodeProc> = nodes.iter().collect();
+    await_convergence(&refs, Duration::from_secs(30));
+    assert_eq!(
+        nodes[4].get("/v1/objects/after").1["value"],
+        json!([0, 1, 2, 3, 4])
+    );
+}
+
+#[test]
 fn a_restarted_node_on_a_new_port_rejoins_and_catches_up() {
     let dir = TempDir::new("restart");
     let mut nodes = cluster(&dir, 3, |i, j| j + 1 == i, &[]);
