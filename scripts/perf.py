@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 from collections import deque
 
 from experiment import ROOT, Cluster, cpu_ms, ensure_binary, http, rss_kib, topology_edges
@@ -44,7 +45,9 @@ def wrk(url, lua, seconds, connections):
     res = {"connections": connections, "non_2xx": 0}
     for line in out.splitlines():
         parts = line.split()
-        if line.startswith("Requests/sec:"):
+        if "requests in" in line:
+            res["requests"] = int(parts[0])
+        elif line.startswith("Requests/sec:"):
             res["requests_per_s"] = float(parts[1])
         elif parts[:1] in (["50%"], ["99%"]):
             res["p" + parts[0].rstrip("%")] = to_ms(parts[1])
@@ -71,12 +74,10 @@ end
 BATCHED = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-n = 0
 request = function()
   local ops = {}
   for i = 1, %d do
-    n = n + 1
-    ops[i] = '{"key":"s' .. math.random(1, 1000) .. '","type":"gset","op":"add","value":' .. n .. '}'
+    ops[i] = '{"key":"c' .. math.random(1, 1000) .. '","type":"counter","op":"inc","by":1}'
   end
   return wrk.format(nil, "/v1/batch", nil, '{"ops":[' .. table.concat(ops, ",") .. ']}')
 end
@@ -95,9 +96,18 @@ def throughput(binary, seconds):
         out["single_c16"] = wrk(api, SINGLE, seconds, 16)
         out["batch_c16"] = wrk(api, BATCHED, seconds, 16)
         out["batch_c16"]["ops_per_s"] = out["batch_c16"]["requests_per_s"] * BATCH
-        # Every acknowledged increment is in the counters: the run lost nothing.
+        # Every acknowledged increment is in the counters: the run lost nothing. wrk counts the
+        # replies it read; requests in flight when it stopped (at most one per connection) were
+        # applied too, so the counters may hold that many more, never fewer.
         total = sum(o["value"] for o in http("GET", api + "/v1/state")["objects"].values() if o["type"] == "counter")
-        out["counter_total"] = total
+        acked = (out["single_c1"]["requests"] + out["single_c16"]["requests"]
+                 + BATCH * out["batch_c16"]["requests"])
+        in_flight = 1 + 16 + 16 * BATCH
+        out["counter_total"], out["acknowledged_increments"] = total, acked
+        if not acked <= total <= acked + in_flight:
+            raise SystemExit(f"counters hold {total} increments, {acked} were acknowledged")
+        if any(out[k]["non_2xx"] for k in ("single_c1", "single_c16", "batch_c16")):
+            raise SystemExit(f"error replies: {out}")
         out["loaded_rss_kib"] = rss_kib(pid)
         out["objects"] = http("GET", api + "/health")["objects"]
         return out
@@ -122,8 +132,24 @@ def farthest(edges, n, src=0):
     return far, dist[far]
 
 
+def seen(url):
+    """The set's elements, none while the object is not there yet (404)."""
+    try:
+        return http("GET", url, timeout=5)["value"]
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return []
+        raise
+
+
 def visibility(binary, topology, algorithm, interval_ms, samples):
-    """Write on node 0, poll the farthest node every 5 ms until it sees the write."""
+    """Write at one end, poll the other every 5 ms until it sees the write; both ways.
+
+    Nodes start one after another in index order, so their sync timers fire in that order within
+    an interval: a write from node 0 rides that order (each hop forwards it at its next tick, just
+    after) and a write from the far end goes against it (each hop waits nearly a whole interval).
+    Real nodes' phases are arbitrary: the two directions bracket what they see.
+    """
     n = 15
     edges = topology_edges(binary, topology, n)
     far, hops = farthest(edges, n)
@@ -131,18 +157,19 @@ def visibility(binary, topology, algorithm, interval_ms, samples):
     try:
         c.wait_connected()
         time.sleep(3 * interval_ms / 1000)  # catch-ups done; bp-rr-tree's tree settled
-        lat = []
-        for k in range(samples):
-            time.sleep(random.uniform(0, interval_ms / 1000))  # a random phase against the timers
-            start = time.monotonic()
-            http("POST", c.apis[0] + "/v1/objects/vis", {"type": "gset", "op": "add", "value": k})
-            while k not in http("GET", c.apis[far] + "/v1/objects/vis", timeout=5).get("value", []):
-                time.sleep(0.005)
-            lat.append((time.monotonic() - start) * 1000)
-        return {"topology": topology, "algorithm": algorithm, "hops": hops, "interval_ms": interval_ms,
-                "p50_ms": statistics.median(lat), "max_ms": max(lat), "mean_ms": statistics.mean(lat)}
-    except Exception:
-        raise
+        res = {"topology": topology, "algorithm": algorithm, "hops": hops, "interval_ms": interval_ms}
+        for name, (src, dst) in (("with_phases", (0, far)), ("against_phases", (far, 0))):
+            lat = []
+            for k in range(samples):
+                time.sleep(random.uniform(0, interval_ms / 1000))
+                start = time.monotonic()
+                value = f"{name}-{k}"
+                http("POST", c.apis[src] + "/v1/objects/vis", {"type": "gset", "op": "add", "value": value})
+                while value not in seen(c.apis[dst] + "/v1/objects/vis"):
+                    time.sleep(0.005)
+                lat.append((time.monotonic() - start) * 1000)
+            res[name] = {"p50_ms": round(statistics.median(lat)), "max_ms": round(max(lat))}
+        return res
     finally:
         c.stop()
 
@@ -235,7 +262,7 @@ def main():
     ap.add_argument("--out", default="results/perf")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "deltanode"))
     ap.add_argument("--seconds", type=int, default=10, help="length of each load run")
-    ap.add_argument("--samples", type=int, default=20, help="writes timed per visibility run")
+    ap.add_argument("--samples", type=int, default=10, help="writes timed per visibility run and direction")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: throughput,visibility,load,startup")
     args = ap.parse_args()
     ensure_binary(args.binary)
