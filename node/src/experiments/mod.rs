@@ -269,6 +269,49 @@ mod tests {
     use protocol::sim::workload::WorkloadSpec;
 
     #[test]
+    fn preload_runs_each_size_and_only_for_sets() {
+        let out =
+            std::env::temp_dir().join(format!("deltanode-preload-test-{}", std::process::id()));
+        let mut args = SimArgs {
+            topology: vec![Topology::Mesh],
+            nodes: vec![6],
+            workload: vec![WorkloadSpec::GSet],
+            algorithms: AlgorithmList(vec![Algorithm::State, Algorithm::BpRr]),
+            events: 3,
+            seed: 1,
+            loss: 0.0,
+            dup: 0.0,
+            reorder: false,
+            delay: 0,
+            partition: false,
+            crashes: false,
+            timing: protocol::sim::Timing::Staggered,
+            preload: vec![100, 1000],
+            out: out.clone(),
+        };
+        run(&args).unwrap();
+        let csv = fs::read_to_string(out.join("results.csv")).unwrap();
+        let rows: Vec<Vec<&str>> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect();
+        let units = |alg: &str, workload: &str| -> u64 {
+            let r = rows
+                .iter()
+                .find(|r| r[0] == alg && r[2] == workload)
+                .unwrap();
+            r[4].parse::<u64>().unwrap() + r[5].parse::<u64>().unwrap()
+        };
+        // State-based ships the preloaded state; BP+RR only the events: the same at both sizes.
+        assert!(units("state", "gset+1000") > 5 * units("state", "gset+100"));
+        assert_eq!(units("bp-rr", "gset+1000"), units("bp-rr", "gset+100"));
+        args.workload = vec![WorkloadSpec::GCounter];
+        assert!(run(&args).is_err(), "gcounter has no preload");
+        fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
     fn writes_the_spec_columns_a_row_per_run_and_the_charts() {
         let out = std::env::temp_dir().join(format!("deltanode-sim-test-{}", std::process::id()));
         let args = SimArgs {
@@ -285,6 +328,7 @@ mod tests {
             partition: false,
             crashes: false,
             timing: protocol::sim::Timing::Staggered,
+            preload: vec![0],
             out: out.clone(),
         };
         run(&args).unwrap();
