@@ -87,32 +87,52 @@ fn time_group_merges<S: Clone, G>(
     total
 }
 
+/// `group_name`/`ours`: our `join` of a full state, against `crdts`' `merge` of the same data
+/// (`theirs`), which takes its argument by value, as its API does.
+fn bench_join<O: Lattice, T: CvRDT + Clone>(
+    c: &mut Criterion,
+    group_name: &str,
+    (our_label, their_label): (&str, &str),
+    n: u64,
+    (ours, ours_plus): (&O, &O),
+    (theirs, theirs_plus): (&T, &T),
+) {
+    let mut g = group(c, group_name);
+    g.throughput(Throughput::Elements(n));
+    g.bench_with_input(BenchmarkId::new(our_label, n), &n, |b, _| {
+        b.iter_batched(
+            || ours.clone(),
+            |mut s| s.join(black_box(ours_plus)),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_with_input(BenchmarkId::new(their_label, n), &n, |b, _| {
+        b.iter_batched(
+            || (theirs.clone(), theirs_plus.clone()),
+            |(mut s, other)| s.merge(other),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
 fn set_benches(c: &mut Criterion) {
     for n in sizes() {
         let ours = our_set(1, 0..n);
         let theirs = their_set(1, 0..n);
         let fresh = move |k: u64| n + k * GROUP..n + (k + 1) * GROUP;
 
-        let mut g = group(c, "join");
-        g.throughput(Throughput::Elements(n));
         let ours_plus = ours.clone().joined(&our_set(2, fresh(0)));
-        g.bench_with_input(BenchmarkId::new("deltanode_awset", n), &n, |b, _| {
-            b.iter_batched(
-                || ours.clone(),
-                |mut s| s.join(black_box(&ours_plus)),
-                BatchSize::LargeInput,
-            )
-        });
         let mut theirs_plus = theirs.clone();
         theirs_plus.merge(their_set(2, fresh(0)));
-        g.bench_with_input(BenchmarkId::new("crdts_orswot", n), &n, |b, _| {
-            b.iter_batched(
-                || (theirs.clone(), theirs_plus.clone()),
-                |(mut s, other)| s.merge(other),
-                BatchSize::LargeInput,
-            )
-        });
-        g.finish();
+        bench_join(
+            c,
+            "join",
+            ("deltanode_awset", "crdts_orswot"),
+            n,
+            (&ours, &ours_plus),
+            (&theirs, &theirs_plus),
+        );
 
         let mut g = group(c, "merge_group");
         g.throughput(Throughput::Elements(GROUP));
@@ -160,23 +180,14 @@ fn counter_benches(c: &mut Criterion) {
             ours_plus.join(&ours_plus.inc(ReplicaId(r), 1));
             theirs_plus.apply(theirs_plus.inc(r));
         }
-        let mut g = group(c, "gcounter_join");
-        g.throughput(Throughput::Elements(n));
-        g.bench_with_input(BenchmarkId::new("deltanode", n), &n, |b, _| {
-            b.iter_batched(
-                || ours.clone(),
-                |mut s| s.join(black_box(&ours_plus)),
-                BatchSize::LargeInput,
-            )
-        });
-        g.bench_with_input(BenchmarkId::new("crdts", n), &n, |b, _| {
-            b.iter_batched(
-                || (theirs.clone(), theirs_plus.clone()),
-                |(mut s, o)| s.merge(o),
-                BatchSize::LargeInput,
-            )
-        });
-        g.finish();
+        bench_join(
+            c,
+            "gcounter_join",
+            ("deltanode", "crdts"),
+            n,
+            (&ours, &ours_plus),
+            (&theirs, &theirs_plus),
+        );
     }
 }
 
@@ -195,23 +206,14 @@ fn gset_benches(c: &mut Criterion) {
         let mut theirs_plus = theirs.clone();
         theirs_plus.merge(their_gset(fresh(0)));
 
-        let mut g = group(c, "gset_join");
-        g.throughput(Throughput::Elements(n));
-        g.bench_with_input(BenchmarkId::new("deltanode", n), &n, |b, _| {
-            b.iter_batched(
-                || ours.clone(),
-                |mut s| s.join(black_box(&ours_plus)),
-                BatchSize::LargeInput,
-            )
-        });
-        g.bench_with_input(BenchmarkId::new("crdts", n), &n, |b, _| {
-            b.iter_batched(
-                || (theirs.clone(), theirs_plus.clone()),
-                |(mut s, other)| s.merge(other),
-                BatchSize::LargeInput,
-            )
-        });
-        g.finish();
+        bench_join(
+            c,
+            "gset_join",
+            ("deltanode", "crdts"),
+            n,
+            (&ours, &ours_plus),
+            (&theirs, &theirs_plus),
+        );
 
         let mut g = group(c, "gset_merge_group");
         g.throughput(Throughput::Elements(GROUP));
