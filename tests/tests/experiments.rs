@@ -1,5 +1,6 @@
 //! `scripts/experiment.py` on real processes: it runs, cleans up, and its CSV has the simulator's
-//! columns and agrees with what the protocol guarantees (BP+RR on a tree sends each update once).
+//! columns and agrees with what the protocol guarantees (BP+RR on a tree sends each update once,
+//! give or take a resend after a late ack).
 
 use deltanode_e2e::{binary, TempDir};
 use std::path::Path;
@@ -46,9 +47,14 @@ fn the_real_process_experiment_writes_the_simulator_columns_and_cleans_up() {
         assert_eq!(r[11], "60", "lower bound: 4 nodes × 5 updates × 3 others");
     }
     let (state, bprr) = (&rows[0], &rows[1]);
-    assert_eq!(
-        bprr[4], "60",
-        "BP+RR on a tree delivers every update exactly once per other node"
+    // BP+RR on a tree delivers every update once per other node: the lower bound. A real node may
+    // send a group twice when its ack (sent after the receiver's fsync) comes back after the
+    // sender's next tick, so allow BENCHMARKS.md's 5% real-process tolerance; without BP (or RR)
+    // a tree costs about twice the bound.
+    let payload: u64 = bprr[4].parse().unwrap();
+    assert!(
+        (60..=63).contains(&payload),
+        "BP+RR on a tree sent {payload} payload units for a lower bound of 60"
     );
     assert!(state[4].parse::<u64>().unwrap() > bprr[4].parse::<u64>().unwrap());
     let leftovers = std::fs::read_dir(&tmp.0)
