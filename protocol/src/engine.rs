@@ -8,8 +8,9 @@
 //! - A received group is reduced to Δ(group, state) before it is merged and buffered (RR): nothing
 //!   new, nothing buffered. Every delta message is acked; groups acked by every neighbour are dropped.
 //! - `bp-rr-tree` does all of this over the links of a spanning tree only ([`crate::tree`]): the
-//!   other links are *lazy* and carry beacons. A link that turns eager is caught up by state, as a
-//!   new neighbour is; a link that turns lazy stops holding the buffer back.
+//!   other links are *lazy* and carry beacons. A link that turns eager is caught up: with deltas if
+//!   it left the tree less than two beacon periods ago (it held the buffer back meanwhile), else by
+//!   state, as a new neighbour is.
 
 use crate::algorithm::Algorithm;
 use crate::buffer::{DeltaBuffer, Origin};
@@ -139,8 +140,9 @@ pub struct Engine<P, L> {
     /// Ticks seen: the engine's only notion of time.
     tick: u64,
     stats: Stats,
-    /// `bp-rr-tree` only: which links are on the spanning tree.
-    tree: Option<SpanningTree<P>>,
+    /// `bp-rr-tree` only: which links are on the spanning tree (boxed: the other algorithms'
+    /// engines, hundreds of them in a simulation, do not carry its size).
+    tree: Option<Box<SpanningTree<P>>>,
 }
 
 impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
@@ -154,7 +156,8 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             tree: config
                 .algorithm
                 .tree()
-                .then(|| SpanningTree::new(config.rank, seq_base, config.beacon_period_ticks)),
+                .then(|| SpanningTree::new(config.rank, seq_base, config.beacon_period_ticks))
+                .map(Box::new),
             config,
             state,
             buffer,
@@ -194,12 +197,12 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
 
     /// `bp-rr-tree`'s spanning tree (`None` for the other algorithms).
     pub fn tree(&self) -> Option<&SpanningTree<P>> {
-        self.tree.as_ref()
+        self.tree.as_deref()
     }
 
     /// A `seq_base` for this replica restarted: above every sequence number and epoch it used.
     pub fn restart_base(&self) -> u64 {
-        let epoch = self.tree.as_ref().map_or(0, SpanningTree::epoch);
+        let epoch = self.tree.as_deref().map_or(0, SpanningTree::epoch);
         self.buffer.next_seq().max(epoch) + 1
     }
 

@@ -23,8 +23,8 @@
 //!   remaining rank takes over.
 //!
 //! Correctness of the data never rests on the tree: the engine catches up every link that becomes a
-//! tree link with the state-driven exchange, so a wrong, partial or changing tree costs extra
-//! state transfers and delay, never data. All the tree must do is end up connected, which the
+//! tree link (with deltas when it left the tree moments ago, else with the state-driven exchange),
+//! so a wrong, partial or changing tree costs extra transfers and delay, never data. All the tree must do is end up connected, which the
 //! rules above guarantee once links stop failing.
 
 use crate::engine::PeerId;
