@@ -268,16 +268,14 @@ mod tests {
     use protocol::sim::topology::Topology;
     use protocol::sim::workload::WorkloadSpec;
 
-    #[test]
-    fn preload_runs_each_size_and_only_for_sets() {
-        let out =
-            std::env::temp_dir().join(format!("deltanode-preload-test-{}", std::process::id()));
-        let mut args = SimArgs {
-            topology: vec![Topology::Mesh],
+    /// State-based and BP+RR on a 6-node tree, gset, 5 events, no faults, writing into `out`.
+    fn small_run(out: &std::path::Path) -> SimArgs {
+        SimArgs {
+            topology: vec![Topology::Tree],
             nodes: vec![6],
             workload: vec![WorkloadSpec::GSet],
             algorithms: AlgorithmList(vec![Algorithm::State, Algorithm::BpRr]),
-            events: 3,
+            events: 5,
             seed: 1,
             loss: 0.0,
             dup: 0.0,
@@ -286,8 +284,20 @@ mod tests {
             partition: false,
             crashes: false,
             timing: protocol::sim::Timing::Staggered,
+            preload: vec![0],
+            out: out.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn preload_runs_each_size_and_only_for_sets() {
+        let out =
+            std::env::temp_dir().join(format!("deltanode-preload-test-{}", std::process::id()));
+        let mut args = SimArgs {
+            topology: vec![Topology::Mesh],
+            events: 3,
             preload: vec![100, 1000],
-            out: out.clone(),
+            ..small_run(&out)
         };
         run(&args).unwrap();
         let csv = fs::read_to_string(out.join("results.csv")).unwrap();
@@ -315,21 +325,8 @@ mod tests {
     fn writes_the_spec_columns_a_row_per_run_and_the_charts() {
         let out = std::env::temp_dir().join(format!("deltanode-sim-test-{}", std::process::id()));
         let args = SimArgs {
-            topology: vec![Topology::Tree],
-            nodes: vec![6],
             workload: vec![WorkloadSpec::GSet, WorkloadSpec::GMap(10)],
-            algorithms: AlgorithmList(vec![Algorithm::State, Algorithm::BpRr]),
-            events: 5,
-            seed: 1,
-            loss: 0.0,
-            dup: 0.0,
-            reorder: false,
-            delay: 0,
-            partition: false,
-            crashes: false,
-            timing: protocol::sim::Timing::Staggered,
-            preload: vec![0],
-            out: out.clone(),
+            ..small_run(&out)
         };
         run(&args).unwrap();
         let csv = fs::read_to_string(out.join("results.csv")).unwrap();
