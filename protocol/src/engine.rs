@@ -195,11 +195,6 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
         &self.neighbours
     }
 
-    /// `bp-rr-tree`'s spanning tree (`None` for the other algorithms).
-    pub fn tree(&self) -> Option<&SpanningTree<P>> {
-        self.tree.as_deref()
-    }
-
     /// A `seq_base` for this replica restarted: above every sequence number and epoch it used.
     pub fn restart_base(&self) -> u64 {
         let epoch = self.tree.as_deref().map_or(0, SpanningTree::epoch);

@@ -151,6 +151,9 @@ impl<P: PeerId> SpanningTree<P> {
             self.become_root(now);
         }
         self.choose_parent(now);
+        // A dismissed root above ours can never win again: only lower roots need remembering.
+        let root = self.root;
+        self.dismissed.retain(|&r, _| r < root);
         let mut out = Vec::new();
         for to in neighbours {
             let beacon = Beacon {
@@ -180,8 +183,6 @@ impl<P: PeerId> SpanningTree<P> {
         self.parent = None;
         self.fresh_at = now;
         self.next_epoch_at = now + self.period;
-        let rank = self.rank;
-        self.dismissed.retain(|&r, _| r < rank);
     }
 
     fn detach(&mut self) {
@@ -238,8 +239,6 @@ impl<P: PeerId> SpanningTree<P> {
         }
         self.dist = dist;
         self.parent = Some(p);
-        let root = self.root;
-        self.dismissed.retain(|&r, _| r < root);
     }
 }
 
@@ -249,7 +248,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Nodes 0..n (rank = id) on `edges`; each round every node ticks in turn and its beacons
-    /// arrive at once, except over links that are `down`.
+    /// arrive at once; `cut` removes a link for good.
     struct Net {
         trees: Vec<SpanningTree<u32>>,
         adj: Vec<Vec<u32>>,
