@@ -116,6 +116,33 @@ fn bench_join<O: Lattice, T: CvRDT + Clone>(
     g.finish();
 }
 
+/// `group_name`/`ours`: our `delta_and_merge` of 10-element groups (`our_group(k)`, all fresh)
+/// into an N-element state, against `crdts`' `merge` of the same groups (`their_group(k)`).
+fn bench_group_merge<O: Decompose, T: CvRDT + Clone>(
+    c: &mut Criterion,
+    group_name: &str,
+    (our_label, their_label): (&str, &str),
+    n: u64,
+    (ours, our_group): (&O, impl Fn(u64) -> O),
+    (theirs, their_group): (&T, impl Fn(u64) -> T),
+) {
+    let mut g = group(c, group_name);
+    g.throughput(Throughput::Elements(GROUP));
+    g.bench_with_input(BenchmarkId::new(our_label, n), &n, |b, _| {
+        b.iter_custom(|iters| {
+            time_group_merges(iters, n, ours, &our_group, |s, grp| {
+                black_box(s.delta_and_merge(&grp));
+            })
+        })
+    });
+    g.bench_with_input(BenchmarkId::new(their_label, n), &n, |b, _| {
+        b.iter_custom(|iters| {
+            time_group_merges(iters, n, theirs, &their_group, |s, grp| s.merge(grp))
+        })
+    });
+    g.finish();
+}
+
 fn set_benches(c: &mut Criterion) {
     for n in sizes() {
         let ours = our_set(1, 0..n);
@@ -134,34 +161,15 @@ fn set_benches(c: &mut Criterion) {
             (&theirs, &theirs_plus),
         );
 
-        let mut g = group(c, "merge_group");
-        g.throughput(Throughput::Elements(GROUP));
         // Each group comes from a replica of its own, as groups from many writers do.
-        g.bench_with_input(BenchmarkId::new("deltanode_awset", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                time_group_merges(
-                    iters,
-                    n,
-                    &ours,
-                    |k| our_set(100 + k, fresh(k)),
-                    |s, grp| {
-                        black_box(s.delta_and_merge(&grp));
-                    },
-                )
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("crdts_orswot", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                time_group_merges(
-                    iters,
-                    n,
-                    &theirs,
-                    |k| their_set(100 + k, fresh(k)),
-                    |s, grp| s.merge(grp),
-                )
-            })
-        });
-        g.finish();
+        bench_group_merge(
+            c,
+            "merge_group",
+            ("deltanode_awset", "crdts_orswot"),
+            n,
+            (&ours, |k| our_set(100 + k, fresh(k))),
+            (&theirs, |k| their_set(100 + k, fresh(k))),
+        );
     }
 }
 
@@ -215,33 +223,14 @@ fn gset_benches(c: &mut Criterion) {
             (&theirs, &theirs_plus),
         );
 
-        let mut g = group(c, "gset_merge_group");
-        g.throughput(Throughput::Elements(GROUP));
-        g.bench_with_input(BenchmarkId::new("deltanode", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                time_group_merges(
-                    iters,
-                    n,
-                    &ours,
-                    |k| fresh(k).collect::<OurGSet<u64>>(),
-                    |s, grp| {
-                        black_box(s.delta_and_merge(&grp));
-                    },
-                )
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("crdts", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                time_group_merges(
-                    iters,
-                    n,
-                    &theirs,
-                    |k| their_gset(fresh(k)),
-                    |s, grp| s.merge(grp),
-                )
-            })
-        });
-        g.finish();
+        bench_group_merge(
+            c,
+            "gset_merge_group",
+            ("deltanode", "crdts"),
+            n,
+            (&ours, |k| fresh(k).collect::<OurGSet<u64>>()),
+            (&theirs, |k| their_gset(fresh(k))),
+        );
     }
 }
 
