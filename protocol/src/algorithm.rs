@@ -20,7 +20,8 @@ pub enum Algorithm {
     Delta,
     /// State-based: the full state to every neighbour every interval.
     State,
-    /// Scuttlebutt (version-vector digests, deltas by dot): simulator baseline.
+    /// Scuttlebutt with garbage collection (knowledge-matrix digests, deltas by dot), as the
+    /// paper's authors ran it: simulator baseline.
     Scuttlebutt,
     /// Op-based reliable causal broadcast: simulator baseline.
     Op,

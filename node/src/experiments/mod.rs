@@ -16,6 +16,10 @@ use std::time::Instant;
 /// The SPEC's `results.csv` header.
 pub const RESULTS_HEADER: &str = "algorithm,topology,workload,nodes,payload_units,metadata_units,bytes,cpu_ms,avg_memory_units,rounds,converged,lower_bound_units";
 
+/// The simulator's own columns after the SPEC's: memory sampled at each node's sync (before the
+/// acks), where the paper's authors sampled it. Real-process CSVs have `time_to_converge_ms` here.
+pub const SIM_EXTRA_COLUMNS: &str = "sync_memory_units";
+
 /// Runs the command.
 pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -99,6 +103,7 @@ pub fn charts_from_csv(csv: &std::path::Path, out: &std::path::Path) -> anyhow::
         csv.display()
     );
     let converge_col = header.iter().position(|h| *h == "time_to_converge_ms");
+    let sync_col = header.iter().position(|h| *h == "sync_memory_units");
     let mut runs: Vec<(SimReport, Option<f64>)> = Vec::new();
     for (n, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let c: Vec<&str> = line.split(',').collect();
@@ -121,6 +126,7 @@ pub fn charts_from_csv(csv: &std::path::Path, out: &std::path::Path) -> anyhow::
             bytes: parse(6)? as u64,
             cpu: std::time::Duration::from_secs_f64(parse(7)? / 1000.0),
             avg_memory_units: parse(8)?,
+            sync_memory_units: sync_col.map(parse).transpose()?.unwrap_or(0.0),
             rounds: parse(9)? as u64,
             converged: c[10] == "true",
             lower_bound_units,
@@ -215,11 +221,11 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// `results.csv`, SPEC columns.
 pub fn results_csv(reports: &[SimReport]) -> String {
-    let mut s = format!("{RESULTS_HEADER}\n");
+    let mut s = format!("{RESULTS_HEADER},{SIM_EXTRA_COLUMNS}\n");
     for r in reports {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{:.3},{:.1},{},{},{}",
+            "{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{:.1}",
             r.algorithm.name(),
             r.topology,
             r.workload,
@@ -231,7 +237,8 @@ pub fn results_csv(reports: &[SimReport]) -> String {
             r.avg_memory_units,
             r.rounds,
             r.converged,
-            r.lower_bound_units
+            r.lower_bound_units,
+            r.sync_memory_units
         );
     }
     s
@@ -331,11 +338,13 @@ mod tests {
         run(&args).unwrap();
         let csv = fs::read_to_string(out.join("results.csv")).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], RESULTS_HEADER);
+        assert_eq!(lines[0], format!("{RESULTS_HEADER},{SIM_EXTRA_COLUMNS}"));
         assert_eq!(lines.len(), 1 + 4);
         for row in &lines[1..] {
             let cells: Vec<&str> = row.split(',').collect();
-            assert_eq!(cells.len(), 12, "{row}");
+            assert_eq!(cells.len(), 13, "{row}");
+            let (end, sync): (f64, f64) = (cells[8].parse().unwrap(), cells[12].parse().unwrap());
+            assert!(sync > 0.0 && end > 0.0, "both memory samples taken: {row}");
             assert_eq!(cells[10], "true", "{row} did not converge");
             if cells[2] == "gset" {
                 assert_eq!(

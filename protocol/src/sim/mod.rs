@@ -138,6 +138,10 @@ pub struct RoundSample {
     pub bytes: u64,
     /// Memory per node at the round's end, averaged over nodes.
     pub avg_memory_units: f64,
+    /// Memory per node just after its own sync, before any answer arrives, averaged over nodes:
+    /// where the paper's authors sampled (their memory timer shares the sync timer's process and
+    /// period, so it fires right after each sync, while the acks are still on their way).
+    pub sync_memory_units: f64,
 }
 
 /// What a run measured (totals up to convergence).
@@ -163,6 +167,8 @@ pub struct SimReport {
     pub cpu: Duration,
     /// Memory per node, averaged over nodes and rounds.
     pub avg_memory_units: f64,
+    /// Memory per node sampled at its syncs (before the acks), averaged over nodes and rounds.
+    pub sync_memory_units: f64,
     /// Rounds until every node held the same state.
     pub rounds: u64,
     /// Whether they did within the allowed rounds.
@@ -298,6 +304,11 @@ impl<L: Decompose + Measure + Serialize> Sim<'_, L> {
                 continue;
             }
             let sends = self.timed(|nodes| nodes[i as usize].tick());
+            if self.counting {
+                let live = self.down.iter().filter(|d| !**d).count().max(1);
+                self.sample.sync_memory_units +=
+                    self.nodes[i as usize].memory_units() as f64 / live as f64;
+            }
             self.send(round, i, sends, &mut queue);
             if self.cfg.timing == Timing::Staggered {
                 self.deliver(round, std::mem::take(&mut queue));
@@ -354,7 +365,7 @@ where
             .expect("the caller checks that the workload has a preload"),
     };
     let nodes = (0..n)
-        .map(|i| SimNode::new(cfg.algorithm, i as u32, &adj[i], initial.clone()))
+        .map(|i| SimNode::new(cfg.algorithm, i as u32, n, &adj[i], initial.clone()))
         .collect();
     let mut sim = Sim {
         cfg: *cfg,
@@ -465,6 +476,8 @@ where
         bytes: total(|s| s.bytes),
         cpu: sim.cpu_total,
         avg_memory_units: samples.iter().map(|s| s.avg_memory_units).sum::<f64>()
+            / samples.len().max(1) as f64,
+        sync_memory_units: samples.iter().map(|s| s.sync_memory_units).sum::<f64>()
             / samples.len().max(1) as f64,
         rounds: converged_at.unwrap_or(round),
         converged: converged_at.is_some(),

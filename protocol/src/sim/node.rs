@@ -43,16 +43,23 @@ pub enum SimNode<L> {
 type Sends<L> = Vec<(u32, SimMessage<L>)>;
 
 impl<L: Decompose + Measure> SimNode<L> {
-    /// Node `id` running `algorithm`, starting from `initial` together with its `neighbours` (who
-    /// start from the same state). The baselines start from ⊥ only: their logs have no preload.
-    pub fn new(algorithm: Algorithm, id: u32, neighbours: &[u32], initial: L) -> Self {
+    /// Node `id` of `nodes` running `algorithm`, starting from `initial` together with its
+    /// `neighbours` (who start from the same state). The baselines start from ⊥ only: their logs
+    /// have no preload.
+    pub fn new(
+        algorithm: Algorithm,
+        id: u32,
+        nodes: usize,
+        neighbours: &[u32],
+        initial: L,
+    ) -> Self {
         assert!(
             initial.is_bottom() || !matches!(algorithm, Algorithm::Scuttlebutt | Algorithm::Op),
             "{algorithm} cannot start from a preloaded state"
         );
         match algorithm {
             Algorithm::Scuttlebutt => {
-                SimNode::Scuttlebutt(Scuttlebutt::new(id, neighbours.iter().copied()))
+                SimNode::Scuttlebutt(Scuttlebutt::new(id, nodes, neighbours.iter().copied()))
             }
             Algorithm::Op => SimNode::Op(OpBased::new(id, neighbours.iter().copied())),
             _ => {
@@ -161,12 +168,12 @@ impl<L: Decompose + Measure> SimNode<L> {
         }
     }
 
-    /// What it still holds for others: buffered groups, or pending ops (0 for Scuttlebutt, whose
-    /// log is its state).
+    /// What it still holds for others: buffered groups, logged deltas not yet stable, or pending
+    /// ops.
     pub fn pending(&self) -> usize {
         match self {
             SimNode::Engine(e) => e.buffer().len(),
-            SimNode::Scuttlebutt(_) => 0,
+            SimNode::Scuttlebutt(s) => s.logged(),
             SimNode::Op(o) => o.pending(),
         }
     }
