@@ -219,7 +219,7 @@ fn ratio(a: u64, b: u64) -> f64 {
     a as f64 / b.max(1) as f64
 }
 
-/// `results.csv`, SPEC columns.
+/// `results.csv`: the SPEC columns, then [`SIM_EXTRA_COLUMNS`].
 pub fn results_csv(reports: &[SimReport]) -> String {
     let mut s = format!("{RESULTS_HEADER},{SIM_EXTRA_COLUMNS}\n");
     for r in reports {

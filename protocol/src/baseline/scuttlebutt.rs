@@ -129,11 +129,6 @@ impl<L: Lattice + Measure> Scuttlebutt<L> {
     pub fn receive(&mut self, from: u32, msg: SbMessage<L>) -> Vec<(u32, SbMessage<L>)> {
         match msg {
             SbMessage::Digest { matrix } => {
-                let knows_more = self.matrix.iter().enumerate().any(|(k, row)| {
-                    let theirs = matrix.get(k);
-                    row.iter()
-                        .any(|(&o, &c)| !theirs.is_some_and(|t| covers(t, o, c)))
-                });
                 // A row for a node we do not know of is ignored: the matrix is bounded by ours.
                 for (mine, theirs) in self.matrix.iter_mut().zip(&matrix) {
                     for (&o, &c) in theirs {
@@ -156,8 +151,9 @@ impl<L: Lattice + Measure> Scuttlebutt<L> {
                 // A node with an empty log sends no digests of its own; when it knows more than
                 // the asker (typically: that the asker's logged dots are stable), it answers with
                 // its matrix, or the asker would keep its log and ask for ever. Each such answer
-                // leaves the asker knowing at least as much, so it cannot ping-pong.
-                if self.log.is_empty() && knows_more {
+                // leaves the asker knowing at least as much, so it cannot ping-pong. Ours now
+                // covers theirs, so "knows more" is "theirs does not cover ours".
+                if self.log.is_empty() && !self.covered_by(&matrix) {
                     let matrix = self.matrix.clone();
                     out.push((from, SbMessage::Digest { matrix }));
                 }
@@ -176,6 +172,15 @@ impl<L: Lattice + Measure> Scuttlebutt<L> {
                 vec![]
             }
         }
+    }
+
+    /// Whether `theirs` knows everything this node's matrix holds.
+    fn covered_by(&self, theirs: &[Vector]) -> bool {
+        self.matrix.iter().enumerate().all(|(k, row)| {
+            let t = theirs.get(k);
+            row.iter()
+                .all(|(&o, &c)| t.is_some_and(|t| covers(t, o, c)))
+        })
     }
 
     /// Drops the dots every row covers: every node has seen them.

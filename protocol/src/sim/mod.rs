@@ -299,15 +299,15 @@ impl<L: Decompose + Measure + Serialize> Sim<'_, L> {
     /// One sync interval: every live node ticks, and messages arrive as `cfg.timing` says.
     fn sync_round(&mut self, round: u64, phases: &[u32]) {
         let mut queue = VecDeque::new();
+        let live = self.down.iter().filter(|d| !**d).count().max(1) as f64;
         for &i in phases {
             if self.down[i as usize] {
                 continue;
             }
             let sends = self.timed(|nodes| nodes[i as usize].tick());
             if self.counting {
-                let live = self.down.iter().filter(|d| !**d).count().max(1);
                 self.sample.sync_memory_units +=
-                    self.nodes[i as usize].memory_units() as f64 / live as f64;
+                    self.nodes[i as usize].memory_units() as f64 / live;
             }
             self.send(round, i, sends, &mut queue);
             if self.cfg.timing == Timing::Staggered {
