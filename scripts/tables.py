@@ -181,11 +181,15 @@ def versus_paper(ours, paper_value):
     return ours / paper_value
 
 
+def is_far(ratio):
+    """Further than 1.25× from the paper, either way."""
+    return ratio < FAR[0] or ratio > FAR[1]
+
+
 def mark(ratio):
     if ratio is None:
         return "–"
-    far = ratio < FAR[0] or ratio > FAR[1]
-    return f"{ratio:.2f}" + (" †" if far else "")
+    return f"{ratio:.2f}" + (" †" if is_far(ratio) else "")
 
 
 def load_ours(sim_csv, real_csvs):
@@ -258,7 +262,7 @@ def summary(sim_csv, real_csvs):
                 if not ratios:
                     cells.append("–")
                     continue
-                far = sum(1 for x in ratios if x < FAR[0] or x > FAR[1])
+                far = sum(1 for x in ratios if is_far(x))
                 cells.append(f"{min(ratios):.2f}–{max(ratios):.2f}" + (f" ({far} of {len(ratios)} †)" if far else ""))
             print(f"| {a}, {name} | " + " | ".join(cells) + " |")
 
