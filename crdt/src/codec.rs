@@ -27,7 +27,34 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
             limit: DECODE_LIMIT,
         });
     }
-    let (value, read) = bincode::serde::decode_from_slice(bytes, config())
+    decode_with(bytes, config())
+}
+
+/// Decodes what this node stored itself (a snapshot, a log entry, a checkpoint), which may be
+/// larger than anything accepted from the network. The decoder's allocation bound grows with the
+/// input, at eight times its size (a state in memory is a few times its encoding): a damaged
+/// length prefix still gets an error, not an allocation beyond that.
+pub fn decode_stored<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
+    const GIB: usize = 1 << 30;
+    match bytes.len().saturating_mul(8) {
+        n if n <= DECODE_LIMIT => decode(bytes),
+        n if n <= GIB => decode_with(bytes, bincode::config::standard().with_limit::<GIB>()),
+        n if n <= 16 * GIB => decode_with(
+            bytes,
+            bincode::config::standard().with_limit::<{ 16 * GIB }>(),
+        ),
+        _ => decode_with(
+            bytes,
+            bincode::config::standard().with_limit::<{ 256 * GIB }>(),
+        ),
+    }
+}
+
+fn decode_with<T: DeserializeOwned>(
+    bytes: &[u8],
+    config: impl bincode::config::Config,
+) -> Result<T, CrdtError> {
+    let (value, read) = bincode::serde::decode_from_slice(bytes, config)
         .map_err(|e| CrdtError::Decode(e.to_string()))?;
     if read != bytes.len() {
         return Err(CrdtError::Decode(format!(
@@ -47,4 +74,24 @@ pub fn digest<T: Serialize>(value: &T) -> Result<[u8; 32], CrdtError> {
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_values_past_the_network_limit_decode_and_garbage_does_not() {
+        // 700,000 strings of 100 bytes: ~70 MB encoded, beyond the network bound.
+        let big: Vec<String> = (0..700_000u32).map(|i| format!("{i:0100}")).collect();
+        let bytes = encode(&big).unwrap();
+        assert!(
+            decode::<Vec<String>>(&bytes).is_err(),
+            "too big for the network decoder"
+        );
+        assert_eq!(decode_stored::<Vec<String>>(&bytes).unwrap(), big);
+        let mut damaged = bytes.clone();
+        damaged.truncate(bytes.len() / 2);
+        assert!(decode_stored::<Vec<String>>(&damaged).is_err());
+    }
 }

@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-use crate::store::Kind;
+use crate::kind::Kind;
 
 /// What can go wrong in the CRDT layer. None of these leaves a state half-changed: mutators return
 /// deltas and touch nothing, and decoding builds a fresh value or fails.
@@ -16,10 +16,21 @@ pub enum CrdtError {
         /// The type the write asked for.
         requested: Kind,
     },
+    /// A write named a reserved key (one starting with NUL); nothing was written.
+    #[error("key {0:?} is reserved (keys may not start with NUL)")]
+    ReservedKey(String),
+    /// A `resolve` asked to keep a type the key does not have; nothing was written.
+    #[error("key {key:?} has no {keep} to keep")]
+    NothingToKeep {
+        /// The key.
+        key: String,
+        /// The type asked for.
+        keep: Kind,
+    },
     /// Bytes did not decode as the expected type; nothing was decoded.
     #[error("malformed encoding: {0}")]
     Decode(String),
-    /// Input larger than [`crate::codec::DECODE_LIMIT`]; it was not read.
+    /// Input larger than the decoder accepts (`codec::DECODE_LIMIT`); it was not read.
     #[error("input of {size} bytes exceeds the limit of {limit}")]
     TooLarge {
         /// Bytes offered.

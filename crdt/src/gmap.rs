@@ -48,7 +48,10 @@ impl<K: Ord, L> Default for GMap<K, L> {
 
 impl<K: Ord + Clone + Debug, L: Lattice> GMap<K, L> {
     /// The value at `key`, if not ⊥.
-    pub fn get(&self, key: &K) -> Option<&L> {
+    pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&L>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         self.entries.get(key)
     }
 

@@ -131,6 +131,24 @@ impl<K: KernelItem, V: KernelItem> Default for DotKernel<K, V> {
     }
 }
 
+/// Live writes grouped by value, in value order, each with its writers (in order, no repeats).
+pub(crate) fn group_writers<'a, V: Ord>(
+    writes: impl Iterator<Item = (&'a Dot, &'a V)>,
+) -> Vec<(&'a V, Vec<ReplicaId>)> {
+    let mut by_value: BTreeMap<&V, Vec<ReplicaId>> = BTreeMap::new();
+    for (dot, v) in writes {
+        by_value.entry(v).or_default().push(dot.replica);
+    }
+    by_value
+        .into_iter()
+        .map(|(v, mut who)| {
+            who.sort();
+            who.dedup();
+            (v, who)
+        })
+        .collect()
+}
+
 impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
     /// Live `(dot, key, value)` writes in dot order.
     pub fn entries(&self) -> impl Iterator<Item = (&Dot, &K, &V)> {
@@ -144,6 +162,15 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
             .map_or(&[][..], KeyDots::as_slice)
             .iter()
             .map(move |d| &self.entries[d].1)
+    }
+
+    /// Live writes of one key with their dots (whose replica is the writer), in dot order.
+    pub fn writes_of<'a>(&'a self, key: &K) -> impl Iterator<Item = (&'a Dot, &'a V)> + 'a {
+        self.by_key
+            .get(key)
+            .map_or(&[][..], KeyDots::as_slice)
+            .iter()
+            .map(move |d| (d, &self.entries[d].1))
     }
 
     /// Keys with at least one live write, in order.

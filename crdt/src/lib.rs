@@ -16,25 +16,35 @@
 //! | [`lww`], [`mvregister`] | last-writer-wins and multi-value registers |
 //! | [`ormap`], [`gmap`] | add-wins map of multi-value registers; grow-only map (LWW map) |
 //! | [`value`] | the canonical JSON values users store |
+//! | [`resolution`] | a `resolve` write: which type a clashing key keeps |
+//! | [`conflict`] | type clashes and concurrent values, as read paths list them |
+//! | [`kind`] | the object types, their API names, and the type-clash rule |
+//! | [`shared`] | a lattice behind an `Arc`, copied on write: what makes store snapshots cheap |
 //! | [`store`] | the store of named objects: one lattice, with typed operations |
 //! | [`revert`] | rollback: the compensating operations back to a checkpoint |
 //! | [`codec`] | the binary encoding and digests (the only module naming bincode) |
 //! | [`error`] | the crate's error type |
 
+#![deny(missing_docs)]
+
 pub mod awset;
 pub mod codec;
+pub mod conflict;
 pub mod dot;
 pub mod error;
 pub mod gcounter;
 pub mod gmap;
 pub mod gset;
 pub mod kernel;
+pub mod kind;
 pub mod lattice;
 pub mod lww;
 pub mod mvregister;
 pub mod ormap;
 pub mod pncounter;
+pub mod resolution;
 pub mod revert;
+pub mod shared;
 pub mod store;
 pub mod twopset;
 pub mod value;
@@ -48,11 +58,12 @@ pub use error::CrdtError;
 pub use gcounter::GCounter;
 pub use gmap::{GMap, LwwMap};
 pub use gset::GSet;
+pub use kind::Kind;
 pub use lattice::{Decompose, Lattice, Measure};
 pub use lww::LwwRegister;
 pub use mvregister::MvRegister;
 pub use ormap::OrMap;
 pub use pncounter::PNCounter;
-pub use store::{Kind, Object, Op, Store, Writer};
+pub use store::{Object, Op, Store, Writer};
 pub use twopset::TwoPSet;
 pub use value::Value;

@@ -36,6 +36,11 @@ impl<T: KernelItem> MvRegister<T> {
         v
     }
 
+    /// The concurrent values, in order, each with the replicas that wrote it.
+    pub fn values_with_writers(&self) -> Vec<(&T, Vec<ReplicaId>)> {
+        crate::kernel::group_writers(self.kernel.writes_of(&()))
+    }
+
     /// Delta-mutator: write `value`, overwriting every value seen.
     pub fn set(&self, replica: ReplicaId, value: T) -> Self {
         MvRegister {

@@ -37,6 +37,11 @@ impl<F: KernelItem, V: KernelItem> OrMap<F, V> {
         v
     }
 
+    /// The concurrent values of `field`, in order, each with the replicas that wrote it.
+    pub fn get_with_writers(&self, field: &F) -> Vec<(&V, Vec<ReplicaId>)> {
+        crate::kernel::group_writers(self.kernel.writes_of(field))
+    }
+
     /// Present fields, in order.
     pub fn fields(&self) -> impl Iterator<Item = &F> {
         self.kernel.keys()

@@ -9,7 +9,8 @@
 //! to its type's empty value (0, [], {}, null). A register or map field that held concurrent values
 //! at the checkpoint cannot be recreated by a write, so it is reported too.
 
-use crate::store::{Kind, Object, Op, Store};
+use crate::kind::Kind;
+use crate::store::{Object, Op, Store};
 use crate::value::Value;
 use serde_json::Value as Json;
 use std::collections::BTreeSet;
@@ -36,7 +37,7 @@ fn elements(o: Option<Object<'_>>) -> BTreeSet<Value> {
 /// The compensating operations that take `now` back to `then`.
 pub fn revert(then: &Store, now: &Store) -> Revert {
     let mut out = Revert::default();
-    for (key, current) in now.objects() {
+    for (key, current) in now.typed_objects() {
         let kind = current.kind();
         let past = then.get_kind(key, kind);
         let past_value = past.map(|p| p.value());

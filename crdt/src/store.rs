@@ -13,16 +13,18 @@ use crate::error::CrdtError;
 use crate::gcounter::GCounter;
 use crate::gmap::GMap;
 use crate::gset::GSet;
+use crate::kind::Kind;
 use crate::lattice::{Decompose, Lattice, Measure};
 use crate::lww::LwwRegister;
 use crate::mvregister::MvRegister;
 use crate::ormap::OrMap;
 use crate::pncounter::PNCounter;
+use crate::resolution::{self, Resolution};
+use crate::shared::Shared;
 use crate::twopset::TwoPSet;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use std::fmt;
 
 /// Who writes and when: what a delta-mutator needs beyond the operation.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +60,8 @@ pub enum Op {
     MapPut(String, Value),
     /// `map`: remove a field as observed.
     MapRemove(String),
+    /// Any type: settle a type clash by keeping this type (see [`crate::resolution`]).
+    Resolve(Kind),
 }
 
 impl Op {
@@ -72,35 +76,15 @@ impl Op {
             Op::LwwSet(_) => Kind::Lww,
             Op::RegisterSet(_) => Kind::Register,
             Op::MapPut(..) | Op::MapRemove(_) => Kind::Map,
+            Op::Resolve(keep) => *keep,
         }
     }
 }
 
-/// Declares the object types once: the `Kind` enum, the borrowed `Object` view, and the `Store`
+/// Declares, for every [`Kind`], the borrowed `Object` view and the `Store`
 /// with one grow-only map per type and its lattice, decomposition and measure, all pointwise.
 macro_rules! object_kinds {
-    ($( $(#[$doc:meta])* $kind:ident = $name:literal, $field:ident: $ty:ty; )*) => {
-        /// The type of an object, fixed by the first write to its key.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub enum Kind {
-            $( $(#[$doc])* $kind, )*
-        }
-
-        impl Kind {
-            /// Every type, in the store's order.
-            pub const ALL: &'static [Kind] = &[$(Kind::$kind),*];
-
-            /// The name the API uses (`"gcounter"`, `"set"`, …).
-            pub fn name(self) -> &'static str {
-                match self { $(Kind::$kind => $name),* }
-            }
-
-            /// The type with API name `name`.
-            pub fn from_name(name: &str) -> Option<Kind> {
-                match name { $($name => Some(Kind::$kind),)* _ => None }
-            }
-        }
-
+    ($( $(#[$doc:meta])* $kind:ident, $field:ident: $ty:ty; )*) => {
         /// A borrowed view of one typed object in a store.
         #[derive(Clone, Copy, Debug)]
         pub enum Object<'a> {
@@ -117,34 +101,39 @@ macro_rules! object_kinds {
         /// The replicated store: every named object, as one lattice. See the module docs.
         #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
         pub struct Store {
-            $( $field: GMap<String, $ty>, )*
+            $( $field: GMap<String, Shared<$ty>>, )*
         }
 
         impl Store {
             /// The object of type `kind` at `key`.
             pub fn get_kind(&self, key: &str, kind: Kind) -> Option<Object<'_>> {
-                match kind { $(Kind::$kind => self.$field.get(&key.to_string()).map(Object::$kind)),* }
+                match kind { $(Kind::$kind => self.$field.get(key).map(|v| Object::$kind(v))),* }
             }
 
-            /// Every `(key, object)`, grouped by type.
-            fn all_objects(&self) -> Vec<(&str, Object<'_>)> {
+            /// Every `(key, object)` of every type, grouped by type, reserved keys included.
+            fn every_object(&self) -> Vec<(&str, Object<'_>)> {
                 let mut all = Vec::new();
-                $( all.extend(self.$field.iter().map(|(k, v)| (k.as_str(), Object::$kind(v)))); )*
+                $( all.extend(self.$field.iter().map(|(k, v)| (k.as_str(), Object::$kind(&**v)))); )*
                 all
             }
 
-            /// Number of objects (a key with two types after a clash counts twice).
+            /// Number of keys (what [`Store::objects`] lists): each key counts once, without
+            /// building the list.
             pub fn len(&self) -> usize {
-                0 $( + self.$field.len() )*
+                0 $( + self.$field.iter().filter(|(k, _)| !resolution::is_reserved(k) && !self.has_earlier_kind(k, Kind::$kind)).count() )*
             }
 
-            /// Only the objects at `key` (of every type it has).
+            /// Only the objects at `key` (of every type it has), and its resolution.
             fn only(&self, key: &str) -> Store {
-                let key = key.to_string();
-                Store { $( $field: match self.$field.get(&key) {
-                    Some(v) => GMap::singleton(key.clone(), v.clone()),
+                let mut only = Store { $( $field: match self.$field.get(key) {
+                    Some(v) => GMap::singleton(key.to_string(), v.clone()),
                     None => GMap::default(),
-                }, )* }
+                }, )* };
+                let reserved = resolution::key_of(key);
+                if let Some(r) = self.lwws.get(&reserved) {
+                    only.lwws.join(&GMap::singleton(reserved, r.clone()));
+                }
+                only
             }
         }
 
@@ -190,27 +179,21 @@ macro_rules! object_kinds {
 
 object_kinds! {
     /// Grow-only counter.
-    GCounter = "gcounter", gcounters: GCounter;
+    GCounter, gcounters: GCounter;
     /// Increment/decrement counter.
-    Counter = "counter", counters: PNCounter;
+    Counter, counters: PNCounter;
     /// Grow-only set.
-    GSet = "gset", gsets: GSet<Value>;
+    GSet, gsets: GSet<Value>;
     /// Two-phase set.
-    TwoPSet = "twopset", twopsets: TwoPSet<Value>;
+    TwoPSet, twopsets: TwoPSet<Value>;
     /// Add-wins set.
-    Set = "set", sets: AwSet<Value>;
+    Set, sets: AwSet<Value>;
     /// Last-writer-wins register.
-    Lww = "lww", lwws: LwwRegister<Value>;
+    Lww, lwws: LwwRegister<Value>;
     /// Multi-value register.
-    Register = "register", registers: MvRegister<Value>;
+    Register, registers: MvRegister<Value>;
     /// Add-wins map of multi-value registers.
-    Map = "map", maps: OrMap<String, Value>;
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+    Map, maps: OrMap<String, Value>;
 }
 
 impl Object<'_> {
@@ -247,13 +230,29 @@ impl Object<'_> {
 }
 
 impl Store {
-    /// The object at `key`: of its first type when a clash gave it several.
+    /// The object at `key`, of the type every read path shows: the kept type when a resolution
+    /// settled a clash, else the first of its types in [`Kind::ALL`].
     pub fn get(&self, key: &str) -> Option<Object<'_>> {
-        Kind::ALL.iter().find_map(|k| self.get_kind(key, *k))
+        self.get_kind(key, self.shown_kind(key)?)
     }
 
-    /// The types `key` has: one, or several after a clash, or none.
+    /// The type `key` shows (see [`Store::get`]).
+    pub fn shown_kind(&self, key: &str) -> Option<Kind> {
+        let kinds = self.kinds(key);
+        let first = *kinds.first()?;
+        Some(
+            self.resolution(key)
+                .map(|r| r.keep)
+                .filter(|k| kinds.contains(k))
+                .unwrap_or(first),
+        )
+    }
+
+    /// The types `key` has: one, or several after a clash, or none (always none for a reserved key).
     pub fn kinds(&self, key: &str) -> Vec<Kind> {
+        if resolution::is_reserved(key) {
+            return vec![];
+        }
         Kind::ALL
             .iter()
             .copied()
@@ -261,11 +260,63 @@ impl Store {
             .collect()
     }
 
-    /// Every object, ordered by key then type.
-    pub fn objects(&self) -> Vec<(&str, Object<'_>)> {
-        let mut all = self.all_objects();
-        all.sort_by(|a, b| (a.0, a.1.kind()).cmp(&(b.0, b.1.kind())));
+    /// The resolution recorded for `key`'s type clash, if any.
+    pub fn resolution(&self, key: &str) -> Option<Resolution> {
+        match self.get_kind(&resolution::key_of(key), Kind::Lww)? {
+            Object::Lww(r) => r.get().and_then(Resolution::from_value),
+            _ => None,
+        }
+    }
+
+    /// Whether `key` has several types that no resolution settles.
+    pub fn is_clash(&self, key: &str) -> bool {
+        let kinds = self.kinds(key);
+        kinds.len() > 1 && !self.resolution(key).is_some_and(|r| r.settles(&kinds))
+    }
+
+    /// Every `(key, object)` of every type: after a type clash a key appears once per type it
+    /// has. Read paths use [`Store::objects`] instead.
+    pub fn typed_objects(&self) -> Vec<(&str, Object<'_>)> {
+        let mut all = self.every_object();
+        all.retain(|(k, _)| !resolution::is_reserved(k));
         all
+    }
+
+    /// The user keys an update (a delta) touches: a resolution touches the key it resolves.
+    pub fn keys_touched(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self
+            .every_object()
+            .into_iter()
+            .filter_map(|(k, _)| {
+                if resolution::is_reserved(k) {
+                    resolution::target_of(k)
+                } else {
+                    Some(k)
+                }
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Every object as read paths show it, ordered by key: one per key, of the type
+    /// [`Store::get`] shows.
+    pub fn objects(&self) -> Vec<(&str, Object<'_>)> {
+        let mut keys: Vec<&str> = self.typed_objects().into_iter().map(|(k, _)| k).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|k| self.get(k).map(|o| (k, o)))
+            .collect()
+    }
+
+    /// Whether `key` also has a type that comes before `kind`.
+    fn has_earlier_kind(&self, key: &str, kind: Kind) -> bool {
+        Kind::ALL
+            .iter()
+            .take_while(|k| **k != kind)
+            .any(|k| self.get_kind(key, *k).is_some())
     }
 
     /// Whether the store holds no object.
@@ -273,50 +324,98 @@ impl Store {
         self.is_bottom()
     }
 
-    /// Keys that concurrent writers gave more than one type.
+    /// Keys whose type clash no resolution settles.
     pub fn clashes(&self) -> Vec<&str> {
-        let mut clashing: Vec<&str> = Vec::new();
-        for w in self.objects().windows(2) {
-            if w[0].0 == w[1].0 && clashing.last() != Some(&w[0].0) {
-                clashing.push(w[0].0);
-            }
-        }
-        clashing
-    }
-
-    /// Registers and map fields with concurrent values, over all objects.
-    pub fn conflicts(&self) -> usize {
-        self.all_objects().iter().map(|(_, o)| o.conflicts()).sum()
+        self.objects()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| self.is_clash(k))
+            .collect()
     }
 
     /// Delta-mutator: the delta that `op` on `key` causes. Refuses an op of another type than the key's.
     pub fn apply(&self, key: &str, op: Op, w: &Writer) -> Result<Store, CrdtError> {
+        if resolution::is_reserved(key) {
+            return Err(CrdtError::ReservedKey(key.escape_default().to_string()));
+        }
         let requested = op.kind();
         let kinds = self.kinds(key);
-        if let Some(&existing) = kinds.first().filter(|_| !kinds.contains(&requested)) {
+        if let Op::Resolve(keep) = op {
+            return self.resolve(key, keep, kinds, w);
+        }
+        // A write may go to any type the key has, unless a resolution retired the others.
+        let allowed = match self.resolution(key) {
+            Some(r) if kinds.contains(&r.keep) => requested == r.keep,
+            _ => kinds.is_empty() || kinds.contains(&requested),
+        };
+        if !allowed {
             return Err(CrdtError::TypeClash {
                 key: key.to_string(),
-                existing,
+                existing: self.shown_kind(key).expect("the key has a type"),
                 requested,
             });
+        }
+        if self.would_change_nothing(key, &op) {
+            return Ok(Store::default());
         }
         let k = key.to_string();
         let r = w.replica;
         let mut d = Store::default();
         match op {
-            Op::GCounterInc(by) => d.gcounters = self.gcounters.update(k, |c| c.inc(r, by)),
-            Op::CounterAdd(by) => d.counters = self.counters.update(k, |c| c.add(r, by)),
-            Op::GSetAdd(x) => d.gsets = self.gsets.update(k, |s| s.add(x)),
-            Op::TwoPSetAdd(x) => d.twopsets = self.twopsets.update(k, |s| s.add(x)),
-            Op::TwoPSetRemove(x) => d.twopsets = self.twopsets.update(k, |s| s.remove(x)),
-            Op::SetAdd(x) => d.sets = self.sets.update(k, |s| s.add(r, x)),
-            Op::SetRemove(x) => d.sets = self.sets.update(k, |s| s.remove(&x)),
-            Op::LwwSet(x) => d.lwws = self.lwws.update(k, |l| l.set(r, w.now_ms, x)),
-            Op::RegisterSet(x) => d.registers = self.registers.update(k, |m| m.set(r, x)),
-            Op::MapPut(f, x) => d.maps = self.maps.update(k, |m| m.put(r, f, x)),
-            Op::MapRemove(f) => d.maps = self.maps.update(k, |m| m.remove(&f)),
+            Op::GCounterInc(by) => d.gcounters = self.gcounters.update(k, |c| c.inc(r, by).into()),
+            Op::CounterAdd(by) => d.counters = self.counters.update(k, |c| c.add(r, by).into()),
+            Op::GSetAdd(x) => d.gsets = self.gsets.update(k, |s| s.add(x).into()),
+            Op::TwoPSetAdd(x) => d.twopsets = self.twopsets.update(k, |s| s.add(x).into()),
+            Op::TwoPSetRemove(x) => d.twopsets = self.twopsets.update(k, |s| s.remove(x).into()),
+            Op::SetAdd(x) => d.sets = self.sets.update(k, |s| s.add(r, x).into()),
+            Op::SetRemove(x) => d.sets = self.sets.update(k, |s| s.remove(&x).into()),
+            Op::LwwSet(x) => d.lwws = self.lwws.update(k, |l| l.set(r, w.now_ms, x).into()),
+            Op::RegisterSet(x) => d.registers = self.registers.update(k, |m| m.set(r, x).into()),
+            Op::MapPut(f, x) => d.maps = self.maps.update(k, |m| m.put(r, f, x).into()),
+            Op::MapRemove(f) => d.maps = self.maps.update(k, |m| m.remove(&f).into()),
+            Op::Resolve(_) => unreachable!("handled above"),
         }
         Ok(d)
+    }
+
+    /// The delta of a `resolve` keeping `keep` at `key`, whose types are `kinds`.
+    fn resolve(
+        &self,
+        key: &str,
+        keep: Kind,
+        kinds: Vec<Kind>,
+        w: &Writer,
+    ) -> Result<Store, CrdtError> {
+        if !kinds.contains(&keep) {
+            return Err(CrdtError::NothingToKeep {
+                key: key.to_string(),
+                keep,
+            });
+        }
+        let r = Resolution { keep, seen: kinds };
+        if self.resolution(key).as_ref() == Some(&r) {
+            return Ok(Store::default());
+        }
+        Ok(Store {
+            lwws: self.lwws.update(resolution::key_of(key), |l| {
+                l.set(w.replica, w.now_ms, r.to_value()).into()
+            }),
+            ..Store::default()
+        })
+    }
+
+    /// Whether `op` would leave `key` showing what it shows now, with no conflict resolved: adding
+    /// an element already there, writing a register or a map field the one value it already
+    /// holds. Such a write is ⊥ — nothing to commit or replicate. (A new dot would also win over
+    /// removes made concurrently elsewhere; a write that changes nothing here does not.)
+    fn would_change_nothing(&self, key: &str, op: &Op) -> bool {
+        match (op, self.get_kind(key, op.kind())) {
+            (Op::SetAdd(x), Some(Object::Set(s))) => s.contains(x),
+            (Op::LwwSet(x), Some(Object::Lww(l))) => l.get() == Some(x),
+            (Op::RegisterSet(x), Some(Object::Register(m))) => m.values() == [x],
+            (Op::MapPut(f, x), Some(Object::Map(m))) => m.get(f) == [x],
+            _ => false,
+        }
     }
 
     /// Delta-mutator for a batch: each op sees the ones before it, and the result is one delta.
@@ -338,159 +437,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn op_for(what: u8, arg: u8) -> (String, Op) {
-        let v = Value::from(json!(arg % 3));
-        // Keys "k0".."k3", each with a type of its own, and "clash" written with two types.
-        let (key, op) = match what % 12 {
-            1 => ("k0", Op::GCounterInc(u64::from(arg % 3))),
-            2 => ("k0", Op::GCounterInc(1)),
-            3 => ("k1", Op::SetAdd(v)),
-            4 => ("k1", Op::SetRemove(v)),
-            6 => ("k2", Op::MapPut(format!("f{}", arg % 2), v)),
-            7 => ("k2", Op::MapRemove(format!("f{}", arg % 2))),
-            8 => ("k3", Op::RegisterSet(v)),
-            9 => (
-                "clash",
-                if arg.is_multiple_of(2) {
-                    Op::LwwSet(v)
-                } else {
-                    Op::CounterAdd(-1)
-                },
-            ),
-            11 => (
-                "k4",
-                if arg.is_multiple_of(2) {
-                    Op::TwoPSetAdd(v)
-                } else {
-                    Op::TwoPSetRemove(v)
-                },
-            ),
-            _ => ("k5", Op::GSetAdd(v)),
-        };
-        (key.to_string(), op)
-    }
-
-    crate::laws::lattice_laws!(Store, |s: &Store, r, what, arg| {
-        let (key, op) = op_for(what, arg);
-        s.apply(
-            &key,
-            op,
-            &Writer {
-                replica: r,
-                now_ms: u64::from(what),
-            },
-        )
-        .unwrap_or_default()
-    });
-
-    fn w(r: u64) -> Writer {
-        Writer {
-            replica: ReplicaId(r),
-            now_ms: 1,
-        }
-    }
-
-    #[test]
-    fn a_local_write_of_another_type_is_refused() {
-        let s = Store::default().joined(
-            &Store::default()
-                .apply("k", Op::GCounterInc(2), &w(1))
-                .unwrap(),
-        );
-        let err = s
-            .apply("k", Op::SetAdd(json!(1).into()), &w(1))
-            .unwrap_err();
-        assert_eq!(
-            err,
-            CrdtError::TypeClash {
-                key: "k".into(),
-                existing: Kind::GCounter,
-                requested: Kind::Set
-            }
-        );
-        assert_eq!(s.get("k").unwrap().value(), json!(2));
-    }
-
-    #[test]
-    fn concurrent_types_for_one_key_both_survive_and_are_reported() {
-        let a = Store::default()
-            .apply("k", Op::GCounterInc(2), &w(1))
-            .unwrap();
-        let b = Store::default()
-            .apply("k", Op::LwwSet(json!("x").into()), &w(2))
-            .unwrap();
-        let both = a.joined(&b);
-        assert_eq!(both.kinds("k"), vec![Kind::GCounter, Kind::Lww]);
-        assert_eq!(both.clashes(), vec!["k"]);
-        assert_eq!(both.len(), 2);
-    }
-
-    #[test]
-    fn materialised_values_follow_the_spec() {
-        let ops = vec![
-            ("c".to_string(), Op::CounterAdd(5)),
-            ("c".to_string(), Op::CounterAdd(-7)),
-            ("s".to_string(), Op::SetAdd(json!({"b": 1, "a": 2}).into())),
-            ("l".to_string(), Op::LwwSet(json!("v").into())),
-            ("m".to_string(), Op::MapPut("f".into(), json!(1).into())),
-        ];
-        let s = Store::default().apply_batch(ops, &w(1)).unwrap();
-        assert_eq!(s.get("c").unwrap().value(), json!(-2));
-        assert_eq!(s.get("s").unwrap().value(), json!([{"a": 2, "b": 1}]));
-        assert_eq!(s.get("l").unwrap().value(), json!("v"));
-        assert_eq!(s.get("m").unwrap().value(), json!({"f": [1]}));
-        assert!(s.get("nothing").is_none());
-    }
-
-    #[test]
-    fn a_batch_with_one_refused_op_is_refused_whole() {
-        let ops = vec![
-            ("a".to_string(), Op::GCounterInc(1)),
-            ("a".to_string(), Op::SetAdd(json!(1).into())),
-        ];
-        assert!(matches!(
-            Store::default().apply_batch(ops, &w(1)),
-            Err(CrdtError::TypeClash { .. })
-        ));
-    }
-
-    #[test]
-    fn conflicts_are_counted_and_resolved_by_a_later_write() {
-        let a = Store::default()
-            .apply("r", Op::RegisterSet(json!(1).into()), &w(1))
-            .unwrap();
-        let b = Store::default()
-            .apply("r", Op::RegisterSet(json!(2).into()), &w(2))
-            .unwrap();
-        let both = a.joined(&b);
-        assert_eq!(
-            (both.conflicts(), both.get("r").unwrap().value()),
-            (1, json!([1, 2]))
-        );
-        let resolved = both.clone().joined(
-            &both
-                .apply("r", Op::RegisterSet(json!(3).into()), &w(1))
-                .unwrap(),
-        );
-        assert_eq!(
-            (resolved.conflicts(), resolved.get("r").unwrap().value()),
-            (0, json!([3]))
-        );
-    }
-
-    #[test]
-    fn garbage_never_decodes_into_a_store() {
-        for bytes in [
-            &[0xffu8; 7][..],
-            &[1, 2, 3],
-            &[],
-            &[8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
-        ] {
-            assert!(crate::codec::decode::<Store>(bytes).is_err());
-        }
-    }
-}
+mod tests;

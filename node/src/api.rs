@@ -1,9 +1,11 @@
 //! The HTTP API (SPEC "HTTP API"): JSON in and out; every error is `{"error": …}` with a 4xx/5xx
 //! status. Bodies are parsed by hand from bytes, so malformed JSON gets that same shape too.
 
+use crate::client::{Client, Stopped};
 use crate::feed::{Backlog, FeedEvent};
-use crate::node::{ApplyError, Client, ObjectView, RollbackOutcome, Stopped};
 use crate::ops;
+use crate::snapshot::Snapshot;
+use crate::views::{ApplyError, ObjectView, RollbackOutcome};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::HeaderMap;
@@ -13,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crdt::{codec, CrdtError};
+use crdt::CrdtError;
 use futures::stream::{self, Stream, StreamExt};
 use serde_json::{json, Value as Json_};
 use std::collections::BTreeMap;
@@ -114,6 +116,7 @@ pub fn router(client: Client, token: Option<String>, info: NodeInfo) -> Router {
         .route("/v1/batch", post(batch))
         .route("/v1/state", get(state))
         .route("/v1/peers", get(peers))
+        .route("/v1/conflicts", get(conflicts))
         .route("/v1/sync", post(sync))
         .route("/v1/events", get(events))
         .route(
@@ -173,6 +176,18 @@ fn objects_json(state: &crdt::Store) -> serde_json::Map<String, Json_> {
         .collect()
 }
 
+/// Takes a snapshot on the event loop and runs `f` on it on a blocking thread: whole-store reads
+/// (serialising, digesting, scanning every object) never hold up the loop or the async workers.
+async fn off_loop<T: Send + 'static>(
+    api: &Api,
+    f: impl FnOnce(Snapshot) -> T + Send + 'static,
+) -> ApiResult<T> {
+    let snap = api.client.snapshot().await?;
+    tokio::task::spawn_blocking(move || f(snap))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
 /// A request body parsed as JSON. Every way it can fail — too large, unreadable, not JSON — is an
 /// `ApiError`, so the answer is always `{"error": …}`.
 struct JsonBody(Json_);
@@ -204,6 +219,7 @@ async fn node_info(State(api): State<Api>) -> Json<Json_> {
 }
 
 async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
+    // `objects` counts what `GET /v1/objects` lists (a key with a type clash once).
     let h = api
         .client
         .read(|v| json!({"status": "ok", "peer_id": v.peer_id.to_string(), "neighbours": v.engine.neighbours().len(), "objects": v.engine.state().len()}))
@@ -213,10 +229,8 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
 
 async fn metrics(State(api): State<Api>) -> ApiResult<Response> {
     let errors = api.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let text = api
-        .client
-        .read(move |v| crate::metrics::render(v, &errors))
-        .await?;
+    let text: String =
+        off_loop(&api, move |snap| crate::prometheus::render(&snap, &errors)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -228,17 +242,14 @@ async fn metrics(State(api): State<Api>) -> ApiResult<Response> {
 }
 
 async fn list(State(api): State<Api>) -> ApiResult<Json<Json_>> {
-    let objects = api
-        .client
-        .read(|v| {
-            v.engine
-                .state()
-                .objects()
-                .into_iter()
-                .map(|(k, o)| json!({"key": k, "type": o.kind().name()}))
-                .collect::<Vec<_>>()
-        })
-        .await?;
+    let objects = off_loop(&api, |snap| {
+        snap.state
+            .objects()
+            .into_iter()
+            .map(|(k, o)| json!({"key": k, "type": o.kind().name()}))
+            .collect::<Vec<_>>()
+    })
+    .await?;
     Ok(Json(Json_::Array(objects)))
 }
 
@@ -297,23 +308,30 @@ async fn batch(State(api): State<Api>, JsonBody(body): JsonBody) -> ApiResult<Js
 }
 
 async fn state(State(api): State<Api>) -> ApiResult<Json<Json_>> {
-    let s = api
-        .client
-        .read(|v| {
-            let state = v.engine.state();
-            let objects = objects_json(state);
-            json!({"digest": codec::hex(&codec::digest(state).unwrap_or_default()), "objects": objects})
-        })
-        .await?;
+    let s = off_loop(
+        &api,
+        |snap| json!({"digest": snap.digest(), "objects": objects_json(&snap.state)}),
+    )
+    .await?;
     Ok(Json(s))
 }
 
 async fn peers(State(api): State<Api>) -> ApiResult<Json<Json_>> {
-    let peers = api
-        .client
-        .read(|v| serde_json::to_value(v.peers()).unwrap_or_default())
-        .await?;
+    let peers = off_loop(&api, |snap| {
+        serde_json::to_value(snap.peers).unwrap_or_default()
+    })
+    .await?;
     Ok(Json(peers))
+}
+
+/// `GET /v1/conflicts`: every type clash, and every register or map field holding concurrent
+/// values, with the values and the replicas that wrote them.
+async fn conflicts(State(api): State<Api>) -> ApiResult<Json<Json_>> {
+    let list = off_loop(&api, |snap| {
+        serde_json::to_value(snap.state.conflict_list()).unwrap_or_default()
+    })
+    .await?;
+    Ok(Json(list))
 }
 
 async fn sync(State(api): State<Api>) -> ApiResult<(StatusCode, Json<Json_>)> {
@@ -325,10 +343,13 @@ async fn sync(State(api): State<Api>) -> ApiResult<(StatusCode, Json<Json_>)> {
 }
 
 fn sse(ev: &FeedEvent) -> Event {
-    Event::default()
-        .id(ev.id.to_string())
-        .json_data(ev)
-        .unwrap_or_default()
+    let e = Event::default().id(ev.id.to_string());
+    let e = if ev.event == "change" {
+        e
+    } else {
+        e.event(ev.event)
+    };
+    e.json_data(ev).unwrap_or_default()
 }
 
 /// `GET /v1/events`: the change feed as Server-Sent Events. With `Last-Event-ID`, the events after
@@ -347,7 +368,7 @@ async fn events(
     let first: Vec<Event> = match backlog {
         Backlog::Events(evs) => evs.iter().map(|e| sse(e)).collect(),
         Backlog::Reset => {
-            let objects = api.client.read(|v| objects_json(v.engine.state())).await?;
+            let objects = off_loop(&api, |snap| objects_json(&snap.state)).await?;
             vec![Event::default()
                 .event("reset")
                 .id(newest.to_string())

@@ -2,9 +2,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use libp2p::{Multiaddr, PeerId};
-use protocol::sim::topology::Topology;
-use protocol::sim::workload::WorkloadSpec;
-use protocol::sim::Timing;
+#[cfg(feature = "experiments")]
+use protocol::sim::{topology::Topology, workload::WorkloadSpec, Timing};
 use protocol::Algorithm;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,8 +31,10 @@ pub enum Command {
     /// Talk to a running node over its HTTP API.
     Ctl(CtlArgs),
     /// Run the deterministic multi-node simulation and compare algorithms.
+    #[cfg(feature = "experiments")]
     Sim(SimArgs),
     /// Print a topology's edges as JSON (`[[a,b],…]`), as the simulator builds it (for scripts).
+    #[cfg(feature = "experiments")]
     Topology {
         /// mesh, tree, ring, line, full or random:D.
         #[arg(long)]
@@ -46,6 +47,7 @@ pub enum Command {
         seed: u64,
     },
     /// Draw the charts of a results.csv (from `sim` or scripts/experiment.py) into a directory.
+    #[cfg(feature = "experiments")]
     Charts {
         /// The results.csv to read.
         csv: PathBuf,
@@ -58,11 +60,16 @@ pub enum Command {
 /// `deltanode ctl`.
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// The node's API address.
-    #[arg(long, default_value = "127.0.0.1:7700")]
+    /// The node's API address (before or after the subcommand).
+    #[arg(
+        long,
+        global = true,
+        env = "DELTANODE_API",
+        default_value = "127.0.0.1:7700"
+    )]
     pub api: String,
-    /// Bearer token, if the node wants one.
-    #[arg(long, env = "DELTANODE_API_TOKEN", hide_env_values = true)]
+    /// Bearer token, if the node wants one (before or after the subcommand).
+    #[arg(long, global = true, env = "DELTANODE_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub token: Option<String>,
     /// Print the API's JSON as is (for scripts).
     #[arg(long, global = true)]
@@ -124,6 +131,15 @@ pub enum CtlCommand {
     },
     /// The peers and their sync state.
     Peers,
+    /// Every type clash and every register or map field holding concurrent values.
+    Conflicts,
+    /// Settle a type clash: KEY keeps type KEEP (its other types are retired).
+    Resolve {
+        /// The key.
+        key: String,
+        /// The type to keep (counter, set, map, …).
+        keep: String,
+    },
     /// Start a sync round now.
     Sync,
     /// Save the current state as a named checkpoint.
@@ -182,21 +198,46 @@ pub struct RunArgs {
     /// Milliseconds between sync rounds.
     #[arg(long, default_value_t = 500)]
     pub sync_interval: u64,
-    /// Sync algorithm: bp-rr, bp, rr, delta or state.
+    /// Sync algorithm: bp-rr, bp-rr-tree, bp, rr, delta or state.
     #[arg(long, default_value = "bp-rr")]
     pub algorithm: Algorithm,
     /// Private-network pre-shared key file (swarm.key format).
     #[arg(long)]
     pub swarm_key: Option<PathBuf>,
-    /// Bearer token the API requires (required when --api is not loopback).
-    #[arg(long, env = "DELTANODE_API_TOKEN", hide_env_values = true)]
+    /// Bearer token the API requires (required when --api is not loopback; not empty).
+    #[arg(long, env = "DELTANODE_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub api_token: Option<String>,
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 
+/// A hint printed under an error, for the mistakes a new user makes.
+pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    let text = format!("{e:#}");
+    if text.contains("cannot reach the node") {
+        Some("is the node running? ctl talks to --api (env DELTANODE_API, default 127.0.0.1:7700)")
+    } else if text.contains("401") || text.contains("bearer token") {
+        Some("the node wants a token: --token TOKEN or env DELTANODE_API_TOKEN")
+    } else if text.contains("Address already in use") {
+        Some("another process holds that port; pick another with --api HOST:PORT")
+    } else {
+        None
+    }
+}
+
+/// A token: any non-empty string (an empty one would let a typo like `$(cat missing-file)` start a
+/// node whose token is "").
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("the token is empty; give a non-empty token (or leave the option out)".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
 /// `deltanode sim`: lists are comma-separated, and every combination is run.
+#[cfg(feature = "experiments")]
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// Topologies: mesh (4 neighbours each), tree (degree ≤ 3), ring, line, full, random:D.
@@ -249,9 +290,11 @@ pub struct SimArgs {
 }
 
 /// A parsed `--algorithms` value.
+#[cfg(feature = "experiments")]
 #[derive(Clone, Debug)]
 pub struct AlgorithmList(pub Vec<Algorithm>);
 
+#[cfg(feature = "experiments")]
 fn parse_algorithms(s: &str) -> Result<AlgorithmList, String> {
     if s == "all" {
         return Ok(AlgorithmList(Algorithm::ALL.to_vec()));
@@ -281,5 +324,45 @@ mod tests {
             })
         ));
         assert!(Cli::try_parse_from(["deltanode", "run", "--algorithm", "nope"]).is_err());
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand_and_empty_tokens_are_refused() {
+        for argv in [
+            &[
+                "deltanode",
+                "ctl",
+                "--api",
+                "127.0.0.1:9",
+                "--token",
+                "t",
+                "health",
+            ][..],
+            &[
+                "deltanode",
+                "ctl",
+                "health",
+                "--api",
+                "127.0.0.1:9",
+                "--token",
+                "t",
+            ][..],
+        ] {
+            let Command::Ctl(args) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not ctl")
+            };
+            assert_eq!(
+                (args.api.as_str(), args.token.as_deref()),
+                ("127.0.0.1:9", Some("t"))
+            );
+        }
+        for argv in [
+            &["deltanode", "ctl", "health", "--token", ""][..],
+            &["deltanode", "run", "--api-token", ""][..],
+            &["deltanode", "run", "--api-token", "  "][..],
+        ] {
+            let err = Cli::try_parse_from(argv).unwrap_err().to_string();
+            assert!(err.contains("the token is empty"), "{err}");
+        }
     }
 }

@@ -52,31 +52,39 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
         CtlCommand::Put { key, field, value } => {
             ctl.op(&key, json!({"type": "map", "op": "put", "field": field, "value": loose(&value)}))
         }
+        CtlCommand::Conflicts => ctl.show(ctl.get("/v1/conflicts")?, |v| {
+            lines(v, "no conflicts", |c| {
+                let field = c["field"].as_str().map(|f| format!(" field {f}")).unwrap_or_default();
+                let values: Vec<String> = c["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| format!("{} {}", x["type"].as_str().unwrap_or("?"), x["value"]))
+                    .collect();
+                format!(
+                    "{}{field}: {} — {}",
+                    c["key"].as_str().unwrap_or("?"),
+                    c["reason"].as_str().unwrap_or("?"),
+                    values.join(" | ")
+                )
+            })
+        }),
+        CtlCommand::Resolve { key, keep } => ctl.op(&key, json!({"type": keep, "op": "resolve"})),
         CtlCommand::Peers => ctl.show(ctl.get("/v1/peers")?, |v| {
-            let lines: Vec<String> = v
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| {
-                    format!(
-                        "{} {} sent {} B received {} B pending {}",
-                        p["peer_id"].as_str().unwrap_or("?"),
-                        if p["connected"] == json!(true) {
-                            "connected"
-                        } else {
-                            "down"
-                        },
-                        p["bytes_sent"],
-                        p["bytes_received"],
-                        p["pending_groups"]
-                    )
-                })
-                .collect();
-            if lines.is_empty() {
-                "no peers".into()
-            } else {
-                lines.join("\n")
-            }
+            lines(v, "no peers", |p| {
+                format!(
+                    "{} {} sent {} B received {} B pending {}",
+                    p["peer_id"].as_str().unwrap_or("?"),
+                    if p["connected"] == json!(true) {
+                        "connected"
+                    } else {
+                        "down"
+                    },
+                    p["bytes_sent"],
+                    p["bytes_received"],
+                    p["pending_groups"]
+                )
+            })
         }),
         CtlCommand::Sync => ctl.show(ctl.post("/v1/sync", &json!({}))?, |_| "sync started".into()),
         CtlCommand::Checkpoint { label } => ctl.show(
@@ -248,5 +256,19 @@ impl Ctl {
             }
         }
         Ok(())
+    }
+}
+
+/// One line per element of the JSON array `v`, or `empty` when there is none.
+fn lines(
+    v: &serde_json::Value,
+    empty: &str,
+    line: impl Fn(&serde_json::Value) -> String,
+) -> String {
+    let all: Vec<String> = v.as_array().into_iter().flatten().map(line).collect();
+    if all.is_empty() {
+        empty.into()
+    } else {
+        all.join("\n")
     }
 }

@@ -1,4 +1,5 @@
-//! The change feed behind `GET /v1/events`: one event per object a delta changed, local or remote.
+//! The change feed behind `GET /v1/events`: one event per object a delta changed, local or remote,
+//! and a `conflict` event when a delta from a neighbour leaves an object in conflict.
 //!
 //! Memory is bounded twice over: the node keeps the last [`RING`] events, and at most
 //! [`RING_BYTES`] of their values, for readers that resume with `Last-Event-ID` (an older id gets a
@@ -8,10 +9,10 @@
 //! object's value as compact JSON text: an event of a large map costs its JSON size, once. (The soak
 //! run found the count bound alone let ten thousand values of a 1000-field map hold ~650 MB.)
 
-use crate::node::unix_ms;
-use crdt::Store;
+use crate::clock::unix_ms;
+use crate::views::ObjectView;
 use serde::Serialize;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -34,10 +35,13 @@ pub struct FeedEvent {
     /// Its type.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Its value after the change, as compact JSON.
+    /// Its value after the change, as compact JSON (for a `conflict` event: the conflicts, as
+    /// `GET /v1/conflicts` lists them).
     pub value: Box<serde_json::value::RawValue>,
     /// `local` (a write here) or `remote` (from a neighbour).
     pub origin: &'static str,
+    /// `change`, or `conflict` (sent as the SSE event name; a change has none).
+    pub event: &'static str,
 }
 
 /// What a reader resuming from an id gets first.
@@ -75,39 +79,57 @@ impl Default for Feed {
 }
 
 impl Feed {
-    /// Publishes one event per object `delta` touched, with its value in `state` (which includes it).
-    pub fn publish(&self, delta: &Store, state: &Store, origin: &'static str) {
-        let mut guard = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        let touched: BTreeSet<(&str, crdt::Kind)> = delta
-            .objects()
-            .into_iter()
-            .map(|(k, o)| (k, o.kind()))
-            .collect();
-        for (key, kind) in touched {
-            let Some(object) = state.get_kind(key, kind) else {
-                continue;
-            };
-            let Ok(value) = serde_json::value::to_raw_value(&object.value()) else {
-                continue;
-            };
-            guard.newest += 1;
-            let ev = Arc::new(FeedEvent {
-                id: guard.newest,
-                key: key.to_string(),
-                kind: kind.name(),
-                value,
-                origin,
-            });
-            guard.bytes += ev.value.get().len();
-            guard.events.push_back(ev.clone());
-            while guard.events.len() > RING || (guard.bytes > RING_BYTES && guard.events.len() > 1)
-            {
-                let old = guard.events.pop_front().expect("not empty");
-                guard.bytes -= old.value.get().len();
-            }
-            // No live reader is fine: the ring keeps it for resumers.
-            let _ = self.live.send(ev);
+    /// Publishes a `change` event for each view (the objects a delta changed, as they now are).
+    pub fn publish<'a>(
+        &self,
+        views: impl IntoIterator<Item = &'a ObjectView>,
+        origin: &'static str,
+    ) {
+        for v in views {
+            self.push(&v.key, v.kind, &v.value, origin, "change");
         }
+    }
+
+    /// Publishes a `conflict` event for `key` of type `kind`, carrying `conflicts` (a JSON list).
+    pub fn publish_conflict(
+        &self,
+        key: &str,
+        kind: &'static str,
+        conflicts: &serde_json::Value,
+        origin: &'static str,
+    ) {
+        self.push(key, kind, conflicts, origin, "conflict");
+    }
+
+    fn push(
+        &self,
+        key: &str,
+        kind: &'static str,
+        value: &serde_json::Value,
+        origin: &'static str,
+        event: &'static str,
+    ) {
+        let Ok(value) = serde_json::value::to_raw_value(value) else {
+            return;
+        };
+        let mut guard = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        guard.newest += 1;
+        let ev = Arc::new(FeedEvent {
+            id: guard.newest,
+            key: key.to_string(),
+            kind,
+            value,
+            origin,
+            event,
+        });
+        guard.bytes += ev.value.get().len();
+        guard.events.push_back(ev.clone());
+        while guard.events.len() > RING || (guard.bytes > RING_BYTES && guard.events.len() > 1) {
+            let old = guard.events.pop_front().expect("not empty");
+            guard.bytes -= old.value.get().len();
+        }
+        // No live reader is fine: the ring keeps it for resumers.
+        let _ = self.live.send(ev);
     }
 
     /// Subscribes to live events, then returns what a reader resuming after `last` must see first.
@@ -134,38 +156,29 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crdt::{Lattice, Op, ReplicaId, Writer};
+    use serde_json::json;
 
-    fn write(state: &mut Store, key: &str, x: i64) -> Store {
-        let d = state
-            .apply(
-                key,
-                Op::CounterAdd(x),
-                &Writer {
-                    replica: ReplicaId(1),
-                    now_ms: 0,
-                },
-            )
-            .unwrap();
-        state.join(&d);
-        d
+    fn view(key: &str, value: serde_json::Value) -> ObjectView {
+        ObjectView {
+            key: key.into(),
+            kind: "counter",
+            value,
+        }
     }
 
     #[test]
     fn resuming_replays_what_is_held_and_resets_when_it_is_gone() {
         let feed = Feed::default();
-        let mut state = Store::default();
-        let d = write(&mut state, "a", 1);
-        feed.publish(&d, &state, "local");
+        feed.publish([&view("a", json!(1))], "local");
         let (_, _, first) = feed.subscribe(None);
-        let d = write(&mut state, "b", 2);
-        feed.publish(&d, &state, "remote");
+        feed.publish([&view("b", json!(2))], "remote");
+        feed.publish_conflict("b", "counter", &json!([]), "remote");
         let Backlog::Events(evs) = feed.subscribe(Some(first)).1 else {
             panic!("expected a replay")
         };
         assert_eq!(
-            (evs.len(), evs[0].key.as_str(), evs[0].origin),
-            (1, "b", "remote")
+            (evs.len(), evs[0].key.as_str(), evs[0].origin, evs[1].event),
+            (2, "b", "remote", "conflict")
         );
         assert!(
             matches!(feed.subscribe(Some(first - 5)).1, Backlog::Reset),
@@ -180,11 +193,9 @@ mod tests {
     #[test]
     fn the_ring_is_bounded() {
         let feed = Feed::default();
-        let mut state = Store::default();
         let (_, _, start) = feed.subscribe(None);
         for i in 0..RING + 10 {
-            let d = write(&mut state, &format!("k{}", i % 50), 1);
-            feed.publish(&d, &state, "local");
+            feed.publish([&view(&format!("k{}", i % 50), json!(i))], "local");
         }
         assert_eq!(feed.ring.lock().unwrap().events.len(), RING);
         assert!(matches!(feed.subscribe(Some(start)).1, Backlog::Reset));
@@ -193,38 +204,15 @@ mod tests {
     #[test]
     fn the_ring_is_bounded_in_bytes_for_large_objects() {
         let feed = Feed::default();
-        let mut state = Store::default();
-        let w = Writer {
-            replica: ReplicaId(1),
-            now_ms: 0,
-        };
         // A map of 1000 fields of ~40 bytes: each event's value is ~50 kB of JSON.
-        for i in 0..1000 {
-            let d = state
-                .apply(
-                    "big",
-                    Op::MapPut(
-                        format!("field-{i:04}"),
-                        serde_json::json!("x".repeat(30)).into(),
-                    ),
-                    &w,
-                )
-                .unwrap();
-            state.join(&d);
-        }
-        let d = write(&mut state, "small", 1);
+        let big: serde_json::Map<String, serde_json::Value> = (0..1000)
+            .map(|i| (format!("field-{i:04}"), json!(["x".repeat(30)])))
+            .collect();
+        let big = view("big", serde_json::Value::Object(big));
         for _ in 0..1000 {
-            let d = state
-                .apply(
-                    "big",
-                    Op::MapPut("field-0000".into(), serde_json::json!(1).into()),
-                    &w,
-                )
-                .unwrap();
-            state.join(&d);
-            feed.publish(&d, &state, "local");
+            feed.publish([&big], "local");
         }
-        feed.publish(&d, &state, "local");
+        feed.publish([&view("small", json!(1))], "local");
         let ring = feed.ring.lock().unwrap();
         let held: usize = ring.events.iter().map(|e| e.value.get().len()).sum();
         assert_eq!(held, ring.bytes, "the byte count is exact");

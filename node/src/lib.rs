@@ -6,21 +6,33 @@
 //! | module | what |
 //! |---|---|
 //! | [`cli`] | the command line (clap) |
-//! | [`node`] | `Node::start`, the `Client`, configuration and views |
-//! | [`event_loop`] | the task that owns the swarm, the engine and the store |
+//! | [`node`] | `Node::start`: builds a node and runs it |
+//! | [`config`] | `NodeConfig`: how a node runs |
+//! | [`client`] | the `Client` handle the API and embedding apps use |
+//! | `replica` | the write path: engine, store, durable log, feed |
+//! | `peers` | swarm, connections, redial, frames |
+//! | `event_loop` | the task that routes between replica, peers and clients |
+//! | [`views`], [`snapshot`] | what reads return; owned snapshots for whole-store reads |
 //! | [`network`], [`codec`] | the libp2p swarm and the `/deltanode/sync/1` frame codec |
 //! | [`identity`] | the node's key and the private-network key |
 //! | [`persist`] | the durable store (redb): delta log, snapshot, checkpoints |
 //! | [`api`], [`ops`] | the HTTP API and its JSON operations |
-//! | [`feed`], [`metrics`] | the change feed and the Prometheus metrics |
+//! | [`feed`], [`metrics`], [`prometheus`] | the change feed; what the shell counts; `/metrics` |
+//! | [`clock`] | the wall clock |
 //! | [`run`], [`ctl`] | `deltanode run` and `deltanode ctl` |
-//! | [`experiments`] | `deltanode sim`: runs the simulator, prints the table, writes CSV and charts |
+//! | `experiments` | `deltanode sim`: runs the simulator, prints the table, writes CSV and charts |
+
+#![deny(missing_docs)]
 
 pub mod api;
 pub mod cli;
+pub mod client;
+pub mod clock;
 pub mod codec;
+pub mod config;
 pub mod ctl;
-pub mod event_loop;
+mod event_loop;
+#[cfg(feature = "experiments")]
 pub mod experiments;
 pub mod feed;
 pub mod identity;
@@ -28,5 +40,10 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod ops;
+mod peers;
 pub mod persist;
+pub mod prometheus;
+mod replica;
 pub mod run;
+pub mod snapshot;
+pub mod views;

@@ -2,9 +2,25 @@
 
 use clap::Parser;
 use deltanode::cli::{Cli, Command};
+use std::process::ExitCode;
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line for the error and its causes, whatever RUST_BACKTRACE says: a plain error
+            // (a dead port, a missing file) is not a crash.
+            eprintln!("error: {e:#}");
+            if let Some(hint) = deltanode::cli::hint(&e) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Run(args) => deltanode::run::run(args),
         Command::Id { data_dir } => {
             println!(
@@ -16,7 +32,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ctl(args) => deltanode::ctl::run(args),
+        #[cfg(feature = "experiments")]
         Command::Sim(args) => deltanode::experiments::run(&args),
+        #[cfg(feature = "experiments")]
         Command::Topology {
             topology,
             nodes,
@@ -25,6 +43,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&topology.edges(nodes, seed))?);
             Ok(())
         }
+        #[cfg(feature = "experiments")]
         Command::Charts { csv, out } => {
             let out = out.unwrap_or_else(|| csv.parent().unwrap_or(".".as_ref()).to_path_buf());
             deltanode::experiments::charts_from_csv(&csv, &out)

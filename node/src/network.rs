@@ -18,13 +18,21 @@ pub const MAX_CONCURRENT_STREAMS: usize = 32;
 /// How long a request may wait for its response before it counts as failed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The node's behaviours.
-#[derive(NetworkBehaviour)]
-pub struct Behaviour {
-    /// Delta-sync messages: a frame out, a frame (possibly empty) back.
-    pub sync: request_response::Behaviour<FrameCodec>,
-    /// LAN discovery; off with `--no-mdns`.
-    pub mdns: Toggle<mdns::tokio::Behaviour>,
+pub use behaviour::{Behaviour, BehaviourEvent};
+
+/// The derive macro writes an event enum it cannot document; its variants are the fields' events.
+#[allow(missing_docs)]
+mod behaviour {
+    use super::*;
+
+    /// The node's behaviours.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// Delta-sync messages: a frame out, a frame (possibly empty) back.
+        pub sync: request_response::Behaviour<FrameCodec>,
+        /// LAN discovery; off with `--no-mdns`.
+        pub mdns: Toggle<mdns::tokio::Behaviour>,
+    }
 }
 
 /// Builds the swarm.

@@ -47,6 +47,7 @@ pub fn parse(body: &Json, extra: &[&str]) -> Result<Op, OpError> {
             Op::MapRemove(str_field(obj, "field")?.to_string()),
             &["field"],
         ),
+        (keep, "resolve") => (Op::Resolve(keep), &[]),
         _ => return err(format!("type {type_name} has no op {op:?}")),
     };
     if let Some(unknown) = obj.keys().find(|k| {

@@ -90,7 +90,7 @@ impl Durable {
         ));
         let (mut state, snapshot_bytes) = match meta.get(SNAPSHOT)? {
             Some(v) => (
-                codec::decode::<Store>(v.value()).context("the snapshot does not decode")?,
+                codec::decode_stored::<Store>(v.value()).context("the snapshot does not decode")?,
                 v.value().len() as u64,
             ),
             None => (Store::default(), 0),
@@ -99,7 +99,7 @@ impl Durable {
         let (mut next_index, mut log_bytes) = (0, 0);
         for entry in log.range(0..)? {
             let (k, v) = entry?;
-            let delta: Store = codec::decode(v.value())
+            let delta: Store = codec::decode_stored(v.value())
                 .with_context(|| format!("log entry {} does not decode", k.value()))?;
             state.join(&delta);
             next_index = k.value() + 1;
@@ -190,7 +190,7 @@ impl Durable {
         let found = table.get(label)?;
         found
             .map(|v| {
-                codec::decode(v.value())
+                codec::decode_stored(v.value())
                     .with_context(|| format!("checkpoint {label:?} does not decode"))
             })
             .transpose()
@@ -203,7 +203,7 @@ impl Durable {
         let mut all = Vec::new();
         for entry in table.range::<&str>(..)? {
             let (k, v) = entry?;
-            let c: Checkpoint = codec::decode(v.value())?;
+            let c: Checkpoint = codec::decode_stored(v.value())?;
             all.push((k.value().to_string(), c.digest, c.created_unix_ms));
         }
         Ok(all)

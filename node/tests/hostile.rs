@@ -20,14 +20,8 @@ const NODE_MAX_FRAME: usize = 64 * 1024;
 
 /// What the node's metrics say about rejected input: (malformed, oversized) frames.
 async fn counts(c: &Client) -> (u64, u64) {
-    c.read(|v| {
-        (
-            v.metrics.decode_errors,
-            v.metrics.oversized_frames.load(Ordering::Relaxed),
-        )
-    })
-    .await
-    .unwrap()
+    let c = c.snapshot().await.unwrap().peer_counters;
+    (c.decode_errors, c.oversized_frames.load(Ordering::Relaxed))
 }
 
 /// Sends `frame` and waits for the answer: `Ok(response)` or `Err(())` when the stream failed.

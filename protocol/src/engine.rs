@@ -15,120 +15,14 @@
 use crate::algorithm::Algorithm;
 use crate::buffer::{DeltaBuffer, Origin};
 use crate::message::Message;
+use crate::peer::PeerId;
 use crate::tree::SpanningTree;
 use crdt::{Decompose, Measure};
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 
-/// What a peer identity needs: the node uses libp2p's PeerId, tests and the simulator `u32`.
-pub trait PeerId: Copy + Ord + Debug {}
-impl<T: Copy + Ord + Debug> PeerId for T {}
+mod io;
 
-/// Engine settings.
-#[derive(Clone, Copy, Debug)]
-pub struct Config {
-    /// The algorithm (`state`, or one of the delta variants; the simulator's baselines are separate).
-    pub algorithm: Algorithm,
-    /// Ticks to wait for an answer to a catch-up before sending it again (it may have been lost).
-    pub catch_up_retry_ticks: u64,
-    /// The most groups buffered. Past it the oldest are dropped and the neighbours that had not acked
-    /// them are caught up by state: memory stays bounded when a neighbour stops acking.
-    pub max_buffer_groups: usize,
-    /// `bp-rr-tree`: this replica's rank, unique in the network; the lowest live rank is the root.
-    pub rank: u64,
-    /// `bp-rr-tree`: ticks between a root's epochs. Shorter heals a broken tree sooner (a node
-    /// that lost its parent waits up to one period) and costs more beacons.
-    pub beacon_period_ticks: u64,
-}
-
-impl Config {
-    /// Defaults for `algorithm`.
-    pub fn new(algorithm: Algorithm) -> Self {
-        Config {
-            algorithm,
-            catch_up_retry_ticks: 4,
-            max_buffer_groups: 10_000,
-            rank: 0,
-            beacon_period_ticks: 10,
-        }
-    }
-}
-
-/// An input to the engine.
-#[derive(Clone, Debug)]
-pub enum Input<P, L> {
-    /// A local update: the delta a delta-mutator returned for the current state.
-    Update(L),
-    /// A message from a peer.
-    Received {
-        /// The sender.
-        from: P,
-        /// What it sent.
-        msg: Message<L>,
-    },
-    /// A sync interval elapsed.
-    Tick,
-    /// A neighbour became reachable (new, or back after a partition or restart).
-    NeighbourUp(P),
-    /// A neighbour became unreachable; it will be caught up by state when it returns.
-    NeighbourDown(P),
-}
-
-/// What the engine asks its shell to do.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Output<P, L> {
-    /// Send `msg` to `to`.
-    Send {
-        /// The neighbour.
-        to: P,
-        /// The message.
-        msg: Message<L>,
-    },
-    /// The state grew by `delta` (persist it, tell watchers).
-    Applied {
-        /// What is new.
-        delta: L,
-        /// Where it came from.
-        origin: Origin<P>,
-    },
-}
-
-/// Per-neighbour sync state.
-#[derive(Clone, Debug, Default)]
-pub struct Neighbour {
-    /// The highest sequence number it acked; `None` until a catch-up (or a first ack) establishes
-    /// what it has, so nothing is ever skipped for a neighbour we know nothing about.
-    pub acked: Option<u64>,
-    /// The tick a catch-up went out, while its answer is awaited.
-    pub catch_up_sent: Option<u64>,
-    /// `bp-rr-tree`: the tick the link left the spanning tree, while it is off it (it gets
-    /// beacons, not delta-groups).
-    pub lazy_since: Option<u64>,
-}
-
-impl Neighbour {
-    /// Off the spanning tree (`bp-rr-tree`).
-    pub fn is_lazy(&self) -> bool {
-        self.lazy_since.is_some()
-    }
-}
-
-/// Counters the experiments and metrics read.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    /// Messages sent, by kind label (`delta`, `ack`, `state`).
-    pub messages_sent: BTreeMap<&'static str, u64>,
-    /// Payload units sent.
-    pub payload_units_sent: u64,
-    /// Metadata units sent.
-    pub metadata_units_sent: u64,
-    /// Full states sent (catch-ups, and every state-based message).
-    pub full_state_sends: u64,
-    /// Groups received that carried nothing new.
-    pub redundant_groups_received: u64,
-    /// Messages ignored because the sender is not a neighbour.
-    pub ignored_messages: u64,
-}
+pub use io::{Config, Event, Input, Neighbour, Output, Stats};
 
 /// The engine. See the module docs.
 #[derive(Clone, Debug)]
@@ -143,6 +37,8 @@ pub struct Engine<P, L> {
     /// `bp-rr-tree` only: which links are on the spanning tree (boxed: the other algorithms'
     /// engines, hundreds of them in a simulation, do not carry its size).
     tree: Option<Box<SpanningTree<P>>>,
+    /// The last [`Event::AckedByAll`] reported.
+    acked_by_all: u64,
 }
 
 impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
@@ -164,6 +60,7 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             neighbours: BTreeMap::new(),
             tick: 0,
             stats: Stats::default(),
+            acked_by_all: seq_base,
         }
     }
 
@@ -201,6 +98,12 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
         self.buffer.next_seq().max(epoch) + 1
     }
 
+    /// Buffered groups `peer` has not acked (all of them if it has acked nothing yet).
+    pub fn unacked_groups(&self, peer: &P) -> usize {
+        let acked = self.neighbours.get(peer).and_then(|n| n.acked).unwrap_or(0);
+        self.buffer.iter().filter(|e| e.seq >= acked).count()
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -233,16 +136,22 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             }
             Input::Tick => self.on_tick(&mut out),
             Input::NeighbourUp(peer) => {
-                self.neighbours.entry(peer).or_default();
+                if let std::collections::btree_map::Entry::Vacant(e) = self.neighbours.entry(peer) {
+                    e.insert(Neighbour::default());
+                    out.push(Output::Event(Event::NeighbourUp(peer)));
+                }
             }
             Input::NeighbourDown(peer) => {
-                self.neighbours.remove(&peer);
+                if self.neighbours.remove(&peer).is_some() {
+                    out.push(Output::Event(Event::NeighbourDown(peer)));
+                }
                 if let Some(tree) = &mut self.tree {
                     tree.forget(&peer);
                 }
                 self.collect_garbage();
             }
         }
+        self.report_acked_by_all(&mut out);
         for o in &out {
             if let Output::Send { msg, .. } = o {
                 *self.stats.messages_sent.entry(msg.kind()).or_default() += 1;
@@ -265,14 +174,35 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             return;
         }
         self.state.join(&delta);
-        if self.delta_mode() {
-            self.buffer.push(Origin::Local, delta.clone());
+        let seq = if self.delta_mode() {
+            let seq = self.buffer.push(Origin::Local, delta.clone());
             self.bound_buffer();
-        }
+            seq
+        } else {
+            // Nothing is buffered, but the update is numbered all the same, for `AckedByAll`.
+            let seq = self.buffer.next_seq();
+            self.buffer.advance_to(seq + 1);
+            seq
+        };
         out.push(Output::Applied {
             delta,
             origin: Origin::Local,
         });
+        out.push(Output::Event(Event::LocalUpdate { seq }));
+    }
+
+    /// Reports [`Event::AckedByAll`] when the lowest ack among the neighbours groups go to has
+    /// grown. A neighbour still to be caught up holds it back; with none, nothing is reported.
+    fn report_acked_by_all(&mut self, out: &mut Vec<Output<P, L>>) {
+        let mut below: Option<u64> = None;
+        for n in self.neighbours.values().filter(|n| !n.is_lazy()) {
+            let Some(a) = n.acked else { return };
+            below = Some(below.map_or(a, |b| b.min(a)));
+        }
+        if let Some(below) = below.filter(|b| *b > self.acked_by_all) {
+            self.acked_by_all = below;
+            out.push(Output::Event(Event::AckedByAll { below }));
+        }
     }
 
     /// Merges a received group; returns what was new (⊥ if nothing). With RR, only Δ(group, state)
@@ -342,6 +272,14 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
                 }
             }
             Message::State { state } => {
+                // State-based sync has no acks: a neighbour whose state covers ours holds every
+                // local update so far.
+                if self.state.leq(&state) {
+                    let next = self.buffer.next_seq();
+                    if let Some(n) = self.neighbours.get_mut(&from) {
+                        n.acked = Some(n.acked.map_or(next, |a| a.max(next)));
+                    }
+                }
                 self.merge(from, &state, true, out);
             }
             Message::Beacon(beacon) => {
@@ -471,326 +409,4 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crdt::GSet;
-    use proptest::prelude::*;
-
-    type E = Engine<u32, GSet<u64>>;
-
-    fn engine(alg: Algorithm, neighbours: &[u32]) -> E {
-        let mut e = Engine::new(Config::new(alg), GSet::default(), 0);
-        neighbours.iter().for_each(|&j| e.add_synced_neighbour(j));
-        e
-    }
-
-    fn set(xs: &[u64]) -> GSet<u64> {
-        xs.iter().copied().collect()
-    }
-
-    fn sends(out: &[Output<u32, GSet<u64>>]) -> Vec<(u32, Message<GSet<u64>>)> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Send { to, msg } => Some((*to, msg.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_local_update_goes_to_every_neighbour_and_is_dropped_once_all_ack() {
-        let mut e = engine(Algorithm::BpRr, &[1, 2]);
-        let out = e.handle(Input::Update(set(&[7])));
-        assert!(matches!(
-            &out[..],
-            [Output::Applied {
-                origin: Origin::Local,
-                ..
-            }]
-        ));
-        let s = sends(&e.handle(Input::Tick));
-        assert_eq!(s.len(), 2);
-        assert!(s.iter().all(|(_, m)| *m
-            == Message::Delta {
-                seq: 1,
-                group: set(&[7])
-            }));
-        e.handle(Input::Received {
-            from: 1,
-            msg: Message::Ack { seq: 1 },
-        });
-        assert_eq!(e.buffer().len(), 1, "neighbour 2 has not acked yet");
-        e.handle(Input::Received {
-            from: 2,
-            msg: Message::Ack { seq: 1 },
-        });
-        assert!(e.buffer().is_empty());
-        assert!(
-            sends(&e.handle(Input::Tick)).is_empty(),
-            "nothing left to send"
-        );
-    }
-
-    #[test]
-    fn unacked_groups_are_resent_until_acked() {
-        let mut e = engine(Algorithm::BpRr, &[1]);
-        e.handle(Input::Update(set(&[1])));
-        e.handle(Input::Tick);
-        e.handle(Input::Update(set(&[2])));
-        let s = sends(&e.handle(Input::Tick));
-        assert_eq!(
-            s,
-            vec![(
-                1,
-                Message::Delta {
-                    seq: 2,
-                    group: set(&[1, 2])
-                }
-            )]
-        );
-    }
-
-    #[test]
-    fn bp_keeps_a_group_from_its_origin_and_rr_buffers_only_what_is_new() {
-        for alg in Algorithm::ON_THE_WIRE
-            .into_iter()
-            .filter(|a| *a != Algorithm::State)
-        {
-            let mut e = engine(alg, &[1, 2]);
-            e.handle(Input::Update(set(&[1])));
-            e.handle(Input::Tick);
-            e.handle(Input::Received {
-                from: 1,
-                msg: Message::Ack { seq: 1 },
-            });
-            e.handle(Input::Received {
-                from: 2,
-                msg: Message::Ack { seq: 1 },
-            });
-            let out = e.handle(Input::Received {
-                from: 1,
-                msg: Message::Delta {
-                    seq: 9,
-                    group: set(&[1, 5]),
-                },
-            });
-            assert!(sends(&out).contains(&(1, Message::Ack { seq: 9 })));
-            let buffered = &e.buffer().iter().last().unwrap().group;
-            assert_eq!(
-                buffered,
-                &if alg.rr() { set(&[5]) } else { set(&[1, 5]) },
-                "{alg}"
-            );
-            let to: Vec<u32> = sends(&e.handle(Input::Tick))
-                .into_iter()
-                .map(|(to, _)| to)
-                .collect();
-            assert_eq!(to, if alg.bp() { vec![2] } else { vec![1, 2] }, "{alg}");
-        }
-    }
-
-    #[test]
-    fn a_redundant_group_is_acked_but_not_buffered() {
-        let mut e = engine(Algorithm::BpRr, &[1]);
-        e.handle(Input::Update(set(&[1, 2])));
-        let before = e.buffer().len();
-        let out = e.handle(Input::Received {
-            from: 1,
-            msg: Message::Delta {
-                seq: 3,
-                group: set(&[2]),
-            },
-        });
-        assert_eq!(sends(&out), vec![(1, Message::Ack { seq: 3 })]);
-        assert_eq!(e.buffer().len(), before);
-        assert_eq!(e.stats().redundant_groups_received, 1);
-    }
-
-    #[test]
-    fn a_new_neighbour_is_caught_up_by_one_state_exchange() {
-        let mut a = engine(Algorithm::BpRr, &[]);
-        let mut b = engine(Algorithm::BpRr, &[]);
-        a.handle(Input::Update(set(&[1, 2])));
-        b.handle(Input::Update(set(&[3])));
-        a.handle(Input::NeighbourUp(2));
-        b.handle(Input::NeighbourUp(1));
-        // a starts the exchange; b merges a's state, acks it, and answers with what a lacks.
-        let s = sends(&a.handle(Input::Tick));
-        assert_eq!(
-            s,
-            vec![(
-                2,
-                Message::CatchUp {
-                    seq: 1,
-                    state: set(&[1, 2])
-                }
-            )]
-        );
-        let reply = sends(&b.handle(Input::Received {
-            from: 1,
-            msg: s[0].1.clone(),
-        }));
-        assert_eq!(
-            reply,
-            vec![
-                (1, Message::Ack { seq: 1 }),
-                (
-                    1,
-                    Message::Delta {
-                        seq: 2,
-                        group: set(&[3])
-                    }
-                )
-            ]
-        );
-        // b does not start a catch-up of its own while its answer is in flight.
-        assert!(sends(&b.handle(Input::Tick)).is_empty());
-        let mut back = Vec::new();
-        for (_, m) in reply {
-            back.extend(sends(&a.handle(Input::Received { from: 2, msg: m })));
-        }
-        for (_, m) in back {
-            b.handle(Input::Received { from: 1, msg: m });
-        }
-        assert_eq!(a.state(), b.state());
-        assert_eq!(a.neighbours()[&2].acked, Some(1));
-        assert_eq!(b.neighbours()[&1].acked, Some(2));
-        // b buffered only what was new to it, tagged with a; a's and b's next ticks send nothing back.
-        assert!(sends(&a.handle(Input::Tick)).is_empty());
-        assert!(sends(&b.handle(Input::Tick)).is_empty());
-    }
-
-    #[test]
-    fn a_lost_catch_up_is_retried_after_the_retry_interval() {
-        let mut a = engine(Algorithm::BpRr, &[]);
-        a.handle(Input::NeighbourUp(2));
-        let retry = a.config().catch_up_retry_ticks;
-        let catch_ups: usize = (0..=retry)
-            .map(|_| sends(&a.handle(Input::Tick)).len())
-            .sum();
-        assert_eq!(catch_ups, 2);
-    }
-
-    #[test]
-    fn bogus_acks_and_strangers_change_nothing() {
-        let mut e = engine(Algorithm::BpRr, &[1]);
-        e.handle(Input::Update(set(&[1])));
-        e.handle(Input::Received {
-            from: 1,
-            msg: Message::Ack { seq: 1_000 },
-        });
-        assert_eq!(
-            e.buffer().len(),
-            1,
-            "an ack beyond anything sent must not drop data"
-        );
-        let out = e.handle(Input::Received {
-            from: 9,
-            msg: Message::Delta {
-                seq: 1,
-                group: set(&[66]),
-            },
-        });
-        assert!(out.is_empty());
-        assert!(!e.state().contains(&66));
-        assert_eq!(e.stats().ignored_messages, 1);
-    }
-
-    #[test]
-    fn a_full_buffer_drops_its_oldest_groups_and_the_laggard_is_caught_up_by_state() {
-        let mut e = Engine::new(
-            Config {
-                max_buffer_groups: 3,
-                ..Config::new(Algorithm::BpRr)
-            },
-            GSet::default(),
-            0,
-        );
-        e.add_synced_neighbour(1);
-        for x in 0..5 {
-            e.handle(Input::Update(set(&[x])));
-        }
-        assert_eq!(e.buffer().len(), 3);
-        assert_eq!(e.neighbours()[&1].acked, None);
-        let s = sends(&e.handle(Input::Tick));
-        assert_eq!(
-            s,
-            vec![(
-                1,
-                Message::CatchUp {
-                    seq: 5,
-                    state: set(&[0, 1, 2, 3, 4])
-                }
-            )]
-        );
-    }
-
-    #[test]
-    fn a_restarted_engine_ignores_acks_from_before_its_restart() {
-        let mut e = Engine::new(Config::new(Algorithm::BpRr), set(&[1]), 100);
-        e.add_synced_neighbour(1);
-        e.handle(Input::Update(set(&[2])));
-        e.handle(Input::Received {
-            from: 1,
-            msg: Message::Ack { seq: 50 },
-        });
-        assert_eq!(
-            e.buffer().len(),
-            1,
-            "an ack of a seq numbered before the restart acks nothing new"
-        );
-    }
-
-    /// A tree of engines (parent of i is (i−1)/2) with unique elements `origin << 32 | n`: an
-    /// element can reach i from j's side only through j, so a group i sends j must hold none of them.
-    fn on_side_of(from: u32, towards: u32, origin: u32) -> bool {
-        let in_subtree = |root: u32, mut x: u32| loop {
-            if x == root {
-                return true;
-            }
-            if x == 0 {
-                return false;
-            }
-            x = (x - 1) / 2;
-        };
-        if towards == (from.max(1) - 1) / 2 && from != 0 {
-            !in_subtree(from, origin)
-        } else {
-            in_subtree(towards, origin)
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn bp_never_sends_a_group_back_towards_its_origin(writers in prop::collection::vec(prop::collection::vec(any::<bool>(), 7), 1..12)) {
-            let n = 7u32;
-            let neighbours = |i: u32| -> Vec<u32> {
-                let mut v: Vec<u32> = (0..n).filter(|&c| c != 0 && (c - 1) / 2 == i).collect();
-                if i != 0 { v.push((i - 1) / 2) }
-                v
-            };
-            let mut nodes: Vec<E> = (0..n).map(|i| engine(Algorithm::BpRr, &neighbours(i))).collect();
-            let mut counter = 0u64;
-            for round in writers.iter().chain(std::iter::repeat_n(&vec![false; 7], 6)) {
-                let mut queue = std::collections::VecDeque::new();
-                for i in 0..n {
-                    if round[i as usize] {
-                        counter += 1;
-                        nodes[i as usize].handle(Input::Update(set(&[u64::from(i) << 32 | counter])));
-                    }
-                    queue.extend(sends(&nodes[i as usize].handle(Input::Tick)).into_iter().map(|(to, m)| (i, to, m)));
-                }
-                while let Some((from, to, msg)) = queue.pop_front() {
-                    if let Message::Delta { group, .. } = &msg {
-                        for x in group.iter() {
-                            prop_assert!(!on_side_of(from, to, (x >> 32) as u32), "{from} sent {x:#x} back to {to}");
-                        }
-                    }
-                    queue.extend(sends(&nodes[to as usize].handle(Input::Received { from, msg })).into_iter().map(|(t, m)| (to, t, m)));
-                }
-            }
-            let all = nodes[0].state().clone();
-            prop_assert!(nodes.iter().all(|e| e.state() == &all && e.buffer().is_empty()));
-        }
-    }
-}
+mod tests;

@@ -8,27 +8,34 @@
 //! | module | what |
 //! |---|---|
 //! | [`algorithm`] | `bp-rr`, `bp`, `rr`, `delta`, `state`, and the baselines' names |
+//! | [`peer`] | the `PeerId` trait: what the engine needs of a peer identity |
 //! | [`engine`] | the engine: `Input` → `handle` → `Output`, per-neighbour acks, catch-up |
 //! | [`buffer`] | the delta-buffer of `(seq, origin, group)` entries |
 //! | [`tree`] | `bp-rr-tree`'s spanning tree: eager and lazy links, beacons |
 //! | [`message`] | wire messages and their size in the paper's units |
 //! | [`wire`] | frames: version byte, size limit, the codec |
-//! | [`baseline`] | Scuttlebutt and op-based causal broadcast, for the simulator |
-//! | [`sim`] | the deterministic simulator: topologies, workloads, faults, reports |
+//! | `baseline` | Scuttlebutt and op-based causal broadcast, for the simulator (feature `sim`) |
+//! | `sim` | the deterministic simulator: topologies, workloads, faults, reports (feature `sim`) |
 //! | [`error`] | the crate's error type |
 
+#![deny(missing_docs)]
+
 pub mod algorithm;
+#[cfg(feature = "sim")]
 pub mod baseline;
 pub mod buffer;
 pub mod engine;
 pub mod error;
 pub mod message;
+pub mod peer;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod tree;
 pub mod wire;
 
 pub use algorithm::Algorithm;
 pub use buffer::{DeltaBuffer, Origin};
-pub use engine::{Config, Engine, Input, Neighbour, Output, Stats};
+pub use engine::{Config, Engine, Event, Input, Neighbour, Output, Stats};
 pub use error::ProtocolError;
 pub use message::Message;
+pub use peer::PeerId;

@@ -27,7 +27,7 @@
 //! so a wrong, partial or changing tree costs extra transfers and delay, never data. All the tree must do is end up connected, which the
 //! rules above guarantee once links stop failing.
 
-use crate::engine::PeerId;
+use crate::peer::PeerId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: build the `deltanode` binary once, start real
 //! `deltanode run` processes, talk to their HTTP API, and stop them when a test ends (even on panic).
 
+#![deny(missing_docs)]
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

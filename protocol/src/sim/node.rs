@@ -88,7 +88,7 @@ impl<L: Decompose + Measure> SimNode<L> {
             .into_iter()
             .filter_map(|o| match o {
                 Output::Send { to, msg } => Some((to, SimMessage::Engine(msg))),
-                Output::Applied { .. } => None,
+                Output::Applied { .. } | Output::Event(_) => None,
             })
             .collect()
     }

@@ -1,0 +1,46 @@
+//! How a node runs: [`NodeConfig`].
+
+use libp2p::{Multiaddr, PeerId};
+use protocol::{wire, Algorithm};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a node runs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Where the identity and the store live.
+    pub data_dir: PathBuf,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial and keep redialling, each ending in `/p2p/ID`.
+    pub peers: Vec<Multiaddr>,
+    /// Discover peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// When not empty, only these peers are neighbours.
+    pub neighbours: Vec<PeerId>,
+    /// How often each neighbour is sent what it lacks.
+    pub sync_interval: Duration,
+    /// The sync algorithm (one of `Algorithm::ON_THE_WIRE`).
+    pub algorithm: Algorithm,
+    /// The private-network pre-shared key file.
+    pub swarm_key: Option<PathBuf>,
+    /// The largest frame sent or accepted.
+    pub max_frame: usize,
+}
+
+impl NodeConfig {
+    /// Defaults as the CLI has them, for `data_dir`, on loopback with mDNS off (for tests and apps).
+    pub fn local(data_dir: impl Into<PathBuf>) -> Self {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
+            peers: vec![],
+            mdns: false,
+            neighbours: vec![],
+            sync_interval: Duration::from_millis(500),
+            algorithm: Algorithm::BpRr,
+            swarm_key: None,
+            max_frame: wire::DEFAULT_MAX_FRAME,
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! [`Peers`]: the libp2p swarm and everything about connections — which peers are neighbours
+//! (`--neighbour`), one connection per pair, redialling `--peer`s and mDNS finds with backoff,
+//! closing links that stop answering, requests in flight — and the frames on them. It turns swarm
+//! events into [`PeerEvent`]s for the event loop and sends the engine's messages; it knows no
+//! protocol fact (what to send, when a neighbour is synced): those come from the engine.
+//!
+//! Mapping the engine onto request-response: every engine message goes out as a request; the answer
+//! to a request carries the receiver's `Ack` when it has one (else it is empty), so an ack costs no
+//! extra stream. Anything else the receiver wants to say (a catch-up's reply) is a request of its own.
+
+use crate::clock::unix_ms;
+use crate::codec::PROTOCOL;
+use crate::metrics::PeerCounters;
+use crate::network::{Behaviour, BehaviourEvent};
+use crate::views::PeerView;
+use crdt::Store;
+use libp2p::request_response::{self, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{mdns, Multiaddr, PeerId, Swarm};
+use protocol::{wire, Message};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Requests in flight to one neighbour; beyond it, the engine's next tick resends what is unacked.
+const MAX_IN_FLIGHT: usize = 8;
+/// The first wait before redialling a peer that went down (it doubles on each failure).
+const FIRST_REDIAL_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between redials of a peer that is down.
+const MAX_REDIAL_BACKOFF: Duration = Duration::from_secs(8);
+/// Consecutive failed sync requests after which a neighbour's connection is taken for dead and
+/// closed (a partition that drops packets without a FIN leaves it open otherwise); the redial
+/// loop then reconnects once the link is back.
+const MAX_FAILED_REQUESTS: u32 = 2;
+
+/// What the event loop hears from the peers layer.
+pub(crate) enum PeerEvent {
+    /// The first connection to a neighbour opened.
+    Up(PeerId),
+    /// The last connection to a neighbour closed.
+    Down(PeerId),
+    /// A decoded message; `answer` is the request's response channel (none for a response).
+    Message {
+        from: PeerId,
+        msg: Box<Message<Store>>,
+        answer: Option<ResponseChannel<Vec<u8>>>,
+    },
+}
+
+/// A peer to keep connected (a `--peer`, or one mDNS found) and when to dial it next.
+#[derive(Debug)]
+struct Redial {
+    addr: Multiaddr,
+    backoff: Duration,
+    /// `None` while connected or dialling.
+    due: Option<Instant>,
+}
+
+impl Redial {
+    fn new(addr: Multiaddr, due: Option<Instant>) -> Self {
+        Redial {
+            addr,
+            backoff: FIRST_REDIAL_BACKOFF,
+            due,
+        }
+    }
+
+    /// The peer went down or a dial failed: try again after the backoff, which doubles.
+    fn failed(&mut self, now: Instant) {
+        if self.due.is_none() {
+            self.due = Some(now + self.backoff);
+            self.backoff = (self.backoff * 2).min(MAX_REDIAL_BACKOFF);
+        }
+    }
+
+    /// Connected: the next failure starts from the first backoff again.
+    fn connected(&mut self) {
+        self.backoff = FIRST_REDIAL_BACKOFF;
+        self.due = None;
+    }
+}
+
+/// Per peer: the counters it shows, and its requests in flight.
+#[derive(Default)]
+struct PeerState {
+    /// Everything `GET /v1/peers` shows but `pending_groups`, which the engine knows.
+    view: PeerView,
+    in_flight: usize,
+    /// Sync requests failed in a row (reset by any response).
+    failed: u32,
+}
+
+/// Open connections to one peer, each with whether it has the preferred orientation (dialled by
+/// the smaller PeerId). Both ends close the others, so a pair keeps exactly one.
+#[derive(Default)]
+struct Connections(Vec<(ConnectionId, bool)>);
+
+impl Connections {
+    /// Adds a connection; returns those to close (every non-preferred one once a preferred exists).
+    fn add(&mut self, id: ConnectionId, preferred: bool) -> Vec<ConnectionId> {
+        self.0.push((id, preferred));
+        if self.0.iter().any(|(_, p)| *p) {
+            self.0
+                .iter()
+                .filter(|(_, p)| !*p)
+                .map(|(c, _)| *c)
+                .collect()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// The peers layer. See the module docs.
+pub(crate) struct Peers {
+    swarm: Swarm<Behaviour>,
+    local: PeerId,
+    /// `--neighbour`: when set, every other peer is disconnected on sight.
+    allowed: Option<HashSet<PeerId>>,
+    redials: HashMap<PeerId, Redial>,
+    connections: HashMap<PeerId, Connections>,
+    peers: BTreeMap<PeerId, PeerState>,
+    counters: PeerCounters,
+    max_frame: usize,
+}
+
+impl Peers {
+    /// The layer over `swarm`; `statics` (the `--peer`s) are dialled at once.
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        allowed: &[PeerId],
+        statics: HashMap<PeerId, Multiaddr>,
+        counters: PeerCounters,
+        max_frame: usize,
+    ) -> Self {
+        let now = Instant::now();
+        Peers {
+            local: *swarm.local_peer_id(),
+            swarm,
+            allowed: (!allowed.is_empty()).then(|| allowed.iter().copied().collect()),
+            redials: statics
+                .into_iter()
+                .map(|(p, addr)| (p, Redial::new(addr, Some(now))))
+                .collect(),
+            connections: HashMap::new(),
+            peers: BTreeMap::new(),
+            counters,
+            max_frame,
+        }
+    }
+
+    /// The next swarm event (cancel-safe: for `select!`).
+    pub(crate) async fn next(&mut self) -> SwarmEvent<BehaviourEvent> {
+        use futures::StreamExt;
+        self.swarm.select_next_some().await
+    }
+
+    /// Every peer seen, connected or not (`pending_groups` left for the engine to fill in).
+    pub(crate) fn views(&self) -> Vec<(PeerId, PeerView)> {
+        self.peers
+            .iter()
+            .map(|(p, s)| (*p, s.view.clone()))
+            .collect()
+    }
+
+    /// What this layer counts.
+    pub(crate) fn counters(&self) -> PeerCounters {
+        self.counters.clone()
+    }
+
+    fn allowed(&self, peer: &PeerId) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a.contains(peer))
+    }
+
+    /// Sends the engine's messages. `answering` is the request being handled: an ack to its sender
+    /// travels back as that request's response; any other request is answered empty.
+    pub(crate) fn send(
+        &mut self,
+        sends: Vec<(PeerId, Message<Store>)>,
+        mut answering: Option<(PeerId, ResponseChannel<Vec<u8>>)>,
+    ) {
+        for (to, msg) in sends {
+            let frame = match wire::encode(&msg) {
+                Ok(f) if f.len() <= self.max_frame => f,
+                Ok(f) => {
+                    tracing::warn!(peer = %to, bytes = f.len(), "message exceeds the frame limit; not sent");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "encoding failed");
+                    continue;
+                }
+            };
+            let state = self.peers.entry(to).or_default();
+            state.view.bytes_sent += frame.len() as u64;
+            if matches!(msg, Message::Ack { .. })
+                && answering.as_ref().is_some_and(|(p, _)| *p == to)
+            {
+                let (_, channel) = answering.take().expect("checked");
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, frame);
+            } else if state.in_flight < MAX_IN_FLIGHT {
+                state.in_flight += 1;
+                self.swarm.behaviour_mut().sync.send_request(&to, frame);
+            } else {
+                tracing::debug!(peer = %to, "in-flight limit reached; the next tick resends");
+            }
+        }
+        self.answer_empty(answering.map(|(_, channel)| channel));
+    }
+
+    /// Answers a request that has nothing to say back (no ack), so its sender is not left waiting.
+    fn answer_empty(&mut self, answering: Option<ResponseChannel<Vec<u8>>>) {
+        if let Some(channel) = answering {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_response(channel, Vec::new());
+        }
+    }
+
+    /// Decodes a frame from `from`; a malformed one is counted, logged and answered empty.
+    fn on_frame(
+        &mut self,
+        from: PeerId,
+        frame: &[u8],
+        answer: Option<ResponseChannel<Vec<u8>>>,
+    ) -> Option<PeerEvent> {
+        let peer = self.peers.entry(from).or_default();
+        peer.view.bytes_received += frame.len() as u64;
+        if frame.is_empty() {
+            self.answer_empty(answer);
+            return None;
+        }
+        match wire::decode::<Message<Store>>(frame, self.max_frame) {
+            Ok(msg) => {
+                if matches!(msg, Message::Ack { .. }) {
+                    peer.view.last_ack_unix_ms = Some(unix_ms());
+                }
+                Some(PeerEvent::Message {
+                    from,
+                    msg: Box::new(msg),
+                    answer,
+                })
+            }
+            Err(e) => {
+                self.counters.decode_errors += 1;
+                tracing::warn!(peer = %from, error = %e, "dropped a malformed frame");
+                self.answer_empty(answer);
+                None
+            }
+        }
+    }
+
+    /// Turns a swarm event into what the event loop must hear of it.
+    pub(crate) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Option<PeerEvent> {
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => return self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    self.discovered(peer, addr);
+                }
+                self.redial();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(_)) => {}
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                return self.connected(peer_id, connection_id, endpoint.is_dialer(), || {
+                    endpoint.get_remote_address().to_string()
+                });
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                let conns = self.connections.get_mut(&peer_id)?;
+                conns.0.retain(|(id, _)| *id != connection_id);
+                if num_established == 0 {
+                    self.connections.remove(&peer_id);
+                    tracing::debug!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "last connection closed");
+                    if let Some(p) = self.peers.get_mut(&peer_id) {
+                        p.view.connected = false;
+                        p.in_flight = 0;
+                    }
+                    self.schedule_redial(peer_id);
+                    return Some(PeerEvent::Down(peer_id));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, %error, "dial failed");
+                if !self.swarm.is_connected(&peer) {
+                    self.schedule_redial(peer);
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
+                tracing::info!(from = %send_back_addr, %error, "incoming connection failed (wrong swarm key?)");
+                *self
+                    .counters
+                    .rejected_connections
+                    .entry("handshake")
+                    .or_default() += 1;
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// mDNS found `peer` at `addr`: remembered at its latest address, so a lost connection is
+    /// redialled like a `--peer`'s. Only the smaller PeerId dials at discovery, so a pair that
+    /// discovers each other makes one connection.
+    fn discovered(&mut self, peer: PeerId, addr: Multiaddr) {
+        if peer == self.local || !self.allowed(&peer) {
+            return;
+        }
+        let r = self
+            .redials
+            .entry(peer)
+            .or_insert_with(|| Redial::new(addr.clone(), None));
+        r.addr = addr;
+        if self.local < peer {
+            r.due = Some(Instant::now());
+        }
+    }
+
+    fn connected(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        we_dialled: bool,
+        remote_addr: impl FnOnce() -> String,
+    ) -> Option<PeerEvent> {
+        if !self.allowed(&peer) {
+            tracing::info!(%peer, "not a --neighbour; disconnecting");
+            *self
+                .counters
+                .rejected_connections
+                .entry("not_neighbour")
+                .or_default() += 1;
+            let _ = self.swarm.close_connection(id);
+            return None;
+        }
+        let dialer = if we_dialled { self.local } else { peer };
+        let conns = self.connections.entry(peer).or_default();
+        for extra in conns.add(id, dialer == self.local.min(peer)) {
+            self.swarm.close_connection(extra);
+        }
+        let first = conns.0.len() == 1;
+        let state = self.peers.entry(peer).or_default();
+        state.view.peer_id = peer.to_string();
+        state.view.connected = true;
+        let addr = remote_addr();
+        if !state.view.addrs.contains(&addr) {
+            state.view.addrs.push(addr);
+        }
+        if let Some(r) = self.redials.get_mut(&peer) {
+            r.connected();
+        }
+        first.then_some(PeerEvent::Up(peer))
+    }
+
+    fn on_sync_event(
+        &mut self,
+        ev: request_response::Event<Vec<u8>, Vec<u8>>,
+    ) -> Option<PeerEvent> {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.on_frame(peer, &request, Some(channel)),
+                request_response::Message::Response { response, .. } => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.in_flight = p.in_flight.saturating_sub(1);
+                        p.failed = 0;
+                    }
+                    self.on_frame(peer, &response, None)
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::warn!(%peer, %error, "sync request failed; the next tick resends");
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.in_flight = p.in_flight.saturating_sub(1);
+                    p.failed += 1;
+                    if p.failed >= MAX_FAILED_REQUESTS && self.swarm.is_connected(&peer) {
+                        p.failed = 0;
+                        tracing::warn!(%peer, "neighbour unresponsive; closing its connection to redial");
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
+                }
+                None
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                self.counters.inbound_failures += 1;
+                tracing::warn!(%peer, %error, protocol = %PROTOCOL, "inbound sync stream failed");
+                None
+            }
+            request_response::Event::ResponseSent { .. } => None,
+        }
+    }
+
+    fn schedule_redial(&mut self, peer: PeerId) {
+        if let Some(r) = self.redials.get_mut(&peer) {
+            r.failed(Instant::now());
+        }
+    }
+
+    /// Dials every remembered peer whose redial is due and that is not connected.
+    pub(crate) fn redial(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(PeerId, Multiaddr)> = self
+            .redials
+            .iter()
+            .filter(|(p, r)| r.due.is_some_and(|d| d <= now) && !self.swarm.is_connected(p))
+            .map(|(p, r)| (*p, r.addr.clone()))
+            .collect();
+        for (peer, addr) in due {
+            if let Some(r) = self.redials.get_mut(&peer) {
+                r.due = None;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, error = %e, "redial not started");
+                self.schedule_redial(peer);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redial_backoff_doubles_up_to_the_cap_and_resets_on_connect() {
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        let mut r = Redial::new(addr, None);
+        let t = Instant::now();
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            r.failed(t);
+            waits.push(r.due.unwrap() - t);
+            r.failed(t); // already scheduled: no change
+            r.due = None; // the dial went out, and failed again
+        }
+        assert_eq!(waits[0], FIRST_REDIAL_BACKOFF);
+        assert_eq!(waits[1], FIRST_REDIAL_BACKOFF * 2);
+        assert_eq!(*waits.last().unwrap(), MAX_REDIAL_BACKOFF);
+        r.connected();
+        r.failed(t);
+        assert_eq!(r.due.unwrap() - t, FIRST_REDIAL_BACKOFF);
+    }
+
+    #[test]
+    fn a_pair_keeps_only_its_preferred_connection() {
+        let (a, b, c) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+            ConnectionId::new_unchecked(3),
+        );
+        let mut conns = Connections::default();
+        assert!(conns.add(a, false).is_empty(), "the only one is kept");
+        assert_eq!(conns.add(b, true), vec![a]);
+        assert_eq!(conns.add(c, false), vec![a, c]);
+    }
+}

@@ -1,0 +1,206 @@
+//! `GET /metrics`: every metric SPEC.md lists, in Prometheus text format (prometheus-client),
+//! rendered from a [`Snapshot`] off the event loop. The engine's counters (messages, units,
+//! full-state sends), gauges of the state, and what the shell counts ([`crate::metrics`]) go into a
+//! registry built for the scrape.
+
+use crate::snapshot::Snapshot;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+/// The Prometheus text for `snap`, with the API's error answers by status (`api_errors`).
+pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
+    let (counts, shell) = (&snap.counts, &snap.peer_counters);
+    let stats = &snap.stats;
+    let state = &snap.state;
+    let mut r = Registry::default();
+    let kinds = Family::<Vec<(String, String)>, Counter>::default();
+    for kind in ["delta", "ack", "state", "digest"] {
+        kinds
+            .get_or_create(&vec![("kind".into(), kind.into())])
+            .inc_by(stats.messages_sent.get(kind).copied().unwrap_or(0));
+    }
+    r.register(
+        "deltanode_sync_messages_sent",
+        "Sync messages sent, by kind",
+        kinds,
+    );
+    let peers = &snap.peers;
+    let sent: u64 = peers.iter().map(|p| p.bytes_sent).sum();
+    let received: u64 = peers.iter().map(|p| p.bytes_received).sum();
+    counter(
+        &mut r,
+        "deltanode_sync_bytes_sent",
+        "Sync frame bytes sent",
+        sent,
+    );
+    counter(
+        &mut r,
+        "deltanode_sync_bytes_received",
+        "Sync frame bytes received",
+        received,
+    );
+    counter(
+        &mut r,
+        "deltanode_sync_payload_units_sent",
+        "Payload units sent (elements, entries, values)",
+        stats.payload_units_sent,
+    );
+    counter(
+        &mut r,
+        "deltanode_sync_metadata_units_sent",
+        "Metadata units sent (sequence numbers, acks, dots)",
+        stats.metadata_units_sent,
+    );
+    gauge(
+        &mut r,
+        "deltanode_delta_buffer_groups",
+        "Delta-groups in the buffer",
+        snap.buffer_groups as i64,
+    );
+    gauge(
+        &mut r,
+        "deltanode_neighbours",
+        "Connected neighbours",
+        snap.neighbours as i64,
+    );
+    counter(
+        &mut r,
+        "deltanode_neighbour_down",
+        "Neighbours lost",
+        counts.neighbour_down,
+    );
+    gauge(
+        &mut r,
+        "deltanode_objects",
+        "Objects in the store",
+        state.len() as i64,
+    );
+    gauge(
+        &mut r,
+        "deltanode_memory_units",
+        "State, buffer and ack map in the paper's units (as the simulator counts memory)",
+        snap.memory_units() as i64,
+    );
+    gauge(
+        &mut r,
+        "deltanode_conflicts",
+        "Conflicts GET /v1/conflicts lists: type clashes, and registers and map fields holding concurrent values",
+        state.conflicts() as i64,
+    );
+    let updates = Family::<Vec<(String, String)>, Counter>::default();
+    updates
+        .get_or_create(&vec![("origin".into(), "local".into())])
+        .inc_by(counts.local);
+    updates
+        .get_or_create(&vec![("origin".into(), "remote".into())])
+        .inc_by(counts.remote);
+    r.register("deltanode_updates", "Updates applied, by origin", updates);
+    counter(
+        &mut r,
+        "deltanode_unchanged_writes",
+        "Local writes that changed nothing (answered with the current value, nothing committed)",
+        counts.unchanged_writes,
+    );
+    r.register(
+        "deltanode_replication_lag_seconds",
+        "From a local update until every neighbour acked it",
+        snap.replication_lag.clone(),
+    );
+    counter(
+        &mut r,
+        "deltanode_decode_errors",
+        "Frames that failed to decode (dropped)",
+        shell.decode_errors,
+    );
+    counter(
+        &mut r,
+        "deltanode_inbound_failures",
+        "Inbound sync streams that failed after the request was read (timeout, reset)",
+        shell.inbound_failures,
+    );
+    counter(
+        &mut r,
+        "deltanode_oversized_frames",
+        "Incoming frames refused for a length over the limit (the stream is dropped)",
+        shell.oversized_frames.load(Ordering::Relaxed),
+    );
+    let rejected = Family::<Vec<(String, String)>, Counter>::default();
+    // The known reasons are always exported (at 0 until one happens), so dashboards have a series.
+    for reason in ["handshake", "not_neighbour"] {
+        rejected
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc_by(0);
+    }
+    for (reason, n) in &shell.rejected_connections {
+        rejected
+            .get_or_create(&vec![("reason".into(), reason.to_string())])
+            .inc_by(*n);
+    }
+    r.register(
+        "deltanode_rejected_connections",
+        "Connections refused, by reason (not_neighbour, handshake)",
+        rejected,
+    );
+    let api = Family::<Vec<(String, String)>, Counter>::default();
+    for status in [400, 401, 404, 409, 413, 500] {
+        api.get_or_create(&vec![("status".into(), status.to_string())])
+            .inc_by(0);
+    }
+    for (status, n) in api_errors {
+        api.get_or_create(&vec![("status".into(), status.to_string())])
+            .inc_by(*n);
+    }
+    r.register(
+        "deltanode_api_errors",
+        "API requests answered with an error, by HTTP status",
+        api,
+    );
+    counter(
+        &mut r,
+        "deltanode_full_state_sends",
+        "Full states sent (catch-ups and state-based rounds)",
+        stats.full_state_sends,
+    );
+    let (nsent, nrecv) = (
+        Family::<Vec<(String, String)>, Counter>::default(),
+        Family::<Vec<(String, String)>, Counter>::default(),
+    );
+    for p in peers {
+        nsent
+            .get_or_create(&vec![("peer".into(), p.peer_id.clone())])
+            .inc_by(p.bytes_sent);
+        nrecv
+            .get_or_create(&vec![("peer".into(), p.peer_id.clone())])
+            .inc_by(p.bytes_received);
+    }
+    r.register(
+        "deltanode_neighbour_bytes_sent",
+        "Sync frame bytes sent, per peer",
+        nsent,
+    );
+    r.register(
+        "deltanode_neighbour_bytes_received",
+        "Sync frame bytes received, per peer",
+        nrecv,
+    );
+    let mut out = String::new();
+    let _ = encode(&mut out, &r);
+    out
+}

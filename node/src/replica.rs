@@ -1,0 +1,335 @@
+//! [`Replica`]: the node's write path. It owns the engine, the store's durable log and the change
+//! feed, and carries out the engine's reports: every delta is on disk before anyone hears of it (a
+//! client's reply, a neighbour's ack, a feed event), and the metrics count what the engine reports.
+//! It does no I/O but the disk: messages to send go back to the caller (the event loop hands them
+//! to the peers layer), so it is tested without a network.
+
+use crate::client::{ApplyReply, View};
+use crate::clock::unix_ms;
+use crate::feed::Feed;
+use crate::metrics::{Metrics, PeerCounters};
+use crate::persist::{Checkpoint, Durable};
+use crate::snapshot::{digest, Snapshot};
+use crate::views::{ApplyError, CheckpointInfo, ObjectView, PeerView, RollbackOutcome};
+use anyhow::Context;
+use crdt::{Op, ReplicaId, Store, Writer};
+use libp2p::PeerId;
+use protocol::{Engine, Event, Input, Message, Output};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Messages for the peers layer to send, in order.
+pub(crate) type Sends = Vec<(PeerId, Message<Store>)>;
+
+/// A group of writes committed together: each write's ops and where its answer goes.
+pub(crate) type WriteGroup = Vec<(Vec<(String, Op)>, ApplyReply)>;
+
+/// The write path. See the module docs.
+pub(crate) struct Replica {
+    engine: Engine<PeerId, Store>,
+    /// The dot and counter-entry owner of local writes.
+    writer: ReplicaId,
+    /// Every delta is committed here before it is acknowledged to anyone.
+    durable: Durable,
+    feed: Arc<Feed>,
+    metrics: Metrics,
+    /// The store failed: the node stops rather than run ahead of its disk.
+    failed: bool,
+}
+
+/// What one engine input produced: the deltas to commit and the messages to send after.
+struct Driven {
+    applied: Vec<Store>,
+    sends: Sends,
+}
+
+impl Replica {
+    pub(crate) fn new(
+        engine: Engine<PeerId, Store>,
+        writer: ReplicaId,
+        durable: Durable,
+        feed: Arc<Feed>,
+    ) -> Self {
+        Replica {
+            engine,
+            writer,
+            durable,
+            feed,
+            metrics: Metrics::default(),
+            failed: false,
+        }
+    }
+
+    /// Whether the store failed (the node must stop).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// A view for a small read on the loop.
+    pub(crate) fn view(&self, peer_id: PeerId) -> View<'_> {
+        View {
+            peer_id,
+            engine: &self.engine,
+            metrics: &self.metrics,
+        }
+    }
+
+    /// A snapshot for a whole-store read: `peers` as the peers layer sees them (their unacked
+    /// groups filled in here, from the engine).
+    pub(crate) fn snapshot(
+        &self,
+        peer_id: PeerId,
+        peers: Vec<(PeerId, PeerView)>,
+        peer_counters: PeerCounters,
+    ) -> Snapshot {
+        let peers = peers
+            .into_iter()
+            .map(|(p, view)| PeerView {
+                pending_groups: self.engine.unacked_groups(&p) as u64,
+                ..view
+            })
+            .collect();
+        Snapshot {
+            peer_id,
+            state: self.engine.state().clone(),
+            stats: self.engine.stats().clone(),
+            buffer_groups: self.engine.buffer().len(),
+            buffer_units: self.engine.buffer().units(),
+            neighbours: self.engine.neighbours().len(),
+            peers,
+            counts: self.metrics.counts,
+            replication_lag: self.metrics.replication_lag.clone(),
+            peer_counters,
+        }
+    }
+
+    /// Feeds the engine one input and carries out its reports; returns what to commit and send.
+    fn drive(&mut self, input: Input<PeerId, Store>) -> Driven {
+        let mut driven = Driven {
+            applied: Vec::new(),
+            sends: Vec::new(),
+        };
+        for o in self.engine.handle(input) {
+            match o {
+                Output::Send { to, msg } => driven.sends.push((to, msg)),
+                Output::Applied { delta, .. } => driven.applied.push(delta),
+                Output::Event(Event::LocalUpdate { seq }) => self.metrics.local_update(seq),
+                Output::Event(Event::AckedByAll { below }) => self.metrics.acked_by_all(below),
+                Output::Event(Event::NeighbourUp(peer)) => tracing::info!(%peer, "neighbour up"),
+                Output::Event(Event::NeighbourDown(peer)) => {
+                    tracing::info!(%peer, "neighbour down");
+                    self.metrics.counts.neighbour_down += 1;
+                }
+            }
+        }
+        driven
+    }
+
+    /// A connection to `peer` opened.
+    pub(crate) fn neighbour_up(&mut self, peer: PeerId) {
+        self.drive(Input::NeighbourUp(peer));
+    }
+
+    /// The last connection to `peer` closed.
+    pub(crate) fn neighbour_down(&mut self, peer: PeerId) {
+        self.drive(Input::NeighbourDown(peer));
+    }
+
+    /// A sync interval elapsed (or a client asked for a round): what to send.
+    pub(crate) fn tick(&mut self) -> Sends {
+        self.drive(Input::Tick).sends
+    }
+
+    /// A message from `from`: merges what is new, commits it, then returns what to send (its ack
+    /// among them). Nothing is returned if the commit failed: no ack for what is not on disk.
+    pub(crate) fn receive(&mut self, from: PeerId, msg: Message<Store>) -> Sends {
+        let Driven { applied, sends } = self.drive(Input::Received { from, msg });
+        if self.commit(&applied).is_err() {
+            return Vec::new();
+        }
+        self.metrics.counts.remote += applied.len() as u64;
+        if !applied.is_empty() {
+            let touched = touched_keys(&applied);
+            let views = self.views_of(touched.iter().map(String::as_str));
+            self.feed.publish(views.values(), "remote");
+            self.publish_conflicts(&touched);
+        }
+        sends
+    }
+
+    /// Applies a group of writes in memory, commits every delta they caused with one fsync, then
+    /// replies. A write that changes nothing commits nothing and answers the current value. A
+    /// write reaches neighbours only through the engine's buffer, sent at a later tick, after this
+    /// commit: no neighbour ever holds a dot this replica could lose and reuse.
+    pub(crate) fn apply_group(&mut self, group: WriteGroup) {
+        let writer = Writer {
+            replica: self.writer,
+            now_ms: unix_ms(),
+        };
+        let mut committed = Vec::new();
+        let mut answers = Vec::new();
+        for (ops, reply) in group {
+            let mut seen = HashSet::new();
+            let keys: Vec<String> = ops
+                .iter()
+                .filter(|(k, _)| seen.insert(k.as_str()))
+                .map(|(k, _)| k.clone())
+                .collect();
+            match self.engine.state().apply_batch(ops, &writer) {
+                Ok(delta) => {
+                    let applied = self.drive(Input::Update(delta)).applied;
+                    if applied.is_empty() {
+                        self.metrics.counts.unchanged_writes += 1;
+                    }
+                    committed.extend(applied);
+                    answers.push((reply, Ok(keys)));
+                }
+                Err(e) => answers.push((reply, Err(ApplyError::Crdt(e)))),
+            }
+        }
+        let stored = self.commit(&committed);
+        // One view per key, shared by the replies and the feed.
+        let touched = touched_keys(&committed);
+        let mut views = self.views_of(touched.iter().map(String::as_str));
+        if stored.is_ok() {
+            self.feed.publish(views.values(), "local");
+        }
+        for (reply, answer) in answers {
+            let answer = match (&stored, answer) {
+                (Err(e), Ok(_)) => Err(ApplyError::Storage(e.clone())),
+                (_, Ok(keys)) => Ok(keys
+                    .iter()
+                    .filter_map(|k| self.view_of(&mut views, k))
+                    .collect()),
+                (_, Err(e)) => Err(e),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// The current views of `keys` (those that exist).
+    fn views_of<'a>(&self, keys: impl Iterator<Item = &'a str>) -> BTreeMap<String, ObjectView> {
+        let state = self.engine.state();
+        keys.filter_map(|k| state.get(k).map(|o| (k.to_string(), ObjectView::new(k, o))))
+            .collect()
+    }
+
+    /// The view of `key`, from `views` or built (and kept there) if the write left it unchanged.
+    fn view_of(&self, views: &mut BTreeMap<String, ObjectView>, key: &str) -> Option<ObjectView> {
+        if let Some(v) = views.get(key) {
+            return Some(v.clone());
+        }
+        let v = ObjectView::new(key, self.engine.state().get(key)?);
+        views.insert(key.to_string(), v.clone());
+        Some(v)
+    }
+
+    /// A `conflict` event for each of `keys` that a remote delta left in conflict.
+    fn publish_conflicts(&self, keys: &[String]) {
+        let state = self.engine.state();
+        for key in keys {
+            let conflicts = state.conflicts_at(key);
+            if let (Some(first), Ok(json)) = (conflicts.first(), serde_json::to_value(&conflicts)) {
+                self.feed
+                    .publish_conflict(key, first.kind.name(), &json, "remote");
+            }
+        }
+    }
+
+    /// Commits `deltas` (one fsync) and compacts when due. A failure stops the node.
+    fn commit(&mut self, deltas: &[Store]) -> Result<(), String> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .durable
+            .append(deltas)
+            .and_then(|()| self.durable.maybe_compact(self.engine.state()).map(|_| ()));
+        result.map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "store failure");
+            self.failed = true;
+            format!("{e:#}")
+        })
+    }
+
+    /// Saves the current state as checkpoint `label`; `None` if the label is taken.
+    pub(crate) fn checkpoint(&mut self, label: &str) -> anyhow::Result<Option<CheckpointInfo>> {
+        let state = self.engine.state().clone();
+        let checkpoint = Checkpoint {
+            created_unix_ms: unix_ms(),
+            digest: digest(&state),
+            state,
+        };
+        let info = CheckpointInfo {
+            label: label.to_string(),
+            digest: checkpoint.digest.clone(),
+            created_unix_ms: checkpoint.created_unix_ms,
+        };
+        Ok(self
+            .durable
+            .save_checkpoint(label, &checkpoint)?
+            .then_some(info))
+    }
+
+    /// Every checkpoint.
+    pub(crate) fn checkpoints(&self) -> anyhow::Result<Vec<CheckpointInfo>> {
+        Ok(self
+            .durable
+            .checkpoints()?
+            .into_iter()
+            .map(|(label, digest, created_unix_ms)| CheckpointInfo {
+                label,
+                digest,
+                created_unix_ms,
+            })
+            .collect())
+    }
+
+    /// Checkpoint `label` with its state.
+    pub(crate) fn checkpoint_state(&self, label: &str) -> anyhow::Result<Option<Checkpoint>> {
+        self.durable.checkpoint(label)
+    }
+
+    /// Reverts to checkpoint `label` through the ordinary write path (durable, replicated).
+    pub(crate) fn rollback(
+        &mut self,
+        label: &str,
+        partial: bool,
+    ) -> anyhow::Result<RollbackOutcome> {
+        let Some(checkpoint) = self.durable.checkpoint(label)? else {
+            return Ok(RollbackOutcome::NoSuchCheckpoint);
+        };
+        let plan = crdt::revert::revert(&checkpoint.state, self.engine.state());
+        if !plan.irreversible.is_empty() && !partial {
+            return Ok(RollbackOutcome::Refused {
+                irreversible: plan.irreversible,
+            });
+        }
+        if !plan.ops.is_empty() {
+            let (tx, mut rx) = oneshot::channel();
+            self.apply_group(vec![(plan.ops, tx)]);
+            rx.try_recv()
+                .context("the rollback's write got no answer")??;
+        }
+        tracing::info!(%label, reverted = plan.reverted.len(), irreversible = plan.irreversible.len(), "rolled back");
+        Ok(RollbackOutcome::Done {
+            reverted: plan.reverted,
+            irreversible: plan.irreversible,
+        })
+    }
+}
+
+/// The keys `deltas` touched, in order, without repeats.
+fn touched_keys(deltas: &[Store]) -> Vec<String> {
+    let mut keys: Vec<String> = deltas
+        .iter()
+        .flat_map(|d| d.typed_objects().into_iter().map(|(k, _)| k.to_string()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[cfg(test)]
+mod tests;

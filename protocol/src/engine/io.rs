@@ -1,0 +1,136 @@
+//! What goes into the engine and comes out of it: its settings, inputs, outputs, reports, the
+//! per-neighbour state it exposes, and its counters.
+
+use crate::algorithm::Algorithm;
+use crate::buffer::Origin;
+use crate::message::Message;
+use std::collections::BTreeMap;
+
+/// Engine settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// The algorithm (`state`, or one of the delta variants; the simulator's baselines are separate).
+    pub algorithm: Algorithm,
+    /// Ticks to wait for an answer to a catch-up before sending it again (it may have been lost).
+    pub catch_up_retry_ticks: u64,
+    /// The most groups buffered. Past it the oldest are dropped and the neighbours that had not acked
+    /// them are caught up by state: memory stays bounded when a neighbour stops acking.
+    pub max_buffer_groups: usize,
+    /// `bp-rr-tree`: this replica's rank, unique in the network; the lowest live rank is the root.
+    pub rank: u64,
+    /// `bp-rr-tree`: ticks between a root's epochs. Shorter heals a broken tree sooner (a node
+    /// that lost its parent waits up to one period) and costs more beacons.
+    pub beacon_period_ticks: u64,
+}
+
+impl Config {
+    /// Defaults for `algorithm`.
+    pub fn new(algorithm: Algorithm) -> Self {
+        Config {
+            algorithm,
+            catch_up_retry_ticks: 4,
+            max_buffer_groups: 10_000,
+            rank: 0,
+            beacon_period_ticks: 10,
+        }
+    }
+}
+
+/// An input to the engine.
+#[derive(Clone, Debug)]
+pub enum Input<P, L> {
+    /// A local update: the delta a delta-mutator returned for the current state.
+    Update(L),
+    /// A message from a peer.
+    Received {
+        /// The sender.
+        from: P,
+        /// What it sent.
+        msg: Message<L>,
+    },
+    /// A sync interval elapsed.
+    Tick,
+    /// A neighbour became reachable (new, or back after a partition or restart).
+    NeighbourUp(P),
+    /// A neighbour became unreachable; it will be caught up by state when it returns.
+    NeighbourDown(P),
+}
+
+/// What the engine asks its shell to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output<P, L> {
+    /// Send `msg` to `to`.
+    Send {
+        /// The neighbour.
+        to: P,
+        /// The message.
+        msg: Message<L>,
+    },
+    /// The state grew by `delta` (persist it, tell watchers).
+    Applied {
+        /// What is new.
+        delta: L,
+        /// Where it came from.
+        origin: Origin<P>,
+    },
+    /// Something the shell reports (metrics, logs, views) but need not act on.
+    Event(Event<P>),
+}
+
+/// What happened inside the engine: the facts the shell turns into metrics and views, so it never
+/// re-derives them from the engine's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<P> {
+    /// A local update joined the state as number `seq` (numbers grow with every local update).
+    LocalUpdate {
+        /// Its number; [`Event::AckedByAll`] refers to it.
+        seq: u64,
+    },
+    /// Every neighbour that delta-groups go to (with `bp-rr-tree`, every link on the spanning tree)
+    /// now holds every local update numbered below `below`. Reported each time it grows.
+    AckedByAll {
+        /// The first update number not yet known to be everywhere.
+        below: u64,
+    },
+    /// `peer` became a neighbour.
+    NeighbourUp(P),
+    /// `peer` stopped being a neighbour.
+    NeighbourDown(P),
+}
+
+/// Per-neighbour sync state.
+#[derive(Clone, Debug, Default)]
+pub struct Neighbour {
+    /// The highest sequence number it acked; `None` until a catch-up (or a first ack) establishes
+    /// what it has, so nothing is ever skipped for a neighbour we know nothing about.
+    pub acked: Option<u64>,
+    /// The tick a catch-up went out, while its answer is awaited.
+    pub catch_up_sent: Option<u64>,
+    /// `bp-rr-tree`: the tick the link left the spanning tree, while it is off it (it gets
+    /// beacons, not delta-groups).
+    pub lazy_since: Option<u64>,
+}
+
+impl Neighbour {
+    /// Off the spanning tree (`bp-rr-tree`).
+    pub fn is_lazy(&self) -> bool {
+        self.lazy_since.is_some()
+    }
+}
+
+/// Counters the experiments and metrics read.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Messages sent, by kind label (`delta`, `ack`, `state`).
+    pub messages_sent: BTreeMap<&'static str, u64>,
+    /// Payload units sent.
+    pub payload_units_sent: u64,
+    /// Metadata units sent.
+    pub metadata_units_sent: u64,
+    /// Full states sent (catch-ups, and every state-based message).
+    pub full_state_sends: u64,
+    /// Groups received that carried nothing new.
+    pub redundant_groups_received: u64,
+    /// Messages ignored because the sender is not a neighbour.
+    pub ignored_messages: u64,
+}

@@ -1,0 +1,416 @@
+//! The engine's unit and property tests.
+
+use super::*;
+use crdt::GSet;
+use proptest::prelude::*;
+
+type E = Engine<u32, GSet<u64>>;
+
+fn engine(alg: Algorithm, neighbours: &[u32]) -> E {
+    let mut e = Engine::new(Config::new(alg), GSet::default(), 0);
+    neighbours.iter().for_each(|&j| e.add_synced_neighbour(j));
+    e
+}
+
+fn set(xs: &[u64]) -> GSet<u64> {
+    xs.iter().copied().collect()
+}
+
+fn sends(out: &[Output<u32, GSet<u64>>]) -> Vec<(u32, Message<GSet<u64>>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send { to, msg } => Some((*to, msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_local_update_goes_to_every_neighbour_and_is_dropped_once_all_ack() {
+    let mut e = engine(Algorithm::BpRr, &[1, 2]);
+    let out = e.handle(Input::Update(set(&[7])));
+    assert!(matches!(
+        &out[..],
+        [
+            Output::Applied {
+                origin: Origin::Local,
+                ..
+            },
+            Output::Event(Event::LocalUpdate { seq: 0 })
+        ]
+    ));
+    let s = sends(&e.handle(Input::Tick));
+    assert_eq!(s.len(), 2);
+    assert!(s.iter().all(|(_, m)| *m
+        == Message::Delta {
+            seq: 1,
+            group: set(&[7])
+        }));
+    e.handle(Input::Received {
+        from: 1,
+        msg: Message::Ack { seq: 1 },
+    });
+    assert_eq!(e.buffer().len(), 1, "neighbour 2 has not acked yet");
+    assert_eq!(e.unacked_groups(&2), 1);
+    let out = e.handle(Input::Received {
+        from: 2,
+        msg: Message::Ack { seq: 1 },
+    });
+    assert!(e.buffer().is_empty());
+    assert_eq!(out, vec![Output::Event(Event::AckedByAll { below: 1 })]);
+    assert!(
+        sends(&e.handle(Input::Tick)).is_empty(),
+        "nothing left to send"
+    );
+}
+
+#[test]
+fn unacked_groups_are_resent_until_acked() {
+    let mut e = engine(Algorithm::BpRr, &[1]);
+    e.handle(Input::Update(set(&[1])));
+    e.handle(Input::Tick);
+    e.handle(Input::Update(set(&[2])));
+    let s = sends(&e.handle(Input::Tick));
+    assert_eq!(
+        s,
+        vec![(
+            1,
+            Message::Delta {
+                seq: 2,
+                group: set(&[1, 2])
+            }
+        )]
+    );
+}
+
+#[test]
+fn bp_keeps_a_group_from_its_origin_and_rr_buffers_only_what_is_new() {
+    for alg in Algorithm::ON_THE_WIRE
+        .into_iter()
+        .filter(|a| *a != Algorithm::State)
+    {
+        let mut e = engine(alg, &[1, 2]);
+        e.handle(Input::Update(set(&[1])));
+        e.handle(Input::Tick);
+        e.handle(Input::Received {
+            from: 1,
+            msg: Message::Ack { seq: 1 },
+        });
+        e.handle(Input::Received {
+            from: 2,
+            msg: Message::Ack { seq: 1 },
+        });
+        let out = e.handle(Input::Received {
+            from: 1,
+            msg: Message::Delta {
+                seq: 9,
+                group: set(&[1, 5]),
+            },
+        });
+        assert!(sends(&out).contains(&(1, Message::Ack { seq: 9 })));
+        let buffered = &e.buffer().iter().last().unwrap().group;
+        assert_eq!(
+            buffered,
+            &if alg.rr() { set(&[5]) } else { set(&[1, 5]) },
+            "{alg}"
+        );
+        let to: Vec<u32> = sends(&e.handle(Input::Tick))
+            .into_iter()
+            .map(|(to, _)| to)
+            .collect();
+        assert_eq!(to, if alg.bp() { vec![2] } else { vec![1, 2] }, "{alg}");
+    }
+}
+
+#[test]
+fn a_redundant_group_is_acked_but_not_buffered() {
+    let mut e = engine(Algorithm::BpRr, &[1]);
+    e.handle(Input::Update(set(&[1, 2])));
+    let before = e.buffer().len();
+    let out = e.handle(Input::Received {
+        from: 1,
+        msg: Message::Delta {
+            seq: 3,
+            group: set(&[2]),
+        },
+    });
+    assert_eq!(sends(&out), vec![(1, Message::Ack { seq: 3 })]);
+    assert_eq!(e.buffer().len(), before);
+    assert_eq!(e.stats().redundant_groups_received, 1);
+}
+
+#[test]
+fn a_new_neighbour_is_caught_up_by_one_state_exchange() {
+    let mut a = engine(Algorithm::BpRr, &[]);
+    let mut b = engine(Algorithm::BpRr, &[]);
+    a.handle(Input::Update(set(&[1, 2])));
+    b.handle(Input::Update(set(&[3])));
+    a.handle(Input::NeighbourUp(2));
+    b.handle(Input::NeighbourUp(1));
+    // a starts the exchange; b merges a's state, acks it, and answers with what a lacks.
+    let s = sends(&a.handle(Input::Tick));
+    assert_eq!(
+        s,
+        vec![(
+            2,
+            Message::CatchUp {
+                seq: 1,
+                state: set(&[1, 2])
+            }
+        )]
+    );
+    let reply = sends(&b.handle(Input::Received {
+        from: 1,
+        msg: s[0].1.clone(),
+    }));
+    assert_eq!(
+        reply,
+        vec![
+            (1, Message::Ack { seq: 1 }),
+            (
+                1,
+                Message::Delta {
+                    seq: 2,
+                    group: set(&[3])
+                }
+            )
+        ]
+    );
+    // b does not start a catch-up of its own while its answer is in flight.
+    assert!(sends(&b.handle(Input::Tick)).is_empty());
+    let mut back = Vec::new();
+    for (_, m) in reply {
+        back.extend(sends(&a.handle(Input::Received { from: 2, msg: m })));
+    }
+    for (_, m) in back {
+        b.handle(Input::Received { from: 1, msg: m });
+    }
+    assert_eq!(a.state(), b.state());
+    assert_eq!(a.neighbours()[&2].acked, Some(1));
+    assert_eq!(b.neighbours()[&1].acked, Some(2));
+    // b buffered only what was new to it, tagged with a; a's and b's next ticks send nothing back.
+    assert!(sends(&a.handle(Input::Tick)).is_empty());
+    assert!(sends(&b.handle(Input::Tick)).is_empty());
+}
+
+#[test]
+fn a_lost_catch_up_is_retried_after_the_retry_interval() {
+    let mut a = engine(Algorithm::BpRr, &[]);
+    a.handle(Input::NeighbourUp(2));
+    let retry = a.config().catch_up_retry_ticks;
+    let catch_ups: usize = (0..=retry)
+        .map(|_| sends(&a.handle(Input::Tick)).len())
+        .sum();
+    assert_eq!(catch_ups, 2);
+}
+
+#[test]
+fn bogus_acks_and_strangers_change_nothing() {
+    let mut e = engine(Algorithm::BpRr, &[1]);
+    e.handle(Input::Update(set(&[1])));
+    e.handle(Input::Received {
+        from: 1,
+        msg: Message::Ack { seq: 1_000 },
+    });
+    assert_eq!(
+        e.buffer().len(),
+        1,
+        "an ack beyond anything sent must not drop data"
+    );
+    let out = e.handle(Input::Received {
+        from: 9,
+        msg: Message::Delta {
+            seq: 1,
+            group: set(&[66]),
+        },
+    });
+    assert!(out.is_empty());
+    assert!(!e.state().contains(&66));
+    assert_eq!(e.stats().ignored_messages, 1);
+}
+
+#[test]
+fn a_full_buffer_drops_its_oldest_groups_and_the_laggard_is_caught_up_by_state() {
+    let mut e = Engine::new(
+        Config {
+            max_buffer_groups: 3,
+            ..Config::new(Algorithm::BpRr)
+        },
+        GSet::default(),
+        0,
+    );
+    e.add_synced_neighbour(1);
+    for x in 0..5 {
+        e.handle(Input::Update(set(&[x])));
+    }
+    assert_eq!(e.buffer().len(), 3);
+    assert_eq!(e.neighbours()[&1].acked, None);
+    let s = sends(&e.handle(Input::Tick));
+    assert_eq!(
+        s,
+        vec![(
+            1,
+            Message::CatchUp {
+                seq: 5,
+                state: set(&[0, 1, 2, 3, 4])
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_restarted_engine_ignores_acks_from_before_its_restart() {
+    let mut e = Engine::new(Config::new(Algorithm::BpRr), set(&[1]), 100);
+    e.add_synced_neighbour(1);
+    e.handle(Input::Update(set(&[2])));
+    e.handle(Input::Received {
+        from: 1,
+        msg: Message::Ack { seq: 50 },
+    });
+    assert_eq!(
+        e.buffer().len(),
+        1,
+        "an ack of a seq numbered before the restart acks nothing new"
+    );
+}
+
+/// A tree of engines (parent of i is (i−1)/2) with unique elements `origin << 32 | n`: an
+/// element can reach i from j's side only through j, so a group i sends j must hold none of them.
+fn on_side_of(from: u32, towards: u32, origin: u32) -> bool {
+    let in_subtree = |root: u32, mut x: u32| loop {
+        if x == root {
+            return true;
+        }
+        if x == 0 {
+            return false;
+        }
+        x = (x - 1) / 2;
+    };
+    if towards == (from.max(1) - 1) / 2 && from != 0 {
+        !in_subtree(from, origin)
+    } else {
+        in_subtree(towards, origin)
+    }
+}
+
+proptest! {
+    #[test]
+    fn bp_never_sends_a_group_back_towards_its_origin(writers in prop::collection::vec(prop::collection::vec(any::<bool>(), 7), 1..12)) {
+        let n = 7u32;
+        let neighbours = |i: u32| -> Vec<u32> {
+            let mut v: Vec<u32> = (0..n).filter(|&c| c != 0 && (c - 1) / 2 == i).collect();
+            if i != 0 { v.push((i - 1) / 2) }
+            v
+        };
+        let mut nodes: Vec<E> = (0..n).map(|i| engine(Algorithm::BpRr, &neighbours(i))).collect();
+        let mut counter = 0u64;
+        for round in writers.iter().chain(std::iter::repeat_n(&vec![false; 7], 6)) {
+            let mut queue = std::collections::VecDeque::new();
+            for i in 0..n {
+                if round[i as usize] {
+                    counter += 1;
+                    nodes[i as usize].handle(Input::Update(set(&[u64::from(i) << 32 | counter])));
+                }
+                queue.extend(sends(&nodes[i as usize].handle(Input::Tick)).into_iter().map(|(to, m)| (i, to, m)));
+            }
+            while let Some((from, to, msg)) = queue.pop_front() {
+                if let Message::Delta { group, .. } = &msg {
+                    for x in group.iter() {
+                        prop_assert!(!on_side_of(from, to, (x >> 32) as u32), "{from} sent {x:#x} back to {to}");
+                    }
+                }
+                queue.extend(sends(&nodes[to as usize].handle(Input::Received { from, msg })).into_iter().map(|(t, m)| (to, t, m)));
+            }
+        }
+        let all = nodes[0].state().clone();
+        prop_assert!(nodes.iter().all(|e| e.state() == &all && e.buffer().is_empty()));
+    }
+}
+
+/// Runs `engines` (a line 0–1–…) until quiet: every tick's messages delivered at once, in order.
+fn run_line(engines: &mut [E], rounds: usize) -> Vec<(u32, Event<u32>)> {
+    let mut events = Vec::new();
+    let mut note = |i: u32, out: &[Output<u32, GSet<u64>>]| {
+        for o in out {
+            if let Output::Event(ev) = o {
+                events.push((i, *ev));
+            }
+        }
+    };
+    for _ in 0..rounds {
+        for i in 0..engines.len() as u32 {
+            let out = engines[i as usize].handle(Input::Tick);
+            note(i, &out);
+            let mut queue: std::collections::VecDeque<_> =
+                sends(&out).into_iter().map(|(to, m)| (i, to, m)).collect();
+            while let Some((from, to, msg)) = queue.pop_front() {
+                let out = engines[to as usize].handle(Input::Received { from, msg });
+                note(to, &out);
+                queue.extend(sends(&out).into_iter().map(|(t, m)| (to, t, m)));
+            }
+        }
+    }
+    events
+}
+
+#[test]
+fn every_algorithm_reports_each_local_update_acked_by_all() {
+    for alg in Algorithm::ON_THE_WIRE {
+        let mut line: Vec<E> = (0..3u32)
+            .map(|i| {
+                let mut e = Engine::new(
+                    Config {
+                        rank: u64::from(i),
+                        ..Config::new(alg)
+                    },
+                    GSet::default(),
+                    0,
+                );
+                for j in [i.wrapping_sub(1), i + 1] {
+                    if j < 3 {
+                        e.handle(Input::NeighbourUp(j));
+                    }
+                }
+                e
+            })
+            .collect();
+        run_line(&mut line, 30); // the tree forms, catch-ups settle
+        let mut seqs = Vec::new();
+        for x in 0..20 {
+            for o in line[0].handle(Input::Update(set(&[x]))) {
+                if let Output::Event(Event::LocalUpdate { seq }) = o {
+                    seqs.push(seq);
+                }
+            }
+        }
+        assert_eq!(seqs.len(), 20, "{alg}");
+        let events = run_line(&mut line, 10);
+        let below = events
+            .iter()
+            .filter_map(|(i, ev)| match ev {
+                Event::AckedByAll { below } if *i == 0 => Some(*below),
+                _ => None,
+            })
+            .max();
+        assert!(
+            below.is_some_and(|b| b > *seqs.last().unwrap()),
+            "{alg}: every local update acked by all, got {below:?} for {seqs:?}"
+        );
+        assert_eq!(line[2].state(), line[0].state(), "{alg}");
+    }
+}
+
+#[test]
+fn neighbour_up_and_down_are_reported_once() {
+    let mut e = engine(Algorithm::BpRr, &[]);
+    assert_eq!(
+        e.handle(Input::NeighbourUp(3)),
+        vec![Output::Event(Event::NeighbourUp(3))]
+    );
+    assert!(e.handle(Input::NeighbourUp(3)).is_empty());
+    assert_eq!(
+        e.handle(Input::NeighbourDown(3)),
+        vec![Output::Event(Event::NeighbourDown(3))]
+    );
+    assert!(e.handle(Input::NeighbourDown(3)).is_empty());
+}
