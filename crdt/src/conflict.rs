@@ -30,11 +30,11 @@ pub struct Candidate {
     pub kind: Kind,
     /// The value, as the API shows it.
     pub value: Json,
-    /// The replicas whose writes hold it, where the type records writers (registers, map fields,
-    /// add-wins sets, last-writer-wins registers); empty for the others. Serialised as 16 hex
-    /// digits each (JSON numbers cannot hold every 64-bit id).
+    /// Where it came from: the replicas whose writes hold it, where the type records writers
+    /// (registers, map fields, add-wins sets, last-writer-wins registers); empty for the others.
+    /// Serialised as 16 hex digits each (JSON numbers cannot hold every 64-bit id).
     #[serde(serialize_with = "replica_hex")]
-    pub writers: Vec<ReplicaId>,
+    pub origins: Vec<ReplicaId>,
 }
 
 fn kind_name<S: serde::Serializer>(k: &Kind, s: S) -> Result<S::Ok, S::Error> {
@@ -111,7 +111,7 @@ impl Store {
                     .map(|o| Candidate {
                         kind: o.kind(),
                         value: o.value(),
-                        writers: o.writers(),
+                        origins: o.writers(),
                     })
                     .collect(),
             });
@@ -124,10 +124,10 @@ impl Store {
                 kind,
                 values: values
                     .into_iter()
-                    .map(|(v, writers)| Candidate {
+                    .map(|(v, origins)| Candidate {
                         kind,
                         value: json_of(v),
-                        writers,
+                        origins,
                     })
                     .collect(),
             })

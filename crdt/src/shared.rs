@@ -52,7 +52,13 @@ impl<T: Lattice> Lattice for Shared<T> {
         self.0.is_bottom()
     }
     fn join(&mut self, other: &Self) {
-        if !Arc::ptr_eq(&self.0, &other.0) && !other.0.leq(&self.0) {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return;
+        }
+        if let Some(mine) = Arc::get_mut(&mut self.0) {
+            mine.join(&other.0);
+        } else if !other.0.leq(&self.0) {
+            // Shared with a snapshot: copied, and only because the join changes something.
             Arc::make_mut(&mut self.0).join(&other.0);
         }
     }
@@ -69,6 +75,10 @@ impl<T: Decompose> Decompose for Shared<T> {
         Shared::new(self.0.delta(&base.0))
     }
     fn delta_and_merge(&mut self, received: &Self) -> Self {
+        if let Some(mine) = Arc::get_mut(&mut self.0) {
+            return Shared::new(mine.delta_and_merge(&received.0));
+        }
+        // Shared with a snapshot: copy only if something is new.
         let new = received.0.delta(&self.0);
         if !new.is_bottom() {
             Arc::make_mut(&mut self.0).join(&new);

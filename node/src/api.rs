@@ -73,6 +73,8 @@ type ApiResult<T> = Result<T, ApiError>;
 pub struct NodeInfo {
     /// The PeerId.
     pub peer_id: String,
+    /// The replica id its writes carry (16 hex digits), as `/v1/conflicts` names origins.
+    pub replica: String,
     /// Listen addresses.
     pub listen: Vec<String>,
     /// The API's address.
@@ -209,6 +211,7 @@ async fn node_info(State(api): State<Api>) -> Json<Json_> {
     let i = &api.info;
     Json(json!({
         "peer_id": i.peer_id,
+        "replica": i.replica,
         "listen": i.listen,
         "api": i.api,
         "algorithm": i.algorithm,

@@ -173,3 +173,32 @@ impl Client {
         Ok((snap.digest(), snap.state))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_client_of_a_stopped_node_says_so_and_a_live_one_gets_its_answer() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let client = Client::new(tx, PeerId::random(), Arc::new(Feed::default()));
+        // A stand-in loop that answers one sync, one write, then stops.
+        let lp = tokio::spawn(async move {
+            assert!(matches!(rx.recv().await, Some(Command::Sync)));
+            if let Some(Command::Apply { reply, .. }) = rx.recv().await {
+                let _ = reply.send(Ok(vec![]));
+            }
+        });
+        client.sync().await.unwrap();
+        let answer = client
+            .apply(vec![("k".into(), Op::CounterAdd(1))])
+            .await
+            .unwrap();
+        assert!(answer.unwrap().is_empty());
+        lp.await.unwrap();
+        assert!(client.sync().await.is_err());
+        assert!(client.snapshot().await.is_err());
+        assert!(client.read(|v| v.peer_id).await.is_err());
+        assert!(client.apply(vec![]).await.is_err());
+    }
+}

@@ -38,6 +38,7 @@ const COMMAND_QUEUE: usize = 256;
 /// A running node.
 pub struct Node {
     client: Client,
+    replica: crdt::ReplicaId,
     listen_addrs: Vec<Multiaddr>,
     task: JoinHandle<()>,
     shutdown: oneshot::Sender<()>,
@@ -55,7 +56,7 @@ impl Node {
         let key = identity::load_or_create(&cfg.data_dir)?;
         let Recovered {
             durable,
-            replica,
+            replica: writer,
             state,
         } = Durable::open(&cfg.data_dir)?;
         let psk = cfg
@@ -122,17 +123,24 @@ impl Node {
         };
         let engine = Engine::new(config, state, now_us);
         let event_loop = EventLoop {
-            replica: Replica::new(engine, replica, durable, feed.clone()),
+            replica: Replica::new(engine, writer, durable, feed.clone()),
             peers: Peers::new(swarm, &cfg.neighbours, statics, counters, cfg.max_frame),
             peer_id,
         };
         let task = tokio::spawn(event_loop.run(rx, shutdown_rx, cfg.sync_interval));
         Ok(Node {
             client: Client::new(tx, peer_id, feed),
+            replica: writer,
             listen_addrs,
             task,
             shutdown,
         })
+    }
+
+    /// The replica id its writes carry (drawn when its store was created): what
+    /// `GET /v1/conflicts` names as a value's origin.
+    pub fn replica_id(&self) -> crdt::ReplicaId {
+        self.replica
     }
 
     /// A client for this node.

@@ -320,11 +320,11 @@ impl Replica {
     }
 }
 
-/// The keys `deltas` touched, in order, without repeats.
+/// The keys `deltas` touched, in order, without repeats (a resolve touches the key it resolves).
 fn touched_keys(deltas: &[Store]) -> Vec<String> {
     let mut keys: Vec<String> = deltas
         .iter()
-        .flat_map(|d| d.typed_objects().into_iter().map(|(k, _)| k.to_string()))
+        .flat_map(|d| d.keys_touched().into_iter().map(str::to_string))
         .collect();
     keys.sort();
     keys.dedup();

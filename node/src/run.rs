@@ -48,6 +48,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let api_addr = listener.local_addr()?;
         let info = crate::api::NodeInfo {
             peer_id: node.peer_id().to_string(),
+            replica: format!("{:016x}", node.replica_id().0),
             listen: node
                 .listen_addrs()
                 .iter()

@@ -1,7 +1,7 @@
 //! Conflicts on real processes: two nodes write one key with two types while apart, then meet.
 //! Every read path on both nodes agrees on what the key shows, `/v1/conflicts` lists the clash,
 //! the feed carries a `conflict` event, the metric counts it, and a `resolve` settles it
-//! cluster-wide. Concurrent register values are listed with their writers and resolved by a write.
+//! cluster-wide. Concurrent register values are listed with their origins and resolved by a write.
 
 use deltanode_e2e::{await_convergence, metrics, sample, NodeProc, SseReader, TempDir};
 use serde_json::{json, Value};
@@ -88,9 +88,21 @@ fn a_type_clash_reads_the_same_everywhere_is_listed_and_resolved() {
         .expect("the register is listed");
     assert_eq!(register["reason"], "concurrent_values");
     assert_eq!(register["values"].as_array().unwrap().len(), 2);
-    assert!(register["values"][0]["writers"]
+    let origins: Vec<Value> = register["values"]
         .as_array()
-        .is_some_and(|w| w.len() == 1));
+        .unwrap()
+        .iter()
+        .flat_map(|v| v["origins"].as_array().unwrap().clone())
+        .collect();
+    let (a_replica, b_replica) = (
+        a.get("/v1/node").1["replica"].clone(),
+        b.get("/v1/node").1["replica"].clone(),
+    );
+    assert_eq!(origins.len(), 2);
+    assert!(
+        origins.contains(&a_replica) && origins.contains(&b_replica),
+        "{origins:?}"
+    );
     assert_eq!(b.get("/v1/conflicts").1.as_array().unwrap().len(), 2);
     assert_eq!(sample(&metrics(&a), "deltanode_conflicts"), 2.0);
 

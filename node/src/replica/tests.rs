@@ -127,6 +127,23 @@ fn a_remote_group_is_on_disk_before_its_ack_and_a_clash_is_published_as_a_confli
         evs[1].value.get()
     );
     assert_eq!(r.metrics.counts.remote, 1);
+    // The other replica settles the clash, keeping the set: the key's view changes here too.
+    let mut theirs = r.engine.state().clone();
+    let resolve = theirs
+        .apply("k", Op::Resolve(crdt::Kind::Set), &other)
+        .unwrap();
+    theirs.join(&resolve);
+    let start = r.feed.subscribe(None).2;
+    r.receive(
+        peer,
+        Message::Delta {
+            seq: 5,
+            group: resolve,
+        },
+    );
+    let evs = events_after(&r, start);
+    assert_eq!(evs.len(), 1, "one change, no conflict left");
+    assert_eq!((evs[0].kind, evs[0].value.get()), ("set", "[7]"));
     // A stranger's message changes nothing and gets no answer.
     let stranger = Store::default()
         .apply("x", Op::CounterAdd(1), &other)
