@@ -100,6 +100,14 @@ impl<T: Ord + Clone + Debug> Decompose for GSet<T> {
             .collect()
     }
 
+    fn for_each_irreducible(&self, f: &mut dyn FnMut(Self)) {
+        for x in &self.elements {
+            f(GSet {
+                elements: BTreeSet::from([x.clone()]),
+            });
+        }
+    }
+
     fn delta(&self, base: &Self) -> Self {
         GSet {
             elements: self

@@ -317,17 +317,20 @@ impl<K: KernelItem, V: KernelItem> Lattice for DotKernel<K, V> {
 
 impl<K: KernelItem, V: KernelItem> Decompose for DotKernel<K, V> {
     fn decompose(&self) -> Vec<Self> {
-        self.context
-            .dots()
-            .map(|d| {
-                let mut y = Self::default();
-                y.context.insert(d);
-                if let Some((k, v)) = self.entries.get(&d) {
-                    y.insert_live(d, k.clone(), v.clone());
-                }
-                y
-            })
-            .collect()
+        let mut all = Vec::new();
+        self.for_each_irreducible(&mut |y| all.push(y));
+        all
+    }
+
+    fn for_each_irreducible(&self, f: &mut dyn FnMut(Self)) {
+        for d in self.context.dots() {
+            let mut y = Self::default();
+            y.context.insert(d);
+            if let Some((k, v)) = self.entries.get(&d) {
+                y.insert_live(d, k.clone(), v.clone());
+            }
+            f(y);
+        }
     }
 
     fn delta(&self, base: &Self) -> Self {
@@ -399,6 +402,9 @@ macro_rules! delegate_lattice {
         impl<$($p: KernelItem),+> Decompose for $ty<$($p),+> {
             fn decompose(&self) -> Vec<Self> {
                 self.$field.decompose().into_iter().map(|$field| Self { $field }).collect()
+            }
+            fn for_each_irreducible(&self, f: &mut dyn FnMut(Self)) {
+                self.$field.for_each_irreducible(&mut |$field| f(Self { $field }));
             }
             fn delta(&self, base: &Self) -> Self {
                 Self { $field: self.$field.delta(&base.$field) }

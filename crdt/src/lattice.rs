@@ -33,6 +33,15 @@ pub trait Decompose: Lattice {
     /// Materialises every irreducible: for tests and small states, never the hot path.
     fn decompose(&self) -> Vec<Self>;
 
+    /// Visits ⇓self one irreducible at a time: what [`Decompose::decompose`] returns, without
+    /// holding them all. Containers override it so a large state streams (reconciliation hashes
+    /// every irreducible of the state).
+    fn for_each_irreducible(&self, f: &mut dyn FnMut(Self)) {
+        for y in self.decompose() {
+            f(y);
+        }
+    }
+
     /// Δ(self, base) = ⊔{y ∈ ⇓self | y ⋢ base}: the smallest part of `self` that `base` lacks.
     /// Types compute it without materialising ⇓self, at a cost proportional to `self`.
     fn delta(&self, base: &Self) -> Self {

@@ -83,8 +83,15 @@ pub(crate) fn check_laws<L: Decompose + Serialize + DeserializeOwned>(
             "equal in the order but not as values: representation not canonical"
         );
     }
-    // Decomposition: joins back to a, irreducible, irredundant.
+    // Decomposition: joins back to a, irreducible, irredundant; streamed, the same irreducibles.
     let parts = a.decompose();
+    let mut streamed = Vec::new();
+    a.for_each_irreducible(&mut |y| streamed.push(y));
+    prop_assert_eq!(
+        &streamed,
+        &parts,
+        "for_each_irreducible differs from decompose"
+    );
     prop_assert_eq!(
         &parts.iter().fold(L::bottom(), |acc, y| acc.joined(y)),
         a,

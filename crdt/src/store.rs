@@ -158,6 +158,9 @@ macro_rules! object_kinds {
                 $( all.extend(self.$field.decompose().into_iter().map(|$field| Store { $field, ..Store::default() })); )*
                 all
             }
+            fn for_each_irreducible(&self, f: &mut dyn FnMut(Self)) {
+                $( self.$field.for_each_irreducible(&mut |$field| f(Store { $field, ..Store::default() })); )*
+            }
             fn delta(&self, base: &Self) -> Self {
                 Store { $( $field: self.$field.delta(&base.$field), )* }
             }
@@ -425,12 +428,21 @@ impl Store {
         ops: impl IntoIterator<Item = (String, Op)>,
         w: &Writer,
     ) -> Result<Store, CrdtError> {
+        // Per key: a view of it (its objects shared with `self`, not copied) and the delta of the
+        // batch's last op on it, joined into the view only if another op on the key follows — so
+        // a key written once costs its op, and one written k times copies its object once.
+        let mut views: std::collections::HashMap<String, (Store, Store)> = Default::default();
         let mut acc = Store::default();
         for (key, op) in ops {
-            let mut view = self.only(&key);
-            view.join(&acc.only(&key));
+            let (view, last) = views
+                .entry(key.clone())
+                .or_insert_with(|| (self.only(&key), Store::default()));
+            if !last.is_bottom() {
+                view.join(last);
+            }
             let d = view.apply(&key, op, w)?;
             acc.join(&d);
+            *last = d;
         }
         Ok(acc)
     }

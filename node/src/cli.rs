@@ -259,6 +259,14 @@ pub struct SimArgs {
     /// only, not with scuttlebutt or op): how costs grow with the state. Reported as `gset+N`.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub preload: Vec<u64>,
+    /// With --preload N: catch-up runs instead of the workload — two replicas sharing N elements
+    /// and differing in D (comma-separated counts, or percentages of N such as `1%`), by
+    /// reconciliation and by full-state exchange, side by side (`catchup.csv`).
+    #[arg(long, value_delimiter = ',')]
+    pub diverge: Vec<String>,
+    /// With --diverge: the difference is all on one replica (default: split between both).
+    #[arg(long)]
+    pub diverge_one_side: bool,
     /// Seed for topology, workload and faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -8,7 +8,6 @@
 //! to a request carries the receiver's `Ack` when it has one (else it is empty), so an ack costs no
 //! extra stream. Anything else the receiver wants to say (a catch-up's reply) is a request of its own.
 
-use crate::clock::unix_ms;
 use crate::codec::PROTOCOL;
 use crate::metrics::PeerCounters;
 use crate::network::{Behaviour, BehaviourEvent};
@@ -83,7 +82,8 @@ impl Redial {
 /// Per peer: the counters it shows, and its requests in flight.
 #[derive(Default)]
 struct PeerState {
-    /// Everything `GET /v1/peers` shows but `pending_groups`, which the engine knows.
+    /// Everything `GET /v1/peers` shows but what the engine knows (`pending_groups`, and when it
+    /// last acked: filled in by the replica).
     view: PeerView,
     in_flight: usize,
     /// Sync requests failed in a row (reset by any response).
@@ -237,16 +237,11 @@ impl Peers {
             return None;
         }
         match wire::decode::<Message<Store>>(frame, self.max_frame) {
-            Ok(msg) => {
-                if matches!(msg, Message::Ack { .. }) {
-                    peer.view.last_ack_unix_ms = Some(unix_ms());
-                }
-                Some(PeerEvent::Message {
-                    from,
-                    msg: Box::new(msg),
-                    answer,
-                })
-            }
+            Ok(msg) => Some(PeerEvent::Message {
+                from,
+                msg: Box::new(msg),
+                answer,
+            }),
             Err(e) => {
                 self.counters.decode_errors += 1;
                 tracing::warn!(peer = %from, error = %e, "dropped a malformed frame");

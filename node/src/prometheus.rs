@@ -174,6 +174,18 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
     );
     counter(
         &mut r,
+        "deltanode_reconciliations",
+        "Catch-ups by reconciliation that ended (counted by the side that got the last message)",
+        stats.reconciliations,
+    );
+    counter(
+        &mut r,
+        "deltanode_reconcile_aborted",
+        "Reconciliations cut off: a peer that broke the protocol or would not let it end",
+        stats.reconcile_aborted,
+    );
+    counter(
+        &mut r,
         "deltanode_full_state_sends",
         "Full states sent (catch-ups and state-based rounds)",
         stats.full_state_sends,

@@ -34,6 +34,8 @@ pub(crate) struct Replica {
     durable: Durable,
     feed: Arc<Feed>,
     metrics: Metrics,
+    /// When each neighbour last acknowledged us (`Event::Acked`), ms since the epoch.
+    last_ack: BTreeMap<PeerId, u64>,
     /// The store failed: the node stops rather than run ahead of its disk.
     failed: bool,
 }
@@ -57,6 +59,7 @@ impl Replica {
             durable,
             feed,
             metrics: Metrics::default(),
+            last_ack: BTreeMap::new(),
             failed: false,
         }
     }
@@ -87,6 +90,7 @@ impl Replica {
             .into_iter()
             .map(|(p, view)| PeerView {
                 pending_groups: self.engine.unacked_groups(&p) as u64,
+                last_ack_unix_ms: self.last_ack.get(&p).copied(),
                 ..view
             })
             .collect();
@@ -117,6 +121,16 @@ impl Replica {
                 Output::Event(Event::LocalUpdate { seq }) => self.metrics.local_update(seq),
                 Output::Event(Event::AckedByAll { below }) => self.metrics.acked_by_all(below),
                 Output::Event(Event::NeighbourUp(peer)) => tracing::info!(%peer, "neighbour up"),
+                Output::Event(Event::Acked(peer)) => {
+                    self.last_ack.insert(peer, unix_ms());
+                }
+                Output::Event(Event::Reconciled(peer)) => {
+                    tracing::debug!(%peer, "reconciled")
+                }
+                Output::Event(Event::ReconcileAborted(peer)) => tracing::warn!(
+                    %peer,
+                    "reconciliation cut off (a malformed or endless exchange); catching up by state"
+                ),
                 Output::Event(Event::NeighbourDown(peer)) => {
                     tracing::info!(%peer, "neighbour down");
                     self.metrics.counts.neighbour_down += 1;

@@ -16,9 +16,11 @@ use crate::algorithm::Algorithm;
 use crate::buffer::{DeltaBuffer, Origin};
 use crate::message::Message;
 use crate::peer::PeerId;
+use crate::reconcile::{self, Index};
 use crate::tree::SpanningTree;
 use crdt::{Decompose, Measure};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 mod io;
 
@@ -39,9 +41,23 @@ pub struct Engine<P, L> {
     tree: Option<Box<SpanningTree<P>>>,
     /// The last [`Event::AckedByAll`] reported.
     acked_by_all: u64,
+    /// Changes to the state so far: what the reconciliation index is checked against.
+    version: u64,
+    /// The reconciliation index: built at `version`, when the buffer's next number was `seq`.
+    index: Option<IndexAt>,
+    /// Reconciliations this engine opened (makes each opening's session id its own).
+    openings: u64,
 }
 
-impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
+/// A reconciliation index and when it was taken.
+#[derive(Clone, Debug)]
+struct IndexAt {
+    version: u64,
+    seq: u64,
+    index: Arc<Index>,
+}
+
+impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
     /// An engine over `state`. `seq_base` must exceed every sequence number this replica used before
     /// (the node derives it from the clock at start, the simulator keeps it across crashes), so a
     /// stale ack from before a restart can never acknowledge a new group.
@@ -61,6 +77,9 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             tick: 0,
             stats: Stats::default(),
             acked_by_all: seq_base,
+            version: 0,
+            index: None,
+            openings: 0,
         }
     }
 
@@ -102,6 +121,11 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
     pub fn unacked_groups(&self, peer: &P) -> usize {
         let acked = self.neighbours.get(peer).and_then(|n| n.acked).unwrap_or(0);
         self.buffer.iter().filter(|e| e.seq >= acked).count()
+    }
+
+    /// Ticks seen.
+    pub fn ticks(&self) -> u64 {
+        self.tick
     }
 
     /// The counters.
@@ -174,6 +198,7 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             return;
         }
         self.state.join(&delta);
+        self.version += 1;
         let seq = if self.delta_mode() {
             let seq = self.buffer.push(Origin::Local, delta.clone());
             self.bound_buffer();
@@ -213,6 +238,7 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
             self.stats.redundant_groups_received += 1;
             return;
         }
+        self.version += 1;
         if self.delta_mode() {
             self.buffer.push(
                 Origin::Neighbour(from),
@@ -241,6 +267,14 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
                     if let Some(n) = self.neighbours.get_mut(&from) {
                         n.acked = Some(n.acked.map_or(seq, |a| a.max(seq)));
                         n.catch_up_sent = None;
+                        if n.reconcile_seq.is_some_and(|r| r <= seq) {
+                            // The ack of our last reconciliation message: that exchange is over.
+                            n.reconcile_seq = None;
+                            n.index = None;
+                            n.session = None;
+                            n.rounds = 0;
+                        }
+                        out.push(Output::Event(Event::Acked(from)));
                     }
                     self.collect_garbage();
                 }
@@ -270,6 +304,15 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
                         },
                     });
                 }
+            }
+            Message::Reconcile {
+                session,
+                round,
+                seq,
+                parts,
+                items,
+            } => {
+                self.on_reconcile(from, (session, round), seq, parts, items, out);
             }
             Message::State { state } => {
                 // State-based sync has no acks: a neighbour whose state covers ours holds every
@@ -309,6 +352,7 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
         let next = self.buffer.next_seq();
         let oldest = self.buffer.oldest_seq();
         let bp = self.config.algorithm.bp();
+        let mut catch_ups = Vec::new();
         for (&to, n) in self.neighbours.iter_mut().filter(|(_, n)| !n.is_lazy()) {
             match n.acked {
                 Some(a) if a >= oldest => {
@@ -327,23 +371,190 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
                     }
                 }
                 _ => {
-                    let waiting = n
-                        .catch_up_sent
-                        .is_some_and(|t| self.tick - t < self.config.catch_up_retry_ticks);
+                    // An exchange under way may wait for a side indexing a large state.
+                    let patience = if n.session.is_some() {
+                        self.config.reconcile_retry_ticks
+                    } else {
+                        self.config.catch_up_retry_ticks
+                    };
+                    let waiting = n.catch_up_sent.is_some_and(|t| self.tick - t < patience);
                     if !waiting {
                         n.catch_up_sent = Some(self.tick);
-                        out.push(Output::Send {
-                            to,
-                            msg: Message::CatchUp {
-                                seq: next,
-                                state: self.state.clone(),
-                            },
-                        });
+                        catch_ups.push(to);
                     }
                 }
             }
         }
+        for to in catch_ups {
+            self.start_catch_up(to, out);
+        }
         self.collect_garbage();
+    }
+
+    /// Catches `to` up: opens a reconciliation, or (when it is off, or `to` was cut off from it)
+    /// sends the whole state.
+    fn start_catch_up(&mut self, to: P, out: &mut Vec<Output<P, L>>) {
+        let by_state =
+            !self.config.reconcile || self.neighbours.get(&to).is_none_or(|n| n.full_state);
+        let msg = if by_state {
+            Message::CatchUp {
+                seq: self.buffer.next_seq(),
+                state: self.state.clone(),
+            }
+        } else {
+            let (seq, index) = self.fresh_index();
+            let whole = index.whole();
+            let sum = whole.sum().unwrap_or_default();
+            // Unique per opening (a retry opens a new exchange; the old one's messages are stale).
+            self.openings += 1;
+            let session = seq.rotate_left(32)
+                ^ (sum as u64)
+                ^ ((sum >> 64) as u64)
+                ^ self.openings.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let n = self.neighbours.get_mut(&to).expect("a neighbour");
+            n.next_round = 1;
+            n.session = Some(session);
+            n.opened = Some((session, sum));
+            n.reconcile_seq = Some(seq);
+            n.index = Some(index);
+            n.rounds = 0;
+            Message::Reconcile {
+                session,
+                round: 0,
+                seq,
+                parts: vec![whole],
+                items: L::bottom(),
+            }
+        };
+        out.push(Output::Send { to, msg });
+    }
+
+    /// The reconciliation index of the current state and its sequence number, rebuilt if the
+    /// state changed since it was last taken. An exchange keeps the index it started with: what
+    /// changed since is in the buffer, above the index's sequence number, and reaches the peer as
+    /// delta-groups once the exchange ends.
+    fn fresh_index(&mut self) -> (u64, Arc<Index>) {
+        if self
+            .index
+            .as_ref()
+            .is_none_or(|i| i.version != self.version)
+        {
+            self.index = Some(IndexAt {
+                version: self.version,
+                seq: self.buffer.next_seq(),
+                index: Arc::new(Index::of(&self.state)),
+            });
+        }
+        let at = self.index.as_ref().expect("just built");
+        (at.seq, at.index.clone())
+    }
+
+    /// One round of a reconciliation with `from` (see [`Message::Reconcile`]).
+    fn on_reconcile(
+        &mut self,
+        from: P,
+        (session, round): (u64, u32),
+        seq: u64,
+        parts: Vec<reconcile::Part>,
+        items: L,
+        out: &mut Vec<Output<P, L>>,
+    ) {
+        // Irreducibles are data: merging them is right whatever the exchange.
+        if !items.is_bottom() {
+            self.merge(from, &items, true, out);
+        }
+        let Some(n) = self.neighbours.get_mut(&from) else {
+            return;
+        };
+        let opening = match &parts[..] {
+            [p] if p.upper == reconcile::Bound::END => p.sum(),
+            _ => None,
+        };
+        let ours = n.opened.map(|(id, _)| id);
+        if Some(session) != n.session && Some(session) != ours {
+            let Some(theirs) = opening.filter(|_| round == 0) else {
+                return; // A message of an exchange that is over: stale.
+            };
+            // They open an exchange. If we opened one too, the one with the smaller fingerprint
+            // (then session id) goes on: both sides make the same choice.
+            if n.opened
+                .is_some_and(|(id, sum)| (sum, id) < (theirs, session))
+            {
+                return;
+            }
+            n.session = Some(session);
+            n.opened = None; // Ours, if any, gives way.
+            n.reconcile_seq = None;
+            n.index = None;
+            n.rounds = 0;
+            n.next_round = 0;
+        }
+        if round != n.next_round {
+            return; // Out of turn: a duplicate, or late.
+        }
+        if Some(session) == n.session && ours == Some(session) && opening.is_none() {
+            n.opened = None; // They answered ours.
+        }
+        if parts.is_empty() {
+            // The exchange is over: they hold ours (as of our lowest index), we hold theirs.
+            out.push(Output::Send {
+                to: from,
+                msg: Message::Ack { seq },
+            });
+            if let Some(ours) = n.reconcile_seq.take() {
+                n.acked = Some(n.acked.map_or(ours, |a| a.max(ours)));
+            }
+            n.catch_up_sent = None;
+            n.rounds = 0;
+            n.session = None;
+            n.opened = None;
+            n.index = None;
+            self.stats.reconciliations += 1;
+            out.push(Output::Event(Event::Acked(from)));
+            out.push(Output::Event(Event::Reconciled(from)));
+            return;
+        }
+        let (index_seq, index) = match (n.reconcile_seq, n.index.clone()) {
+            (Some(seq), Some(index)) => (seq, index),
+            _ => self.fresh_index(),
+        };
+        let answer = reconcile::answer(&index, &parts);
+        let max_rounds = self.config.max_reconcile_rounds;
+        let n = self.neighbours.get_mut(&from).expect("checked above");
+        n.rounds += 1;
+        let answer = match answer {
+            Ok(a) if n.rounds <= max_rounds => a,
+            _ => {
+                // A lie, or an exchange that will not end: cut it off; catch the peer up by state.
+                n.rounds = 0;
+                n.session = None;
+                n.opened = None;
+                n.reconcile_seq = None;
+                n.index = None;
+                n.catch_up_sent = None;
+                n.acked = None;
+                n.full_state = true;
+                self.stats.reconcile_aborted += 1;
+                out.push(Output::Event(Event::ReconcileAborted(from)));
+                return;
+            }
+        };
+        let seq = index_seq;
+        n.next_round = round + 2;
+        n.reconcile_seq = Some(seq);
+        n.index = Some(index);
+        n.catch_up_sent = Some(self.tick);
+        let items = reconcile::collect(&self.state, &answer.send);
+        out.push(Output::Send {
+            to: from,
+            msg: Message::Reconcile {
+                session,
+                round: round + 1,
+                seq,
+                parts: answer.parts,
+                items,
+            },
+        });
     }
 
     /// `bp-rr-tree`: moves the tree on a tick, sends the beacons due, and applies what changed to
@@ -385,12 +596,16 @@ impl<P: PeerId, L: Decompose + Measure> Engine<P, L> {
 
     /// Drops the groups every neighbour on the tree (or in its grace) has acked. Neighbours still to be caught up by
     /// state do not hold the buffer back: the catch-up carries the whole state.
+    ///
+    /// A neighbour being reconciled that has acked nothing holds it back from the lowest index it
+    /// was answered from: once the exchange ends it is synced up to there, and what came after
+    /// must still be buffered for it.
     fn collect_garbage(&mut self) {
         let min_acked = self
             .neighbours
             .values()
             .filter(|n| self.holds_buffer(n))
-            .filter_map(|n| n.acked)
+            .filter_map(|n| n.acked.or(n.reconcile_seq))
             .min();
         self.buffer
             .drop_below(min_acked.unwrap_or(self.buffer.next_seq()));

@@ -10,6 +10,7 @@
 //! | [`algorithm`] | `bp-rr`, `bp`, `rr`, `delta`, `state`, and the baselines' names |
 //! | [`peer`] | the `PeerId` trait: what the engine needs of a peer identity |
 //! | [`engine`] | the engine: `Input` → `handle` → `Output`, per-neighbour acks, catch-up |
+//! | [`reconcile`] | range-based set reconciliation over join-decompositions: catch-up in proportion to the difference |
 //! | [`buffer`] | the delta-buffer of `(seq, origin, group)` entries |
 //! | [`tree`] | `bp-rr-tree`'s spanning tree: eager and lazy links, beacons |
 //! | [`message`] | wire messages and their size in the paper's units |
@@ -28,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod message;
 pub mod peer;
+pub mod reconcile;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod tree;

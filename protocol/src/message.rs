@@ -1,5 +1,6 @@
 //! What neighbours say to each other, and its size in the paper's units.
 
+use crate::reconcile::Part;
 use crate::tree::Beacon;
 use crdt::Measure;
 use serde::{Deserialize, Serialize};
@@ -38,16 +39,36 @@ pub enum Message<L> {
     /// `bp-rr-tree`: the sender's place in the spanning tree (a digest of it, sent on change and
     /// once per beacon period; no reply).
     Beacon(Beacon),
+    /// A round of reconciliation ([`crate::reconcile`]), which catches up a neighbour that is new
+    /// or too far behind in proportion to the difference. `parts` narrow the hash ranges where the
+    /// two sides differ; `items` are irreducibles the receiver lacks. A message without parts ends
+    /// the exchange: its receiver acks `seq`, and both sides then hold each other's state as of
+    /// the indexes they answered from.
+    Reconcile {
+        /// The exchange (chosen by the side that opened it).
+        session: u64,
+        /// The message's place in the exchange: 0 opens it, each answer is one more. A message
+        /// out of turn (a duplicate, or one of an exchange given up) is ignored.
+        round: u32,
+        /// The lowest of the sender's next sequence numbers when it indexed the states it answered
+        /// from in this exchange.
+        seq: u64,
+        /// Ranges still to narrow; none: the exchange is over.
+        parts: Vec<Part>,
+        /// Irreducibles the receiver lacks, joined.
+        items: L,
+    },
 }
 
 impl<L: Measure> Message<L> {
-    /// The metric label: `delta`, `ack`, `state` (catch-ups count as state) or `digest` (beacons).
+    /// The metric label: `delta`, `ack`, `state` (full-state catch-ups count as state) or `digest`
+    /// (beacons and reconciliation rounds).
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Delta { .. } => "delta",
             Message::Ack { .. } => "ack",
             Message::CatchUp { .. } | Message::State { .. } => "state",
-            Message::Beacon(_) => "digest",
+            Message::Beacon(_) | Message::Reconcile { .. } => "digest",
         }
     }
 
@@ -56,19 +77,24 @@ impl<L: Measure> Message<L> {
         match self {
             Message::Delta { group: l, .. }
             | Message::CatchUp { state: l, .. }
-            | Message::State { state: l } => l.payload_units(),
+            | Message::State { state: l }
+            | Message::Reconcile { items: l, .. } => l.payload_units(),
             Message::Ack { .. } | Message::Beacon(_) => 0,
         }
     }
 
     /// Metadata units carried: one per sequence number or ack, plus the lattice's own (dots); a
-    /// beacon counts two (a version entry, root → epoch, and a distance).
+    /// beacon counts two (a version entry, root → epoch, and a distance); a reconciliation round
+    /// one per fingerprint and per hash listed.
     pub fn metadata_units(&self) -> u64 {
         match self {
             Message::Delta { group: l, .. } | Message::CatchUp { state: l, .. } => {
                 1 + l.metadata_units()
             }
             Message::State { state } => state.metadata_units(),
+            Message::Reconcile { parts, items, .. } => {
+                1 + parts.iter().map(Part::metadata_units).sum::<u64>() + items.metadata_units()
+            }
             Message::Ack { .. } => 1,
             Message::Beacon(_) => 2,
         }

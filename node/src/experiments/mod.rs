@@ -2,6 +2,7 @@
 //! one table per (topology, workload), and writes `results.csv` (SPEC columns), `rounds.csv` (the
 //! per-round series) and PNG charts into `--out`.
 
+mod catch_up;
 mod charts;
 
 use crate::cli::SimArgs;
@@ -28,6 +29,9 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!((0.0..1.0).contains(&args.loss), "--loss must be in [0, 1)");
     anyhow::ensure!((0.0..=1.0).contains(&args.dup), "--dup must be in [0, 1]");
+    if !args.diverge.is_empty() {
+        return catch_up::run(args).map(|_| ());
+    }
     if args.preload.iter().any(|&p| p > 0) {
         anyhow::ensure!(
             args.workload.iter().all(|w| *w == WorkloadSpec::GSet),
@@ -292,6 +296,8 @@ mod tests {
             crashes: false,
             timing: protocol::sim::Timing::Staggered,
             preload: vec![0],
+            diverge: vec![],
+            diverge_one_side: false,
             out: out.to_path_buf(),
         }
     }

@@ -21,6 +21,14 @@ pub struct Config {
     /// `bp-rr-tree`: ticks between a root's epochs. Shorter heals a broken tree sooner (a node
     /// that lost its parent waits up to one period) and costs more beacons.
     pub beacon_period_ticks: u64,
+    /// Catch neighbours up by reconciliation ([`crate::reconcile`]: in proportion to the
+    /// difference) rather than by sending the whole state.
+    pub reconcile: bool,
+    /// Rounds a reconciliation may take before the peer is cut off (and caught up by state).
+    pub max_reconcile_rounds: u32,
+    /// Ticks to wait for the next message of a reconciliation before opening a new one (the
+    /// other side may be indexing a large state).
+    pub reconcile_retry_ticks: u64,
 }
 
 impl Config {
@@ -32,6 +40,9 @@ impl Config {
             max_buffer_groups: 10_000,
             rank: 0,
             beacon_period_ticks: 10,
+            reconcile: true,
+            max_reconcile_rounds: 1_000,
+            reconcile_retry_ticks: 60,
         }
     }
 }
@@ -92,10 +103,17 @@ pub enum Event<P> {
         /// The first update number not yet known to be everywhere.
         below: u64,
     },
+    /// `peer` acknowledged what we sent it (an ack, or the end of a reconciliation).
+    Acked(P),
     /// `peer` became a neighbour.
     NeighbourUp(P),
     /// `peer` stopped being a neighbour.
     NeighbourDown(P),
+    /// A reconciliation with `peer` ended: each side holds the other's state (as of the exchange).
+    Reconciled(P),
+    /// `peer` broke the reconciliation protocol or would not let it end: it was cut off, and will
+    /// be caught up by state.
+    ReconcileAborted(P),
 }
 
 /// Per-neighbour sync state.
@@ -109,6 +127,23 @@ pub struct Neighbour {
     /// `bp-rr-tree`: the tick the link left the spanning tree, while it is off it (it gets
     /// beacons, not delta-groups).
     pub lazy_since: Option<u64>,
+    /// Reconciliation: the exchange in progress with it (messages of any other are stale).
+    pub session: Option<u64>,
+    /// Reconciliation: the exchange this side opened and the fingerprint it opened with, until the
+    /// peer answers it; when both sides open at once, only the one with the smaller fingerprint
+    /// goes on.
+    pub opened: Option<(u64, crate::reconcile::Hash)>,
+    /// Reconciliation: the sequence number of the index this side answers from in the current
+    /// exchange (what the peer holds once it ends).
+    pub reconcile_seq: Option<u64>,
+    /// Reconciliation: that index, kept for the whole exchange (answers refer to lists sent from it).
+    pub index: Option<std::sync::Arc<crate::reconcile::Index>>,
+    /// Reconciliation: messages received from it in the current exchange.
+    pub rounds: u32,
+    /// Reconciliation: the round its next message must have.
+    pub next_round: u32,
+    /// It was cut off from reconciliation: catch it up by state.
+    pub full_state: bool,
 }
 
 impl Neighbour {
@@ -133,4 +168,8 @@ pub struct Stats {
     pub redundant_groups_received: u64,
     /// Messages ignored because the sender is not a neighbour.
     pub ignored_messages: u64,
+    /// Reconciliations that ended (counted by the side that received the last message).
+    pub reconciliations: u64,
+    /// Reconciliations cut off (a peer that lied or would not stop).
+    pub reconcile_aborted: u64,
 }

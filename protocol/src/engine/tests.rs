@@ -12,6 +12,18 @@ fn engine(alg: Algorithm, neighbours: &[u32]) -> E {
     e
 }
 
+/// An engine that catches up by sending the whole state (`reconcile` off).
+fn state_catch_up(alg: Algorithm) -> E {
+    Engine::new(
+        Config {
+            reconcile: false,
+            ..Config::new(alg)
+        },
+        GSet::default(),
+        0,
+    )
+}
+
 fn set(xs: &[u64]) -> GSet<u64> {
     xs.iter().copied().collect()
 }
@@ -57,7 +69,13 @@ fn a_local_update_goes_to_every_neighbour_and_is_dropped_once_all_ack() {
         msg: Message::Ack { seq: 1 },
     });
     assert!(e.buffer().is_empty());
-    assert_eq!(out, vec![Output::Event(Event::AckedByAll { below: 1 })]);
+    assert_eq!(
+        out,
+        vec![
+            Output::Event(Event::Acked(2)),
+            Output::Event(Event::AckedByAll { below: 1 })
+        ]
+    );
     assert!(
         sends(&e.handle(Input::Tick)).is_empty(),
         "nothing left to send"
@@ -141,8 +159,8 @@ fn a_redundant_group_is_acked_but_not_buffered() {
 
 #[test]
 fn a_new_neighbour_is_caught_up_by_one_state_exchange() {
-    let mut a = engine(Algorithm::BpRr, &[]);
-    let mut b = engine(Algorithm::BpRr, &[]);
+    let mut a = state_catch_up(Algorithm::BpRr);
+    let mut b = state_catch_up(Algorithm::BpRr);
     a.handle(Input::Update(set(&[1, 2])));
     b.handle(Input::Update(set(&[3])));
     a.handle(Input::NeighbourUp(2));
@@ -195,13 +213,33 @@ fn a_new_neighbour_is_caught_up_by_one_state_exchange() {
 
 #[test]
 fn a_lost_catch_up_is_retried_after_the_retry_interval() {
-    let mut a = engine(Algorithm::BpRr, &[]);
+    // By state: after `catch_up_retry_ticks`; by reconciliation: after `reconcile_retry_ticks`.
+    let mut a = state_catch_up(Algorithm::BpRr);
     a.handle(Input::NeighbourUp(2));
     let retry = a.config().catch_up_retry_ticks;
     let catch_ups: usize = (0..=retry)
         .map(|_| sends(&a.handle(Input::Tick)).len())
         .sum();
     assert_eq!(catch_ups, 2);
+    let mut b = engine(Algorithm::BpRr, &[]);
+    b.handle(Input::NeighbourUp(2));
+    let retry = b.config().reconcile_retry_ticks;
+    let openings: Vec<Message<GSet<u64>>> = (0..=retry)
+        .flat_map(|_| sends(&b.handle(Input::Tick)))
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(openings.len(), 2);
+    let session = |m: &Message<GSet<u64>>| match m {
+        Message::Reconcile {
+            session, round: 0, ..
+        } => *session,
+        other => panic!("not an opening: {other:?}"),
+    };
+    assert_ne!(
+        session(&openings[0]),
+        session(&openings[1]),
+        "a retry opens a new exchange"
+    );
 }
 
 #[test]
@@ -234,6 +272,7 @@ fn a_full_buffer_drops_its_oldest_groups_and_the_laggard_is_caught_up_by_state()
     let mut e = Engine::new(
         Config {
             max_buffer_groups: 3,
+            reconcile: false,
             ..Config::new(Algorithm::BpRr)
         },
         GSet::default(),
@@ -413,4 +452,290 @@ fn neighbour_up_and_down_are_reported_once() {
         vec![Output::Event(Event::NeighbourDown(3))]
     );
     assert!(e.handle(Input::NeighbourDown(3)).is_empty());
+}
+
+/// Delivers `a`'s tick messages to `b` and every answer back and forth until quiet; returns the
+/// messages that crossed.
+fn exchange(a: &mut E, b: &mut E) -> Vec<Message<GSet<u64>>> {
+    let mut crossed = Vec::new();
+    let mut queue: std::collections::VecDeque<(u32, Message<GSet<u64>>)> =
+        sends(&a.handle(Input::Tick))
+            .into_iter()
+            .map(|(_, m)| (1, m))
+            .collect();
+    while let Some((from, msg)) = queue.pop_front() {
+        crossed.push(msg.clone());
+        let (to, engine) = if from == 1 {
+            (2, &mut *b)
+        } else {
+            (1, &mut *a)
+        };
+        let out = engine.handle(Input::Received { from, msg });
+        queue.extend(sends(&out).into_iter().map(|(_, m)| (to, m)));
+        assert!(crossed.len() < 100, "the exchange does not end");
+    }
+    crossed
+}
+
+#[test]
+fn a_new_neighbour_is_caught_up_by_reconciliation_in_proportion_to_the_difference() {
+    let mut a = engine(Algorithm::BpRr, &[]);
+    let mut b = engine(Algorithm::BpRr, &[]);
+    let shared: Vec<u64> = (0..5_000).collect();
+    a.handle(Input::Update(set(&shared)));
+    b.handle(Input::Update(set(&shared)));
+    a.handle(Input::Update(set(&[100_001, 100_002])));
+    b.handle(Input::Update(set(&[100_003])));
+    a.handle(Input::NeighbourUp(2));
+    b.handle(Input::NeighbourUp(1));
+    let crossed = exchange(&mut a, &mut b);
+    assert_eq!(a.state(), b.state());
+    assert!(a.state().contains(&100_003) && b.state().contains(&100_001));
+    let units: u64 = crossed
+        .iter()
+        .map(|m| m.payload_units() + m.metadata_units())
+        .sum();
+    assert!(
+        units < 1_000,
+        "{units} units for a 3-element difference in 5,003"
+    );
+    assert_eq!(a.stats().full_state_sends + b.stats().full_state_sends, 0);
+    assert!(a.neighbours()[&2].acked.is_some() && b.neighbours()[&1].acked.is_some());
+    // Synced both ways: the next ticks send nothing back, and b buffered what came from a as a's.
+    assert!(sends(&a.handle(Input::Tick)).is_empty());
+    assert!(sends(&b.handle(Input::Tick)).is_empty());
+    // Equal states: one fingerprint each way.
+    let mut c = engine(Algorithm::BpRr, &[]);
+    let mut d = engine(Algorithm::BpRr, &[]);
+    c.handle(Input::Update(set(&shared)));
+    d.handle(Input::Update(set(&shared)));
+    c.handle(Input::NeighbourUp(2));
+    d.handle(Input::NeighbourUp(1));
+    let crossed = exchange(&mut c, &mut d);
+    assert_eq!(
+        crossed.len(),
+        3,
+        "fingerprint, empty answer, ack: {crossed:?}"
+    );
+}
+
+#[test]
+fn a_peer_that_breaks_reconciliation_is_cut_off_and_caught_up_by_state() {
+    let mut e = engine(Algorithm::BpRr, &[]);
+    e.handle(Input::Update(set(&[1, 2, 3])));
+    e.handle(Input::NeighbourUp(9));
+    // It opens an exchange (answered), then sends ranges that do not tile the space.
+    let opening = Message::Reconcile {
+        session: 3,
+        round: 0,
+        seq: 1,
+        parts: vec![reconcile::Part {
+            upper: reconcile::Bound::END,
+            says: reconcile::Says::Fingerprint { sum: 0, count: 0 },
+        }],
+        items: GSet::default(),
+    };
+    assert_eq!(
+        sends(&e.handle(Input::Received {
+            from: 9,
+            msg: opening
+        }))
+        .len(),
+        1
+    );
+    let lie = Message::Reconcile {
+        session: 3,
+        round: 2,
+        seq: 1,
+        parts: vec![reconcile::Part {
+            upper: reconcile::Bound(Some(5)),
+            says: reconcile::Says::Fingerprint { sum: 0, count: 0 },
+        }],
+        items: GSet::default(),
+    };
+    let out = e.handle(Input::Received { from: 9, msg: lie });
+    assert!(out.contains(&Output::Event(Event::ReconcileAborted(9))));
+    assert_eq!(e.stats().reconcile_aborted, 1);
+    assert!(matches!(
+        &sends(&e.handle(Input::Tick))[..],
+        [(9, Message::CatchUp { .. })]
+    ));
+}
+
+#[test]
+fn when_both_sides_open_at_once_one_exchange_goes_on() {
+    let mut a = engine(Algorithm::BpRr, &[]);
+    let mut b = engine(Algorithm::BpRr, &[]);
+    a.handle(Input::Update(set(&(0..1000).collect::<Vec<_>>())));
+    b.handle(Input::Update(set(&(500..1500).collect::<Vec<_>>())));
+    a.handle(Input::NeighbourUp(2));
+    b.handle(Input::NeighbourUp(1));
+    let from_a = sends(&a.handle(Input::Tick));
+    let from_b = sends(&b.handle(Input::Tick));
+    // Each gets the other's opening: exactly one of them answers.
+    let answer_of_b = sends(&b.handle(Input::Received {
+        from: 1,
+        msg: from_a[0].1.clone(),
+    }));
+    let answer_of_a = sends(&a.handle(Input::Received {
+        from: 2,
+        msg: from_b[0].1.clone(),
+    }));
+    assert_eq!(
+        answer_of_a.len() + answer_of_b.len(),
+        1,
+        "{answer_of_a:?} {answer_of_b:?}"
+    );
+    // The surviving exchange runs to the join.
+    let mut queue: std::collections::VecDeque<(u32, u32, Message<GSet<u64>>)> = answer_of_a
+        .into_iter()
+        .map(|(_, m)| (1, 2, m))
+        .chain(answer_of_b.into_iter().map(|(_, m)| (2, 1, m)))
+        .collect();
+    while let Some((from, to, msg)) = queue.pop_front() {
+        let e = if to == 1 { &mut a } else { &mut b };
+        queue.extend(
+            sends(&e.handle(Input::Received { from, msg }))
+                .into_iter()
+                .map(|(t, m)| (to, t, m)),
+        );
+    }
+    assert_eq!(a.state(), b.state());
+    assert_eq!(a.state().len(), 1500);
+    assert!(sends(&a.handle(Input::Tick)).is_empty() && sends(&b.handle(Input::Tick)).is_empty());
+}
+
+#[test]
+fn an_exchange_that_will_not_end_is_cut_off() {
+    let mut e = Engine::new(
+        Config {
+            max_reconcile_rounds: 3,
+            ..Config::new(Algorithm::BpRr)
+        },
+        set(&(0..100).collect::<Vec<_>>()),
+        0,
+    );
+    e.handle(Input::NeighbourUp(9));
+    // A peer that keeps saying the space differs, forever.
+    let nag = |round| Message::Reconcile {
+        session: 3,
+        round,
+        seq: 1,
+        parts: vec![reconcile::Part {
+            upper: reconcile::Bound::END,
+            says: reconcile::Says::Fingerprint { sum: 7, count: 7 },
+        }],
+        items: GSet::default(),
+    };
+    assert_eq!(
+        sends(&e.handle(Input::Received {
+            from: 9,
+            msg: nag(0)
+        }))
+        .len(),
+        1
+    );
+    // A duplicate is out of turn: ignored, not answered.
+    assert!(e
+        .handle(Input::Received {
+            from: 9,
+            msg: nag(0)
+        })
+        .is_empty());
+    let mut aborted = 0;
+    for round in 1..5 {
+        let out = e.handle(Input::Received {
+            from: 9,
+            msg: nag(2 * round),
+        });
+        aborted += out
+            .iter()
+            .filter(|o| matches!(o, Output::Event(Event::ReconcileAborted(9))))
+            .count();
+    }
+    assert_eq!(aborted, 1);
+    assert!(e.neighbours()[&9].full_state);
+}
+
+/// A random write of any type, on one of a few keys.
+fn store_op(key: u8, what: u8, v: u8) -> (String, crdt::Op) {
+    use crdt::{Op, Value};
+    let x = Value::from(serde_json::json!(v % 7));
+    let op = match what % 10 {
+        0 => Op::GCounterInc(u64::from(v % 3)),
+        1 => Op::CounterAdd(i64::from(v % 5) - 2),
+        2 => Op::GSetAdd(x),
+        3 => Op::TwoPSetAdd(x),
+        4 => Op::TwoPSetRemove(x),
+        5 => Op::SetAdd(x),
+        6 => Op::SetRemove(x),
+        7 => Op::LwwSet(x),
+        8 => Op::RegisterSet(x),
+        _ => Op::MapPut(format!("f{}", v % 3), x),
+    };
+    (format!("k{}-{}", key % 6, what % 10), op)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Two replicas of the whole store, written apart with every type, meet as new neighbours
+    /// and reconcile through a link that loses, duplicates and reorders messages: both end with
+    /// exactly their join.
+    #[test]
+    fn reconciling_two_random_stores_over_a_faulty_link_yields_their_join(
+        writes in prop::collection::vec((any::<bool>(), any::<u8>(), any::<u8>(), any::<u8>()), 0..120),
+        faults in prop::collection::vec(0u8..10, 400),
+    ) {
+        use crdt::{Lattice, ReplicaId, Store, Writer};
+        let mut states = [Store::default(), Store::default()];
+        for (side, key, what, v) in writes {
+            let i = usize::from(side);
+            let w = Writer { replica: ReplicaId(i as u64 + 1), now_ms: u64::from(v) };
+            let (k, op) = store_op(key, what, v);
+            if let Ok(d) = states[i].apply(&k, op, &w) {
+                states[i].join(&d);
+            }
+        }
+        let join = states[0].clone().joined(&states[1]);
+        let mut nodes: Vec<Engine<u32, Store>> = states
+            .into_iter()
+            .map(|s| Engine::new(Config::new(Algorithm::BpRr), s, 0))
+            .collect();
+        nodes[0].handle(Input::NeighbourUp(1));
+        nodes[1].handle(Input::NeighbourUp(0));
+        let mut fault = faults.into_iter().cycle();
+        let mut in_flight: Vec<(u32, u32, Message<Store>)> = Vec::new();
+        for _ in 0..200 {
+            for i in 0..2u32 {
+                for o in nodes[i as usize].handle(Input::Tick) {
+                    if let Output::Send { to, msg } = o {
+                        in_flight.push((i, to, msg));
+                    }
+                }
+            }
+            // Deliver this tick's messages: some lost, some twice, in a shuffled order.
+            let mut steps = 0;
+            while !in_flight.is_empty() && steps < 500 {
+                steps += 1;
+                let f = fault.next().unwrap_or(0);
+                let pick = usize::from(f) % in_flight.len();
+                let (from, to, msg) = in_flight.swap_remove(pick);
+                let copies = match f { 0 => 0, 1 => 2, _ => 1 };
+                for _ in 0..copies {
+                    for o in nodes[to as usize].handle(Input::Received { from, msg: msg.clone() }) {
+                        if let Output::Send { to: next, msg } = o {
+                            in_flight.push((to, next, msg));
+                        }
+                    }
+                }
+            }
+            in_flight.clear();
+            if nodes.iter().all(|n| n.state() == &join) {
+                break;
+            }
+        }
+        prop_assert_eq!(nodes[0].state(), &join);
+        prop_assert_eq!(nodes[1].state(), &join);
+    }
 }

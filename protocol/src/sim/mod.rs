@@ -12,6 +12,7 @@
 //! CPU time is the one thing measured from outside: the caller passes a clock reading function
 //! (`deltanode sim` passes a monotonic clock; tests pass zero), so this crate reads no clock.
 
+pub mod catch_up;
 pub mod node;
 mod report;
 pub mod topology;

@@ -42,7 +42,7 @@ pub enum SimNode<L> {
 
 type Sends<L> = Vec<(u32, SimMessage<L>)>;
 
-impl<L: Decompose + Measure> SimNode<L> {
+impl<L: Decompose + Measure + serde::Serialize> SimNode<L> {
     /// Node `id` of `nodes` running `algorithm`, starting from `initial` together with its
     /// `neighbours` (who start from the same state). The baselines start from ⊥ only: their logs
     /// have no preload.

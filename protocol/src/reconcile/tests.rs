@@ -1,0 +1,164 @@
+//! Reconciliation on its own: two replicas exchange parts until neither says anything more.
+
+use super::*;
+use crdt::{GSet, Lattice};
+use proptest::prelude::*;
+
+/// Runs an exchange between `a` and `b` (a opens), each answering from the index it had when the
+/// exchange began (as the engine does); returns (messages, metadata units sent).
+fn reconcile(a: &mut GSet<u64>, b: &mut GSet<u64>) -> (usize, usize) {
+    let indexes = [Index::of(&*a), Index::of(&*b)];
+    let mut parts = vec![indexes[0].whole()];
+    let (mut messages, mut listed) = (1, 1);
+    let sides = [a, b];
+    let mut turn = 1;
+    loop {
+        let ans = answer(&indexes[turn], &parts).unwrap();
+        let items = collect(&*sides[turn], &ans.send);
+        sides[1 - turn].join(&items);
+        messages += 1;
+        listed += ans.parts.iter().map(Part::metadata_units).sum::<u64>() as usize;
+        if ans.parts.is_empty() {
+            return (messages, listed);
+        }
+        assert!(messages < 200, "the exchange does not end");
+        parts = ans.parts;
+        turn = 1 - turn;
+    }
+}
+
+#[test]
+fn equal_states_cost_one_fingerprint_each_way() {
+    let mut a: GSet<u64> = (0..10_000).collect();
+    let mut b = a.clone();
+    assert_eq!(reconcile(&mut a, &mut b), (2, 1));
+}
+
+#[test]
+fn a_small_difference_in_a_large_state_costs_little_and_ends_in_the_join() {
+    let shared: Vec<u64> = (0..100_000).collect();
+    let mut a: GSet<u64> = shared.iter().copied().chain([1 << 40, 1 << 41]).collect();
+    let mut b: GSet<u64> = shared.iter().copied().chain([1 << 42]).collect();
+    let join = a.clone().joined(&b);
+    let (messages, listed) = reconcile(&mut a, &mut b);
+    assert_eq!((&a, &b), (&join, &join));
+    assert!(messages <= 12, "{messages} messages");
+    assert!(
+        listed < 3_000,
+        "{listed} fingerprints and ids for 3 differing elements"
+    );
+}
+
+#[test]
+fn a_large_difference_goes_in_bounded_chunks() {
+    let mut a: GSet<u64> = (0..20_000).collect();
+    let mut b: GSet<u64> = (10_000..30_000).collect();
+    let join = a.clone().joined(&b);
+    reconcile(&mut a, &mut b);
+    assert_eq!((&a, &b), (&join, &join));
+}
+
+#[test]
+fn lies_are_refused() {
+    let index = Index::of(&(0..100u64).collect::<GSet<u64>>());
+    let fp = |upper| Part {
+        upper: Bound(upper),
+        says: Says::Fingerprint { sum: 1, count: 1 },
+    };
+    assert!(
+        answer(&index, &[fp(Some(5)), fp(Some(5)), fp(None)]).is_err(),
+        "an empty range"
+    );
+    assert!(
+        answer(&index, &[fp(Some(9)), fp(Some(5)), fp(None)]).is_err(),
+        "out of order"
+    );
+    assert!(
+        answer(&index, &[fp(None), fp(None)]).is_err(),
+        "past the end"
+    );
+    assert!(answer(&index, &[fp(Some(9))]).is_err(), "short of the end");
+    assert!(answer(&index, &[]).is_err());
+    let many = Part {
+        upper: Bound::END,
+        says: Says::Ids {
+            ids: (0..10_000).collect(),
+        },
+    };
+    assert!(answer(&index, &[many]).is_err());
+}
+
+#[test]
+fn bounds_are_short_on_the_wire_and_round_trip() {
+    for b in [
+        Bound::END,
+        Bound(Some(1 << 127)),
+        Bound(Some(0xdead << 100)),
+        Bound(Some(7)),
+    ] {
+        let bytes = crdt::codec::encode(&b).unwrap();
+        assert_eq!(crdt::codec::decode::<Bound>(&bytes).unwrap(), b);
+    }
+    assert_eq!(
+        crdt::codec::encode(&Bound(Some(1 << 127))).unwrap().len(),
+        2
+    );
+    assert!(crdt::codec::decode::<Bound>(&crdt::codec::encode(&vec![1u8; 17]).unwrap()).is_err());
+    // A separator lies between its two hashes and is as short as it can be.
+    let (below, at) = (0x1234_5678u128 << 96, 0x1234_9999u128 << 96);
+    let s = separator(below, at);
+    assert!(below < s && s <= at);
+    assert_eq!(s, 0x1234_8000u128 << 96);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any two replicas end with exactly their join.
+    #[test]
+    fn reconciling_two_random_replicas_yields_their_join(
+        xs in prop::collection::vec(0u64..5_000, 0..3_000),
+        ys in prop::collection::vec(0u64..5_000, 0..3_000),
+    ) {
+        let mut a: GSet<u64> = xs.into_iter().collect();
+        let mut b: GSet<u64> = ys.into_iter().collect();
+        let join = a.clone().joined(&b);
+        reconcile(&mut a, &mut b);
+        prop_assert_eq!(&a, &join);
+        prop_assert_eq!(&b, &join);
+    }
+}
+
+proptest! {
+    /// Whatever a peer sends, answering it is an answer or an error, never a panic, and what
+    /// is sent stays within the bounds.
+    #[test]
+    fn any_parts_are_answered_or_refused(
+        raw in prop::collection::vec(
+            (any::<Option<u128>>(), 0u8..4, any::<u128>(), 0u64..100, prop::collection::vec(any::<u64>(), 0..40), prop::collection::vec(any::<u8>(), 0..6)),
+            0..40,
+        ),
+        sorted in any::<bool>(),
+    ) {
+        let index = Index::of(&(0..2_000u64).collect::<GSet<u64>>());
+        let mut parts: Vec<Part> = raw
+            .into_iter()
+            .map(|(upper, kind, sum, count, ids, bits)| Part {
+                upper: Bound(upper),
+                says: match kind {
+                    0 => Says::Skip,
+                    1 => Says::Fingerprint { sum, count },
+                    2 => Says::Ids { ids },
+                    _ => Says::Have { bits },
+                },
+            })
+            .collect();
+        if sorted {
+            parts.sort_by_key(|p| p.upper.0.map_or(u128::MAX, |u| u));
+        }
+        if let Ok(a) = answer(&index, &parts) {
+            prop_assert!(a.parts.len() <= MAX_PARTS + 1);
+            prop_assert!(a.send.len() <= MAX_ITEMS);
+        }
+    }
+}
