@@ -65,6 +65,11 @@ fn decode_with<T: DeserializeOwned>(
     Ok(value)
 }
 
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
 /// SHA-256 of the canonical encoding. Every type keeps a canonical representation, so equal
 /// states have equal digests (and different ones, different digests, but for hash collisions).
 pub fn digest<T: Serialize>(value: &T) -> Result<[u8; 32], CrdtError> {

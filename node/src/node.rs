@@ -119,6 +119,9 @@ impl Node {
         let feed = Arc::new(Feed::default());
         let config = Config {
             rank: rank_of(&peer_id),
+            // An exchange waits ~10 s for the other side (which may be indexing a large state)
+            // before starting over, whatever the sync interval.
+            reconcile_retry_ticks: (10_000 / cfg.sync_interval.as_millis().max(1) as u64).max(10),
             ..Config::new(cfg.algorithm)
         };
         let engine = Engine::new(config, state, now_us);

@@ -271,6 +271,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                             // The ack of our last reconciliation message: that exchange is over.
                             n.reconcile_seq = None;
                             n.index = None;
+                            n.sent.clear();
                             n.session = None;
                             n.rounds = 0;
                         }
@@ -280,6 +281,15 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 }
             }
             Message::CatchUp { seq, state } => {
+                if let Some(n) = self.neighbours.get_mut(&from) {
+                    // It ends any reconciliation with them (they may have answered one with it).
+                    n.session = None;
+                    n.opened = None;
+                    n.index = None;
+                    n.sent.clear();
+                    n.reconcile_seq = None;
+                    n.rounds = 0;
+                }
                 // What they lack, computed before their state joins ours.
                 let missing = self.state.delta(&state);
                 self.merge(from, &state, true, out);
@@ -414,9 +424,10 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             let n = self.neighbours.get_mut(&to).expect("a neighbour");
             n.next_round = 1;
             n.session = Some(session);
-            n.opened = Some((session, sum));
+            n.opened = Some((session, sum, seq));
             n.reconcile_seq = Some(seq);
             n.index = Some(index);
+            n.sent.clear();
             n.rounds = 0;
             Message::Reconcile {
                 session,
@@ -470,22 +481,35 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             [p] if p.upper == reconcile::Bound::END => p.sum(),
             _ => None,
         };
-        let ours = n.opened.map(|(id, _)| id);
+        let ours = n.opened.map(|(id, ..)| id);
         if Some(session) != n.session && Some(session) != ours {
             let Some(theirs) = opening.filter(|_| round == 0) else {
                 return; // A message of an exchange that is over: stale.
             };
-            // They open an exchange. If we opened one too, the one with the smaller fingerprint
-            // (then session id) goes on: both sides make the same choice.
-            if n.opened
-                .is_some_and(|(id, sum)| (sum, id) < (theirs, session))
-            {
+            // They open an exchange. If we opened one too, the one opened with the smaller
+            // (fingerprint, index sequence number) goes on: both sides make the same choice, and
+            // it stays the same when either retries with a new session (a tie: both go on).
+            if let Some((id, _, at)) = n.opened.filter(|(_, sum, at)| (*sum, *at) < (theirs, seq)) {
+                // Ours goes on. Say it again, in case it was lost (a duplicate is ignored there).
+                if let Some(index) = &n.index {
+                    out.push(Output::Send {
+                        to: from,
+                        msg: Message::Reconcile {
+                            session: id,
+                            round: 0,
+                            seq: at,
+                            parts: vec![index.whole()],
+                            items: L::bottom(),
+                        },
+                    });
+                }
                 return;
             }
             n.session = Some(session);
             n.opened = None; // Ours, if any, gives way.
             n.reconcile_seq = None;
             n.index = None;
+            n.sent.clear();
             n.rounds = 0;
             n.next_round = 0;
         }
@@ -509,6 +533,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             n.session = None;
             n.opened = None;
             n.index = None;
+            n.sent.clear();
             self.stats.reconciliations += 1;
             out.push(Output::Event(Event::Acked(from)));
             out.push(Output::Event(Event::Reconciled(from)));
@@ -518,9 +543,29 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             (Some(seq), Some(index)) => (seq, index),
             _ => self.fresh_index(),
         };
-        let answer = reconcile::answer(&index, &parts);
         let max_rounds = self.config.max_reconcile_rounds;
+        let dense = round == 0 && is_dense(index.len() as u64, &parts);
         let n = self.neighbours.get_mut(&from).expect("checked above");
+        if dense {
+            // One side holds less than three quarters of what the other does: the difference is
+            // a large part of a state, and a whole state costs less than narrowing it down.
+            n.session = None;
+            n.index = None;
+            n.sent.clear();
+            n.reconcile_seq = None;
+            n.opened = None;
+            n.rounds = 0;
+            n.catch_up_sent = Some(self.tick);
+            out.push(Output::Send {
+                to: from,
+                msg: Message::CatchUp {
+                    seq: self.buffer.next_seq(),
+                    state: self.state.clone(),
+                },
+            });
+            return;
+        }
+        let answer = reconcile::answer(&index, &parts, &n.sent);
         n.rounds += 1;
         let answer = match answer {
             Ok(a) if n.rounds <= max_rounds => a,
@@ -531,6 +576,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 n.opened = None;
                 n.reconcile_seq = None;
                 n.index = None;
+                n.sent.clear();
                 n.catch_up_sent = None;
                 n.acked = None;
                 n.full_state = true;
@@ -540,6 +586,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             }
         };
         let seq = index_seq;
+        n.sent.extend(answer.send.iter().copied());
         n.next_round = round + 2;
         n.reconcile_seq = Some(seq);
         n.index = Some(index);
@@ -575,7 +622,16 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
         let oldest = self.buffer.oldest_seq();
         for (peer, n) in self.neighbours.iter_mut() {
             match (n.lazy_since, tree.is_eager(peer)) {
-                (None, false) => n.lazy_since = Some(self.tick),
+                (None, false) => {
+                    // Off the tree: no catch-up goes on over it (it is caught up if it rejoins).
+                    n.lazy_since = Some(self.tick);
+                    n.session = None;
+                    n.opened = None;
+                    n.index = None;
+                    n.sent.clear();
+                    n.reconcile_seq = None;
+                    n.rounds = 0;
+                }
                 (Some(_), true) => {
                     n.lazy_since = None;
                     n.catch_up_sent = None;
@@ -605,7 +661,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             .neighbours
             .values()
             .filter(|n| self.holds_buffer(n))
-            .filter_map(|n| n.acked.or(n.reconcile_seq))
+            .filter_map(|n| n.acked.or(n.reconcile_seq.filter(|_| !n.is_lazy())))
             .min();
         self.buffer
             .drop_below(min_acked.unwrap_or(self.buffer.next_seq()));
@@ -621,6 +677,18 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             }
         }
     }
+}
+
+/// Whether an opening of `theirs` irreducibles against `mine` shows a dense difference: one side
+/// holds less than three quarters of what the other does (narrowing down costs more than the
+/// state once a quarter or so of it differs: BENCHMARKS.md, "Catch-up").
+fn is_dense(mine: u64, parts: &[reconcile::Part]) -> bool {
+    let [part] = parts else { return false };
+    let reconcile::Says::Fingerprint { count: theirs, .. } = part.says else {
+        return false;
+    };
+    let (lo, hi) = (mine.min(theirs), mine.max(theirs));
+    hi > 0 && lo * 4 < hi * 3
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@
 //! any group (RR keeps only what is new; the buffer tags them with their origin, for BP). Equal
 //! states cost one fingerprint each way.
 //!
-//! Bounds: a reply holds at most [`MAX_PARTS`] parts and [`MAX_ITEMS`] irreducibles; what does not
+//! Bounds: a reply holds at most [`MAX_PARTS`] parts and [`MAX_ITEMS`] irreducibles (fewer if they
+//! are large: at most [`MAX_ITEM_BYTES`] of them); what does not
 //! fit is left as a fingerprint part, which the next round narrows again, so every round makes
 //! progress and every message stays small. This module is pure: the engine keeps the session.
 
@@ -31,6 +32,9 @@ pub const IDS_THRESHOLD: usize = 32;
 pub const MAX_PARTS: usize = 1024;
 /// The most irreducibles sent in one message.
 pub const MAX_ITEMS: usize = 4096;
+/// The most bytes of irreducibles sent in one message (half the default frame limit): a state of
+/// large irreducibles (big register values) sends fewer per message.
+pub const MAX_ITEM_BYTES: usize = 8 << 20;
 
 /// A range of the hash space and what the sender has in it. The parts of a message tile the space
 /// in order: each range starts where the one before ended (the first at 0), and ends before
@@ -134,16 +138,24 @@ impl Part {
 
 /// The hash of one irreducible.
 pub fn hash_of<L: Serialize>(irreducible: &L) -> Hash {
-    let digest = codec::digest(irreducible).unwrap_or_default();
+    hash_bytes(&codec::encode(irreducible).unwrap_or_default())
+}
+
+/// The hash of an irreducible's encoding.
+fn hash_bytes(encoded: &[u8]) -> Hash {
+    let digest = codec::sha256(encoded);
     u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"))
 }
 
 /// A state's irreducibles by hash: sorted, with prefix sums for fingerprints in constant time.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Index {
     hashes: Vec<Hash>,
     /// `prefix[i]` is the wrapping sum of `hashes[..i]`.
     prefix: Vec<Hash>,
+    /// Irreducibles one message may carry: [`MAX_ITEMS`], or fewer when the largest irreducible
+    /// is so large that they would pass [`MAX_ITEM_BYTES`].
+    budget: usize,
 }
 
 impl std::fmt::Debug for Index {
@@ -156,7 +168,12 @@ impl Index {
     /// The index of `state` (streams ⇓state: no irreducible is held but its hash).
     pub fn of<L: Decompose + Serialize>(state: &L) -> Index {
         let mut hashes = Vec::new();
-        state.for_each_irreducible(&mut |y| hashes.push(hash_of(&y)));
+        let mut largest = 1;
+        state.for_each_irreducible(&mut |y| {
+            let bytes = codec::encode(&y).unwrap_or_default();
+            largest = largest.max(bytes.len());
+            hashes.push(hash_bytes(&bytes));
+        });
         hashes.sort_unstable();
         hashes.dedup();
         let mut prefix = Vec::with_capacity(hashes.len() + 1);
@@ -166,7 +183,11 @@ impl Index {
             sum = sum.wrapping_add(*h);
             prefix.push(sum);
         }
-        Index { hashes, prefix }
+        Index {
+            hashes,
+            prefix,
+            budget: (MAX_ITEM_BYTES / largest).clamp(1, MAX_ITEMS),
+        }
     }
 
     /// Number of irreducibles.
@@ -225,8 +246,10 @@ pub struct Answer {
     pub send: HashSet<Hash>,
 }
 
-/// Answers `parts` from the other side against `index` (see the module docs).
-pub fn answer(index: &Index, parts: &[Part]) -> Result<Answer, Malformed> {
+/// Answers `parts` from the other side against `index` (see the module docs). `sent` holds what
+/// this side already sent in this exchange: the other side has it, even if its index (taken when
+/// the exchange began) does not show it, so it is not sent again.
+pub fn answer(index: &Index, parts: &[Part], sent: &HashSet<Hash>) -> Result<Answer, Malformed> {
     if parts.len() > 4 * MAX_PARTS {
         return Err(Malformed("too many parts"));
     }
@@ -245,7 +268,7 @@ pub fn answer(index: &Index, parts: &[Part]) -> Result<Answer, Malformed> {
             out.parts.push(index.fingerprint(lower, Bound::END));
             break;
         }
-        answer_part(index, lower, part, &mut out)?;
+        answer_part(index, lower, part, sent, &mut out)?;
         lower = part.upper.0.unwrap_or(Hash::MAX);
     }
     if out.parts.iter().all(|p| p.says == Says::Skip) {
@@ -266,7 +289,13 @@ fn skip(out: &mut Vec<Part>, upper: Bound) {
 }
 
 /// Answers the part `[lower, part.upper)`.
-fn answer_part(index: &Index, lower: Hash, part: &Part, out: &mut Answer) -> Result<(), Malformed> {
+fn answer_part(
+    index: &Index,
+    lower: Hash,
+    part: &Part,
+    sent: &HashSet<Hash>,
+    out: &mut Answer,
+) -> Result<(), Malformed> {
     let (i, j) = index.span(lower, part.upper);
     let mine = &index.hashes[i..j];
     match &part.says {
@@ -291,7 +320,12 @@ fn answer_part(index: &Index, lower: Hash, part: &Part, out: &mut Answer) -> Res
                 return Err(Malformed("an id list over the bound"));
             }
             let theirs: HashSet<u64> = ids.iter().copied().collect();
-            let unsent = send_where(mine, |h| !theirs.contains(&short(h)), out);
+            let unsent = send_where(
+                mine,
+                index.budget,
+                |h| !theirs.contains(&short(h)) && !sent.contains(&h),
+                out,
+            );
             let mine_short: HashSet<u64> = mine.iter().map(|h| short(*h)).collect();
             let have: Vec<bool> = ids.iter().map(|id| mine_short.contains(id)).collect();
             if unsent {
@@ -321,7 +355,12 @@ fn answer_part(index: &Index, lower: Hash, part: &Part, out: &mut Answer) -> Res
                 .filter(|(i, _)| !has(*i))
                 .map(|(_, h)| *h)
                 .collect();
-            if send_where(mine, |h| lacking.contains(&h), out) {
+            if send_where(
+                mine,
+                index.budget,
+                |h| lacking.contains(&h) && !sent.contains(&h),
+                out,
+            ) {
                 out.parts.push(index.fingerprint(lower, part.upper));
             } else {
                 skip(&mut out.parts, part.upper);
@@ -331,12 +370,12 @@ fn answer_part(index: &Index, lower: Hash, part: &Part, out: &mut Answer) -> Res
     Ok(())
 }
 
-/// Adds the hashes of `mine` that `pick` chooses to what is sent, up to [`MAX_ITEMS`]; returns
+/// Adds the hashes of `mine` that `pick` chooses to what is sent, up to `budget`; returns
 /// whether some did not fit.
-fn send_where(mine: &[Hash], pick: impl Fn(Hash) -> bool, out: &mut Answer) -> bool {
+fn send_where(mine: &[Hash], budget: usize, pick: impl Fn(Hash) -> bool, out: &mut Answer) -> bool {
     let mut unsent = false;
     for h in mine.iter().copied().filter(|h| pick(*h)) {
-        if out.send.len() < MAX_ITEMS {
+        if out.send.len() < budget {
             out.send.insert(h);
         } else {
             unsent = true;

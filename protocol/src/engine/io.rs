@@ -42,7 +42,7 @@ impl Config {
             beacon_period_ticks: 10,
             reconcile: true,
             max_reconcile_rounds: 1_000,
-            reconcile_retry_ticks: 60,
+            reconcile_retry_ticks: 10,
         }
     }
 }
@@ -129,10 +129,10 @@ pub struct Neighbour {
     pub lazy_since: Option<u64>,
     /// Reconciliation: the exchange in progress with it (messages of any other are stale).
     pub session: Option<u64>,
-    /// Reconciliation: the exchange this side opened and the fingerprint it opened with, until the
-    /// peer answers it; when both sides open at once, only the one with the smaller fingerprint
-    /// goes on.
-    pub opened: Option<(u64, crate::reconcile::Hash)>,
+    /// Reconciliation: the exchange this side opened, with the fingerprint and index sequence
+    /// number it opened with, until the peer answers it; when both sides open at once, only the
+    /// one with the smaller (fingerprint, sequence number) goes on.
+    pub opened: Option<(u64, crate::reconcile::Hash, u64)>,
     /// Reconciliation: the sequence number of the index this side answers from in the current
     /// exchange (what the peer holds once it ends).
     pub reconcile_seq: Option<u64>,
@@ -142,6 +142,8 @@ pub struct Neighbour {
     pub rounds: u32,
     /// Reconciliation: the round its next message must have.
     pub next_round: u32,
+    /// Reconciliation: what this side sent it in the current exchange (not sent again).
+    pub sent: std::collections::HashSet<crate::reconcile::Hash>,
     /// It was cut off from reconciliation: catch it up by state.
     pub full_state: bool,
 }

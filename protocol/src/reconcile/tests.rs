@@ -8,12 +8,14 @@ use proptest::prelude::*;
 /// exchange began (as the engine does); returns (messages, metadata units sent).
 fn reconcile(a: &mut GSet<u64>, b: &mut GSet<u64>) -> (usize, usize) {
     let indexes = [Index::of(&*a), Index::of(&*b)];
+    let mut sent: [HashSet<Hash>; 2] = Default::default();
     let mut parts = vec![indexes[0].whole()];
     let (mut messages, mut listed) = (1, 1);
     let sides = [a, b];
     let mut turn = 1;
     loop {
-        let ans = answer(&indexes[turn], &parts).unwrap();
+        let ans = answer(&indexes[turn], &parts, &sent[turn]).unwrap();
+        sent[turn].extend(ans.send.iter().copied());
         let items = collect(&*sides[turn], &ans.send);
         sides[1 - turn].join(&items);
         messages += 1;
@@ -66,26 +68,39 @@ fn lies_are_refused() {
         says: Says::Fingerprint { sum: 1, count: 1 },
     };
     assert!(
-        answer(&index, &[fp(Some(5)), fp(Some(5)), fp(None)]).is_err(),
+        answer(
+            &index,
+            &[fp(Some(5)), fp(Some(5)), fp(None)],
+            &HashSet::new()
+        )
+        .is_err(),
         "an empty range"
     );
     assert!(
-        answer(&index, &[fp(Some(9)), fp(Some(5)), fp(None)]).is_err(),
+        answer(
+            &index,
+            &[fp(Some(9)), fp(Some(5)), fp(None)],
+            &HashSet::new()
+        )
+        .is_err(),
         "out of order"
     );
     assert!(
-        answer(&index, &[fp(None), fp(None)]).is_err(),
+        answer(&index, &[fp(None), fp(None)], &HashSet::new()).is_err(),
         "past the end"
     );
-    assert!(answer(&index, &[fp(Some(9))]).is_err(), "short of the end");
-    assert!(answer(&index, &[]).is_err());
+    assert!(
+        answer(&index, &[fp(Some(9))], &HashSet::new()).is_err(),
+        "short of the end"
+    );
+    assert!(answer(&index, &[], &HashSet::new()).is_err());
     let many = Part {
         upper: Bound::END,
         says: Says::Ids {
             ids: (0..10_000).collect(),
         },
     };
-    assert!(answer(&index, &[many]).is_err());
+    assert!(answer(&index, &[many], &HashSet::new()).is_err());
 }
 
 #[test]
@@ -156,9 +171,38 @@ proptest! {
         if sorted {
             parts.sort_by_key(|p| p.upper.0.map_or(u128::MAX, |u| u));
         }
-        if let Ok(a) = answer(&index, &parts) {
+        if let Ok(a) = answer(&index, &parts, &HashSet::new()) {
             prop_assert!(a.parts.len() <= MAX_PARTS + 1);
             prop_assert!(a.send.len() <= MAX_ITEMS);
         }
     }
+}
+
+#[test]
+fn large_irreducibles_go_fewer_to_a_message() {
+    // 48 strings of 512 KiB: 24 MiB in all, more than a frame; each message carries ≤ 8 MiB.
+    let big: GSet<String> = (0..48u8)
+        .map(|i| format!("{i:02}{}", "x".repeat(512 << 10)))
+        .collect();
+    let (ia, ib) = (Index::of(&big), Index::of(&GSet::<String>::default()));
+    let mut b = GSet::<String>::default();
+    let mut parts = vec![ia.whole()];
+    let mut turn = 1;
+    let mut sent: [HashSet<Hash>; 2] = Default::default();
+    for _ in 0..100 {
+        let (index, side) = if turn == 1 { (&ib, &b) } else { (&ia, &big) };
+        let ans = answer(index, &parts, &sent[turn]).unwrap();
+        sent[turn].extend(ans.send.iter().copied());
+        let items = collect(side, &ans.send);
+        assert!(crdt::codec::encode(&items).unwrap().len() <= MAX_ITEM_BYTES + 1024);
+        if turn == 0 {
+            b.join(&items);
+        }
+        if ans.parts.is_empty() {
+            break;
+        }
+        parts = ans.parts;
+        turn = 1 - turn;
+    }
+    assert_eq!(b, big);
 }
