@@ -269,11 +269,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                         n.catch_up_sent = None;
                         if n.reconcile_seq.is_some_and(|r| r <= seq) {
                             // The ack of our last reconciliation message: that exchange is over.
-                            n.reconcile_seq = None;
-                            n.index = None;
-                            n.sent.clear();
-                            n.session = None;
-                            n.rounds = 0;
+                            n.end_reconciliation();
                         }
                         out.push(Output::Event(Event::Acked(from)));
                     }
@@ -283,12 +279,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             Message::CatchUp { seq, state } => {
                 if let Some(n) = self.neighbours.get_mut(&from) {
                     // It ends any reconciliation with them (they may have answered one with it).
-                    n.session = None;
-                    n.opened = None;
-                    n.index = None;
-                    n.sent.clear();
-                    n.reconcile_seq = None;
-                    n.rounds = 0;
+                    n.end_reconciliation();
                 }
                 // What they lack, computed before their state joins ours.
                 let missing = self.state.delta(&state);
@@ -505,12 +496,9 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 }
                 return;
             }
+            // Ours, if any, gives way.
+            n.end_reconciliation();
             n.session = Some(session);
-            n.opened = None; // Ours, if any, gives way.
-            n.reconcile_seq = None;
-            n.index = None;
-            n.sent.clear();
-            n.rounds = 0;
             n.next_round = 0;
         }
         if round != n.next_round {
@@ -529,11 +517,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 n.acked = Some(n.acked.map_or(ours, |a| a.max(ours)));
             }
             n.catch_up_sent = None;
-            n.rounds = 0;
-            n.session = None;
-            n.opened = None;
-            n.index = None;
-            n.sent.clear();
+            n.end_reconciliation();
             self.stats.reconciliations += 1;
             out.push(Output::Event(Event::Acked(from)));
             out.push(Output::Event(Event::Reconciled(from)));
@@ -549,12 +533,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
         if dense {
             // One side holds less than three quarters of what the other does: the difference is
             // a large part of a state, and a whole state costs less than narrowing it down.
-            n.session = None;
-            n.index = None;
-            n.sent.clear();
-            n.reconcile_seq = None;
-            n.opened = None;
-            n.rounds = 0;
+            n.end_reconciliation();
             n.catch_up_sent = Some(self.tick);
             out.push(Output::Send {
                 to: from,
@@ -571,12 +550,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             Ok(a) if n.rounds <= max_rounds => a,
             _ => {
                 // A lie, or an exchange that will not end: cut it off; catch the peer up by state.
-                n.rounds = 0;
-                n.session = None;
-                n.opened = None;
-                n.reconcile_seq = None;
-                n.index = None;
-                n.sent.clear();
+                n.end_reconciliation();
                 n.catch_up_sent = None;
                 n.acked = None;
                 n.full_state = true;
@@ -625,12 +599,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 (None, false) => {
                     // Off the tree: no catch-up goes on over it (it is caught up if it rejoins).
                     n.lazy_since = Some(self.tick);
-                    n.session = None;
-                    n.opened = None;
-                    n.index = None;
-                    n.sent.clear();
-                    n.reconcile_seq = None;
-                    n.rounds = 0;
+                    n.end_reconciliation();
                 }
                 (Some(_), true) => {
                     n.lazy_since = None;

@@ -149,6 +149,17 @@ pub struct Neighbour {
 }
 
 impl Neighbour {
+    /// Forgets the reconciliation with it, if any (over, given up, or replaced by a catch-up by
+    /// state). Its acks are kept.
+    pub fn end_reconciliation(&mut self) {
+        self.session = None;
+        self.opened = None;
+        self.index = None;
+        self.sent.clear();
+        self.reconcile_seq = None;
+        self.rounds = 0;
+    }
+
     /// Off the spanning tree (`bp-rr-tree`).
     pub fn is_lazy(&self) -> bool {
         self.lazy_since.is_some()
