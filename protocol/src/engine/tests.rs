@@ -759,3 +759,61 @@ fn a_dense_difference_is_caught_up_by_state() {
     assert!(crossed.iter().any(|m| matches!(m, Message::CatchUp { .. })));
     assert!(crossed.len() <= 5, "{} messages", crossed.len());
 }
+
+#[test]
+fn many_objects_with_a_few_new_elements_in_two_of_them_cost_kilobytes() {
+    use crdt::{Lattice, Op, ReplicaId, Store, Value, Writer};
+    // 100 sets of 1,000 elements and one of 20,000; then 20 new elements across two of them.
+    let w = Writer {
+        replica: ReplicaId(1),
+        now_ms: 0,
+    };
+    let mut shared = Store::default();
+    let mut add = |s: &mut Store, key: &str, x: u64| {
+        let d = s
+            .apply(key, Op::GSetAdd(Value::from(serde_json::json!(x))), &w)
+            .unwrap();
+        s.join(&d);
+    };
+    for k in 0..100 {
+        for x in 0..1_000 {
+            add(&mut shared, &format!("set-{k}"), x);
+        }
+    }
+    for x in 0..20_000 {
+        add(&mut shared, "big", x);
+    }
+    let mut ahead = shared.clone();
+    for x in 0..10 {
+        add(&mut ahead, "set-7", 5_000 + x);
+        add(&mut ahead, "big", 50_000 + x);
+    }
+    let mut nodes: Vec<Engine<u32, Store>> = [ahead, shared]
+        .into_iter()
+        .map(|s| Engine::new(Config::new(Algorithm::BpRr), s, 0))
+        .collect();
+    nodes[0].handle(Input::NeighbourUp(1));
+    nodes[1].handle(Input::NeighbourUp(0));
+    let mut bytes = 0;
+    for _ in 0..5 {
+        let mut queue: std::collections::VecDeque<(u32, u32, Message<Store>)> = Default::default();
+        for i in 0..2u32 {
+            for o in nodes[i as usize].handle(Input::Tick) {
+                if let Output::Send { to, msg } = o {
+                    queue.push_back((i, to, msg));
+                }
+            }
+        }
+        while let Some((from, to, msg)) = queue.pop_front() {
+            bytes += crate::wire::encode(&msg).unwrap().len();
+            for o in nodes[to as usize].handle(Input::Received { from, msg }) {
+                if let Output::Send { to: next, msg } = o {
+                    queue.push_back((to, next, msg));
+                }
+            }
+        }
+    }
+    assert_eq!(nodes[0].state(), nodes[1].state());
+    assert!(bytes <= 16 * 1024, "{bytes} bytes both ways");
+    eprintln!("120,000 elements in 101 objects, 20 new in two: {bytes} bytes both ways");
+}
