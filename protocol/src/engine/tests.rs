@@ -769,7 +769,7 @@ fn many_objects_with_a_few_new_elements_in_two_of_them_cost_kilobytes() {
         now_ms: 0,
     };
     let mut shared = Store::default();
-    let mut add = |s: &mut Store, key: &str, x: u64| {
+    let add = |s: &mut Store, key: &str, x: u64| {
         let d = s
             .apply(key, Op::GSetAdd(Value::from(serde_json::json!(x))), &w)
             .unwrap();
