@@ -312,8 +312,9 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 seq,
                 parts,
                 items,
+                sketch,
             } => {
-                self.on_reconcile(from, (session, round), seq, parts, items, out);
+                self.on_reconcile(from, (session, round), seq, (parts, sketch), items, out);
             }
             Message::State { state } => {
                 // State-based sync has no acks: a neighbour whose state covers ours holds every
@@ -404,7 +405,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             }
         } else {
             let (seq, index) = self.fresh_index();
-            let whole = index.whole();
+            let (whole, sketch) = (index.whole(), index.sketch());
             let sum = whole.sum().unwrap_or_default();
             // Unique per opening (a retry opens a new exchange; the old one's messages are stale).
             self.openings += 1;
@@ -426,6 +427,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 seq,
                 parts: vec![whole],
                 items: L::bottom(),
+                sketch,
             }
         };
         out.push(Output::Send { to, msg });
@@ -457,7 +459,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
         from: P,
         (session, round): (u64, u32),
         seq: u64,
-        parts: Vec<reconcile::Part>,
+        (parts, sketch): (Vec<reconcile::Part>, Vec<u64>),
         items: L,
         out: &mut Vec<Output<P, L>>,
     ) {
@@ -491,6 +493,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                             seq: at,
                             parts: vec![index.whole()],
                             items: L::bottom(),
+                            sketch: index.sketch(),
                         },
                     });
                 }
@@ -528,7 +531,9 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             _ => self.fresh_index(),
         };
         let max_rounds = self.config.max_reconcile_rounds;
-        let dense = round == 0 && is_dense(index.len() as u64, &parts);
+        let dense = round == 0
+            && (is_dense(index.len() as u64, &parts)
+                || index.difference_share(&sketch) > reconcile::DENSE);
         let n = self.neighbours.get_mut(&from).expect("checked above");
         if dense {
             // One side holds less than three quarters of what the other does: the difference is
@@ -572,6 +577,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 session,
                 round: round + 1,
                 seq,
+                sketch: vec![],
                 parts: answer.parts,
                 items,
             },

@@ -55,6 +55,9 @@ pub enum Message<L> {
         seq: u64,
         /// Ranges still to narrow; none: the exchange is over.
         parts: Vec<Part>,
+        /// In an opening: the first 64 bits of the opener's smallest hashes (a bottom-k sketch),
+        /// from which the other side estimates how much differs. Empty otherwise.
+        sketch: Vec<u64>,
         /// Irreducibles the receiver lacks, joined.
         items: L,
     },
@@ -92,8 +95,15 @@ impl<L: Measure> Message<L> {
                 1 + l.metadata_units()
             }
             Message::State { state } => state.metadata_units(),
-            Message::Reconcile { parts, items, .. } => {
-                1 + parts.iter().map(Part::metadata_units).sum::<u64>() + items.metadata_units()
+            Message::Reconcile {
+                parts,
+                items,
+                sketch,
+                ..
+            } => {
+                1 + sketch.len() as u64
+                    + parts.iter().map(Part::metadata_units).sum::<u64>()
+                    + items.metadata_units()
             }
             Message::Ack { .. } => 1,
             Message::Beacon(_) => 2,

@@ -28,6 +28,11 @@ pub type Hash = u128;
 pub const BRANCH: usize = 8;
 /// Ranges this small (in the answering side's hashes) are answered with their hashes.
 pub const IDS_THRESHOLD: usize = 32;
+/// Hashes in an opening's sketch.
+pub const SKETCH: usize = 64;
+/// The share of irreducibles that must differ (estimated from the sketches) for a catch-up by
+/// state to cost less than reconciliation: about a quarter (BENCHMARKS.md, "Catch-up").
+pub const DENSE: f64 = 0.25;
 /// The most parts in one message.
 pub const MAX_PARTS: usize = 1024;
 /// The most irreducibles sent in one message.
@@ -198,6 +203,41 @@ impl Index {
     /// Whether the state is ⊥.
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
+    }
+
+    /// A bottom-k sketch: the first 64 bits of the [`SKETCH`] smallest hashes.
+    pub fn sketch(&self) -> Vec<u64> {
+        self.hashes.iter().take(SKETCH).map(|h| short(*h)).collect()
+    }
+
+    /// From the other side's sketch, the share of the union of both states that only one side
+    /// holds (0 when both are empty). The [`SKETCH`] smallest hashes of the union are a uniform
+    /// sample of it; those both sides hold estimate the shared share.
+    pub fn difference_share(&self, theirs: &[u64]) -> f64 {
+        let mine = self.sketch();
+        let mut union: Vec<u64> = mine.iter().chain(theirs).copied().collect();
+        union.sort_unstable();
+        union.dedup();
+        // Below the larger of the two sketches' last hashes, one side's sample is incomplete.
+        let bound = match (mine.len() < SKETCH, theirs.len() < SKETCH) {
+            (true, true) => u64::MAX,
+            (true, false) => *theirs.last().expect("full"),
+            (false, true) => *mine.last().expect("full"),
+            (false, false) => (*mine.last().expect("full")).min(*theirs.last().expect("full")),
+        };
+        let sample: Vec<u64> = union
+            .into_iter()
+            .filter(|h| *h <= bound)
+            .take(SKETCH)
+            .collect();
+        if sample.is_empty() {
+            return 0.0;
+        }
+        let both = sample
+            .iter()
+            .filter(|h| mine.binary_search(h).is_ok() && theirs.contains(h))
+            .count();
+        1.0 - both as f64 / sample.len() as f64
     }
 
     /// The part that opens an exchange: the fingerprint of everything.

@@ -206,3 +206,23 @@ fn large_irreducibles_go_fewer_to_a_message() {
     }
     assert_eq!(b, big);
 }
+
+#[test]
+fn sketches_estimate_how_much_differs() {
+    let base: Vec<u64> = (0..20_000).collect();
+    let a: GSet<u64> = base.iter().copied().collect();
+    let share = |b: GSet<u64>| Index::of(&a).difference_share(&Index::of(&b).sketch());
+    assert_eq!(share(a.clone()), 0.0, "equal states");
+    let few: GSet<u64> = base.iter().copied().chain(100_000..100_010).collect();
+    assert!(share(few) < 0.1, "10 in 20,000");
+    let half: GSet<u64> = (10_000..30_000).collect();
+    let s = share(half);
+    assert!(
+        (0.4..0.9).contains(&s),
+        "two thirds of the union differ: {s}"
+    );
+    assert_eq!(
+        Index::of(&GSet::<u64>::default()).difference_share(&[]),
+        0.0
+    );
+}
