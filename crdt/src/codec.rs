@@ -73,7 +73,7 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// SHA-256 of the canonical encoding. Every type keeps a canonical representation, so equal
 /// states have equal digests (and different ones, different digests, but for hash collisions).
 pub fn digest<T: Serialize>(value: &T) -> Result<[u8; 32], CrdtError> {
-    Ok(Sha256::digest(encode(value)?).into())
+    Ok(sha256(&encode(value)?))
 }
 
 /// Lower-case hex of `bytes`.

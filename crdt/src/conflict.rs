@@ -86,10 +86,6 @@ impl Object<'_> {
     }
 }
 
-fn json_of(v: &crate::Value) -> Json {
-    v.to_json()
-}
-
 impl Store {
     /// The conflicts at `key`: a type clash first, then the concurrent values of the shown object.
     pub fn conflicts_at(&self, key: &str) -> Vec<Conflict> {
@@ -126,7 +122,7 @@ impl Store {
                     .into_iter()
                     .map(|(v, origins)| Candidate {
                         kind,
-                        value: json_of(v),
+                        value: v.to_json(),
                         origins,
                     })
                     .collect(),

@@ -118,9 +118,23 @@ macro_rules! object_kinds {
             }
 
             /// Number of keys (what [`Store::objects`] lists): each key counts once, without
-            /// building the list.
+            /// building the list. Keys are looked up in the other types' maps only past the first
+            /// type that has objects, so a store of one type counts in constant time (reserved
+            /// keys sort first, and only they are walked).
+            #[allow(unused_assignments)] // The flag is also set after the last type.
             pub fn len(&self) -> usize {
-                0 $( + self.$field.iter().filter(|(k, _)| !resolution::is_reserved(k) && !self.has_earlier_kind(k, Kind::$kind)).count() )*
+                let (mut n, mut earlier) = (0, false);
+                $(
+                    let m = &self.$field;
+                    let reserved = m.iter().take_while(|(k, _)| resolution::is_reserved(k)).count();
+                    n += if earlier {
+                        m.iter().skip(reserved).filter(|(k, _)| !self.has_earlier_kind(k, Kind::$kind)).count()
+                    } else {
+                        m.len() - reserved
+                    };
+                    earlier |= m.len() > reserved;
+                )*
+                n
             }
 
             /// Only the objects at `key` (of every type it has), and its resolution.
@@ -243,6 +257,9 @@ impl Store {
     pub fn shown_kind(&self, key: &str) -> Option<Kind> {
         let kinds = self.kinds(key);
         let first = *kinds.first()?;
+        if kinds.len() == 1 {
+            return Some(first); // No clash: no resolution to look up.
+        }
         Some(
             self.resolution(key)
                 .map(|r| r.keep)

@@ -123,11 +123,6 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
         self.buffer.iter().filter(|e| e.seq >= acked).count()
     }
 
-    /// Ticks seen.
-    pub fn ticks(&self) -> u64 {
-        self.tick
-    }
-
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -399,38 +394,48 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
         let by_state =
             !self.config.reconcile || self.neighbours.get(&to).is_none_or(|n| n.full_state);
         let msg = if by_state {
-            Message::CatchUp {
-                seq: self.buffer.next_seq(),
-                state: self.state.clone(),
-            }
+            self.whole_state()
         } else {
             let (seq, index) = self.fresh_index();
-            let (whole, sketch) = (index.whole(), index.sketch());
-            let sum = whole.sum().unwrap_or_default();
+            let sum = index.whole().sum().unwrap_or_default();
             // Unique per opening (a retry opens a new exchange; the old one's messages are stale).
             self.openings += 1;
             let session = seq.rotate_left(32)
                 ^ (sum as u64)
                 ^ ((sum >> 64) as u64)
                 ^ self.openings.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let msg = Self::opening(session, seq, &index);
             let n = self.neighbours.get_mut(&to).expect("a neighbour");
+            n.end_reconciliation();
             n.next_round = 1;
             n.session = Some(session);
             n.opened = Some((session, sum, seq));
             n.reconcile_seq = Some(seq);
             n.index = Some(index);
-            n.sent.clear();
-            n.rounds = 0;
-            Message::Reconcile {
-                session,
-                round: 0,
-                seq,
-                parts: vec![whole],
-                items: L::bottom(),
-                sketch,
-            }
+            msg
         };
         out.push(Output::Send { to, msg });
+    }
+
+    /// A catch-up by state: the whole state, as of the next sequence number.
+    fn whole_state(&self) -> Message<L> {
+        Message::CatchUp {
+            seq: self.buffer.next_seq(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// The message that opens reconciliation `session` from `index` (taken at `seq`): the
+    /// fingerprint of everything and a sketch.
+    fn opening(session: u64, seq: u64, index: &Index) -> Message<L> {
+        Message::Reconcile {
+            session,
+            round: 0,
+            seq,
+            parts: vec![index.whole()],
+            items: L::bottom(),
+            sketch: index.sketch(),
+        }
     }
 
     /// The reconciliation index of the current state and its sequence number, rebuilt if the
@@ -487,14 +492,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 if let Some(index) = &n.index {
                     out.push(Output::Send {
                         to: from,
-                        msg: Message::Reconcile {
-                            session: id,
-                            round: 0,
-                            seq: at,
-                            parts: vec![index.whole()],
-                            items: L::bottom(),
-                            sketch: index.sketch(),
-                        },
+                        msg: Self::opening(id, at, index),
                     });
                 }
                 return;
@@ -536,17 +534,12 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 || index.difference_share(&sketch) > reconcile::DENSE);
         let n = self.neighbours.get_mut(&from).expect("checked above");
         if dense {
-            // One side holds less than three quarters of what the other does: the difference is
-            // a large part of a state, and a whole state costs less than narrowing it down.
+            // The counts or the sketches show a large part of a state differing: a whole state
+            // costs less than narrowing it down.
             n.end_reconciliation();
             n.catch_up_sent = Some(self.tick);
-            out.push(Output::Send {
-                to: from,
-                msg: Message::CatchUp {
-                    seq: self.buffer.next_seq(),
-                    state: self.state.clone(),
-                },
-            });
+            let msg = self.whole_state();
+            out.push(Output::Send { to: from, msg });
             return;
         }
         let answer = reconcile::answer(&index, &parts, &n.sent);
@@ -564,10 +557,9 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 return;
             }
         };
-        let seq = index_seq;
         n.sent.extend(answer.send.iter().copied());
         n.next_round = round + 2;
-        n.reconcile_seq = Some(seq);
+        n.reconcile_seq = Some(index_seq);
         n.index = Some(index);
         n.catch_up_sent = Some(self.tick);
         let items = reconcile::collect(&self.state, &answer.send);
@@ -576,7 +568,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             msg: Message::Reconcile {
                 session,
                 round: round + 1,
-                seq,
+                seq: index_seq,
                 sketch: vec![],
                 parts: answer.parts,
                 items,
