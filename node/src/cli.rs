@@ -267,6 +267,10 @@ pub struct SimArgs {
     /// With --diverge: the difference is all on one replica (default: split between both).
     #[arg(long)]
     pub diverge_one_side: bool,
+    /// With --diverge: elements are strings of this many bytes (comma-separated: each is a run;
+    /// 0, the default: integers, ~5 bytes encoded).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub element_bytes: Vec<usize>,
     /// Seed for topology, workload and faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -11,17 +11,20 @@
 //!   other links are *lazy* and carry beacons. A link that turns eager is caught up: with deltas if
 //!   it left the tree less than two beacon periods ago (it held the buffer back meanwhile), else by
 //!   state, as a new neighbour is.
+//! - Catching up (`catch_up.rs`) goes by set reconciliation ([`crate::reconcile`]) by default: the
+//!   two sides find what differs and send only that; the state-driven exchange is the fallback.
 
 use crate::algorithm::Algorithm;
 use crate::buffer::{DeltaBuffer, Origin};
 use crate::message::Message;
 use crate::peer::PeerId;
-use crate::reconcile::{self, Index};
+use crate::reconcile::Index;
 use crate::tree::SpanningTree;
 use crdt::{Decompose, Measure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod catch_up;
 mod io;
 
 pub use io::{Config, Event, Input, Neighbour, Output, Stats};
@@ -388,194 +391,6 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
         self.collect_garbage();
     }
 
-    /// Catches `to` up: opens a reconciliation, or (when it is off, or `to` was cut off from it)
-    /// sends the whole state.
-    fn start_catch_up(&mut self, to: P, out: &mut Vec<Output<P, L>>) {
-        let by_state =
-            !self.config.reconcile || self.neighbours.get(&to).is_none_or(|n| n.full_state);
-        let msg = if by_state {
-            self.whole_state()
-        } else {
-            let (seq, index) = self.fresh_index();
-            let sum = index.whole().sum().unwrap_or_default();
-            // Unique per opening (a retry opens a new exchange; the old one's messages are stale).
-            self.openings += 1;
-            let session = seq.rotate_left(32)
-                ^ (sum as u64)
-                ^ ((sum >> 64) as u64)
-                ^ self.openings.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            let msg = Self::opening(session, seq, &index);
-            let n = self.neighbours.get_mut(&to).expect("a neighbour");
-            n.end_reconciliation();
-            n.next_round = 1;
-            n.session = Some(session);
-            n.opened = Some((session, sum, seq));
-            n.reconcile_seq = Some(seq);
-            n.index = Some(index);
-            msg
-        };
-        out.push(Output::Send { to, msg });
-    }
-
-    /// A catch-up by state: the whole state, as of the next sequence number.
-    fn whole_state(&self) -> Message<L> {
-        Message::CatchUp {
-            seq: self.buffer.next_seq(),
-            state: self.state.clone(),
-        }
-    }
-
-    /// The message that opens reconciliation `session` from `index` (taken at `seq`): the
-    /// fingerprint of everything and a sketch.
-    fn opening(session: u64, seq: u64, index: &Index) -> Message<L> {
-        Message::Reconcile {
-            session,
-            round: 0,
-            seq,
-            parts: vec![index.whole()],
-            items: L::bottom(),
-            sketch: index.sketch(),
-        }
-    }
-
-    /// The reconciliation index of the current state and its sequence number, rebuilt if the
-    /// state changed since it was last taken. An exchange keeps the index it started with: what
-    /// changed since is in the buffer, above the index's sequence number, and reaches the peer as
-    /// delta-groups once the exchange ends.
-    fn fresh_index(&mut self) -> (u64, Arc<Index>) {
-        if self
-            .index
-            .as_ref()
-            .is_none_or(|i| i.version != self.version)
-        {
-            self.index = Some(IndexAt {
-                version: self.version,
-                seq: self.buffer.next_seq(),
-                index: Arc::new(Index::of(&self.state)),
-            });
-        }
-        let at = self.index.as_ref().expect("just built");
-        (at.seq, at.index.clone())
-    }
-
-    /// One round of a reconciliation with `from` (see [`Message::Reconcile`]).
-    fn on_reconcile(
-        &mut self,
-        from: P,
-        (session, round): (u64, u32),
-        seq: u64,
-        (parts, sketch): (Vec<reconcile::Part>, Vec<u64>),
-        items: L,
-        out: &mut Vec<Output<P, L>>,
-    ) {
-        // Irreducibles are data: merging them is right whatever the exchange.
-        if !items.is_bottom() {
-            self.merge(from, &items, true, out);
-        }
-        let Some(n) = self.neighbours.get_mut(&from) else {
-            return;
-        };
-        let opening = match &parts[..] {
-            [p] if p.upper == reconcile::Bound::END => p.sum(),
-            _ => None,
-        };
-        let ours = n.opened.map(|(id, ..)| id);
-        if Some(session) != n.session && Some(session) != ours {
-            let Some(theirs) = opening.filter(|_| round == 0) else {
-                return; // A message of an exchange that is over: stale.
-            };
-            // They open an exchange. If we opened one too, the one opened with the smaller
-            // (fingerprint, index sequence number) goes on: both sides make the same choice, and
-            // it stays the same when either retries with a new session (a tie: both go on).
-            if let Some((id, _, at)) = n.opened.filter(|(_, sum, at)| (*sum, *at) < (theirs, seq)) {
-                // Ours goes on. Say it again, in case it was lost (a duplicate is ignored there).
-                if let Some(index) = &n.index {
-                    out.push(Output::Send {
-                        to: from,
-                        msg: Self::opening(id, at, index),
-                    });
-                }
-                return;
-            }
-            // Ours, if any, gives way.
-            n.end_reconciliation();
-            n.session = Some(session);
-            n.next_round = 0;
-        }
-        if round != n.next_round {
-            return; // Out of turn: a duplicate, or late.
-        }
-        if Some(session) == n.session && ours == Some(session) && opening.is_none() {
-            n.opened = None; // They answered ours.
-        }
-        if parts.is_empty() {
-            // The exchange is over: they hold ours (as of our lowest index), we hold theirs.
-            out.push(Output::Send {
-                to: from,
-                msg: Message::Ack { seq },
-            });
-            if let Some(ours) = n.reconcile_seq.take() {
-                n.acked = Some(n.acked.map_or(ours, |a| a.max(ours)));
-            }
-            n.catch_up_sent = None;
-            n.end_reconciliation();
-            self.stats.reconciliations += 1;
-            out.push(Output::Event(Event::Acked(from)));
-            out.push(Output::Event(Event::Reconciled(from)));
-            return;
-        }
-        let (index_seq, index) = match (n.reconcile_seq, n.index.clone()) {
-            (Some(seq), Some(index)) => (seq, index),
-            _ => self.fresh_index(),
-        };
-        let max_rounds = self.config.max_reconcile_rounds;
-        let dense = round == 0
-            && (is_dense(index.len() as u64, &parts)
-                || index.difference_share(&sketch) > reconcile::DENSE);
-        let n = self.neighbours.get_mut(&from).expect("checked above");
-        if dense {
-            // The counts or the sketches show a large part of a state differing: a whole state
-            // costs less than narrowing it down.
-            n.end_reconciliation();
-            n.catch_up_sent = Some(self.tick);
-            let msg = self.whole_state();
-            out.push(Output::Send { to: from, msg });
-            return;
-        }
-        let answer = reconcile::answer(&index, &parts, &n.sent);
-        n.rounds += 1;
-        let answer = match answer {
-            Ok(a) if n.rounds <= max_rounds => a,
-            _ => {
-                // A lie, or an exchange that will not end: cut it off; catch the peer up by state.
-                n.end_reconciliation();
-                n.catch_up_sent = None;
-                n.acked = None;
-                n.full_state = true;
-                self.stats.reconcile_aborted += 1;
-                out.push(Output::Event(Event::ReconcileAborted(from)));
-                return;
-            }
-        };
-        n.sent.extend(answer.send.iter().copied());
-        n.next_round = round + 2;
-        n.reconcile_seq = Some(index_seq);
-        n.index = Some(index);
-        n.catch_up_sent = Some(self.tick);
-        let items = reconcile::collect(&self.state, &answer.send);
-        out.push(Output::Send {
-            to: from,
-            msg: Message::Reconcile {
-                session,
-                round: round + 1,
-                seq: index_seq,
-                sketch: vec![],
-                parts: answer.parts,
-                items,
-            },
-        });
-    }
-
     /// `bp-rr-tree`: moves the tree on a tick, sends the beacons due, and applies what changed to
     /// the links. A link leaving the tree keeps its ack and holds the buffer back for a grace of
     /// two beacon periods; rejoining while the buffer still reaches back to its ack, it resumes
@@ -644,18 +459,6 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             }
         }
     }
-}
-
-/// Whether an opening of `theirs` irreducibles against `mine` shows a dense difference: one side
-/// holds less than three quarters of what the other does (narrowing down costs more than the
-/// state once a quarter or so of it differs: BENCHMARKS.md, "Catch-up").
-fn is_dense(mine: u64, parts: &[reconcile::Part]) -> bool {
-    let [part] = parts else { return false };
-    let reconcile::Says::Fingerprint { count: theirs, .. } = part.says else {
-        return false;
-    };
-    let (lo, hi) = (mine.min(theirs), mine.max(theirs));
-    hi > 0 && lo * 4 < hi * 3
 }
 
 #[cfg(test)]

@@ -12,10 +12,20 @@
 //! any group (RR keeps only what is new; the buffer tags them with their origin, for BP). Equal
 //! states cost one fingerprint each way.
 //!
+//! A mismatch of the whole space is first answered with *coded symbols* of a rateless IBLT
+//! ([`coded`]): from about 1.35 symbols (13 bytes each) per differing irreducible, the other side
+//! decodes which hashes differ, asks for the ones it lacks ([`Says::Want`]) and sends the ones
+//! the coder lacks, in chunks. Should decoding need more symbols than [`MAX_CODED`], the
+//! exchange falls back to narrowing ranges.
+//!
 //! Bounds: a reply holds at most [`MAX_PARTS`] parts and [`MAX_ITEMS`] irreducibles (fewer if they
 //! are large: at most [`MAX_ITEM_BYTES`] of them); what does not
 //! fit is left as a fingerprint part, which the next round narrows again, so every round makes
 //! progress and every message stays small. This module is pure: the engine keeps the session.
+
+mod by_ranges;
+mod by_symbols;
+pub mod coded;
 
 use crdt::{codec, Decompose};
 use serde::{Deserialize, Serialize};
@@ -35,8 +45,15 @@ pub const SKETCH: usize = 64;
 pub const DENSE: f64 = 0.25;
 /// The most parts in one message.
 pub const MAX_PARTS: usize = 1024;
+/// The most coded symbols in one message (13 bytes each: under 1 MiB).
+pub const MAX_SYMBOLS: usize = 1 << 16;
+/// The most coded symbols one exchange decodes from (27 MiB held by the decoding side) before it
+/// falls back to narrowing ranges.
+pub const MAX_CODED: usize = 1 << 21;
+/// The most ids asked for in one message.
+pub const MAX_WANTS: usize = 1 << 14;
 /// The most irreducibles sent in one message.
-pub const MAX_ITEMS: usize = 4096;
+pub const MAX_ITEMS: usize = 1 << 16;
 /// The most bytes of irreducibles sent in one message (half the default frame limit): a state of
 /// large irreducibles (big register values) sends fewer per message.
 pub const MAX_ITEM_BYTES: usize = 8 << 20;
@@ -115,6 +132,29 @@ pub enum Says {
         /// The bitmap.
         bits: Vec<u8>,
     },
+    /// The sender's coded symbols `[from, from + symbols.len())` of its hashes in the range
+    /// (by their first 64 bits). Only over the whole space, alone in its message.
+    Coded {
+        /// Index of the first symbol.
+        from: u64,
+        /// The symbols.
+        symbols: Vec<coded::Symbol>,
+    },
+    /// Decoding needs more symbols: `count` from `from`.
+    More {
+        /// The first symbol wanted.
+        from: u64,
+        /// How many.
+        count: u32,
+    },
+    /// The difference is known: send the irreducibles whose hashes begin with these 32 bits.
+    /// `done`: the sender has nothing more to send or ask for after this message.
+    Want {
+        /// First 32 bits of the wanted hashes (big-endian).
+        ids: Vec<[u8; 4]>,
+        /// Nothing more comes from the sender.
+        done: bool,
+    },
 }
 
 /// A hash's first 64 bits: its name in an id list.
@@ -137,6 +177,9 @@ impl Part {
             Says::Skip | Says::Fingerprint { .. } => 1,
             Says::Ids { ids } => ids.len().max(1) as u64,
             Says::Have { bits } => bits.len().max(1) as u64,
+            Says::Coded { symbols, .. } => symbols.len().max(1) as u64,
+            Says::More { .. } => 1,
+            Says::Want { ids, .. } => ids.len().max(1) as u64,
         }
     }
 }
@@ -161,6 +204,8 @@ pub struct Index {
     /// Irreducibles one message may carry: [`MAX_ITEMS`], or fewer when the largest irreducible
     /// is so large that they would pass [`MAX_ITEM_BYTES`].
     budget: usize,
+    /// The irreducibles' encoded bytes, all told (about the state's own encoded size).
+    bytes: u64,
 }
 
 impl std::fmt::Debug for Index {
@@ -173,10 +218,11 @@ impl Index {
     /// The index of `state` (streams ⇓state: no irreducible is held but its hash).
     pub fn of<L: Decompose + Serialize>(state: &L) -> Index {
         let mut hashes = Vec::new();
-        let mut largest = 1;
+        let (mut largest, mut total) = (1, 0);
         state.for_each_irreducible(&mut |y| {
             let bytes = codec::encode(&y).unwrap_or_default();
             largest = largest.max(bytes.len());
+            total += bytes.len() as u64;
             hashes.push(hash_bytes(&bytes));
         });
         hashes.sort_unstable();
@@ -192,7 +238,13 @@ impl Index {
             hashes,
             prefix,
             budget: (MAX_ITEM_BYTES / largest).clamp(1, MAX_ITEMS),
+            bytes: total,
         }
+    }
+
+    /// The irreducibles' encoded bytes, all told.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Number of irreducibles.
@@ -203,6 +255,25 @@ impl Index {
     /// Whether the state is ⊥.
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
+    }
+
+    /// The hash whose first 64 bits are `id`, if this side holds one.
+    fn by_short(&self, id: u64) -> Option<Hash> {
+        let i = self.hashes.partition_point(|h| short(*h) < id);
+        self.hashes.get(i).copied().filter(|h| short(*h) == id)
+    }
+
+    /// The hashes whose first 32 bits are `prefix`.
+    fn by_prefix(&self, prefix: u32) -> &[Hash] {
+        let top = |h: &Hash| (h >> 96) as u32;
+        let i = self.hashes.partition_point(|h| top(h) < prefix);
+        let j = self.hashes.partition_point(|h| top(h) <= prefix);
+        &self.hashes[i..j]
+    }
+
+    /// The coder of this side's hashes (by their first 64 bits).
+    fn coder(&self) -> coded::Coder {
+        coded::Coder::new(self.hashes.iter().map(|h| short(*h)))
     }
 
     /// A bottom-k sketch: the first 64 bits of the [`SKETCH`] smallest hashes.
@@ -264,13 +335,6 @@ impl Index {
     }
 }
 
-/// The shortest bound `b` with `below < b ≤ at` (`below < at`): `at` with every bit under the
-/// highest one where they differ cleared.
-fn separator(below: Hash, at: Hash) -> Hash {
-    let d = 127 - (below ^ at).leading_zeros();
-    at & !((1u128 << d) - 1)
-}
-
 /// The input broke the protocol (ranges out of order, oversized lists): the peer is cut off.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("malformed reconciliation message: {0}")]
@@ -286,15 +350,62 @@ pub struct Answer {
     pub send: HashSet<Hash>,
 }
 
-/// Answers `parts` from the other side against `index` (see the module docs). `sent` holds what
-/// this side already sent in this exchange: the other side has it, even if its index (taken when
-/// the exchange began) does not show it, so it is not sent again.
-pub fn answer(index: &Index, parts: &[Part], sent: &HashSet<Hash>) -> Result<Answer, Malformed> {
+/// One side's state in one exchange: what it sent, and where the coded phase stands. Bounded:
+/// the symbols received (at most [`MAX_CODED`]) and the hashes still to send or ask for (at most
+/// the difference).
+#[derive(Clone, Debug, Default)]
+pub struct Exchange {
+    /// What this side already sent: the other side has it, even if its index (taken when the
+    /// exchange began) does not show it, so it is not sent again.
+    pub sent: HashSet<Hash>,
+    /// How many irreducibles are expected to differ (from the opening's sketch): sizes the first
+    /// batch of coded symbols.
+    pub expected: usize,
+    phase: Phase,
+    /// Hashes to send the other side, once the difference is known.
+    pending: Vec<Hash>,
+    /// Ids to ask the other side for, once the difference is known.
+    wants: Vec<[u8; 4]>,
+}
+
+impl Exchange {
+    /// Skips the coded phase: the exchange narrows ranges from the start (for a difference too
+    /// large to decode within [`MAX_CODED`] symbols, such as a new, empty neighbour's).
+    pub fn by_ranges(&mut self) {
+        self.phase = Phase::Over;
+    }
+}
+
+/// Where an exchange's coded phase stands on one side.
+#[derive(Clone, Debug, Default)]
+enum Phase {
+    /// Not begun: the first mismatch of the whole space begins it.
+    #[default]
+    Idle,
+    /// This side sends symbols (its coder).
+    Coding(coded::Coder),
+    /// This side decodes: the symbols received so far, and its own coder.
+    Decoding(Vec<coded::Symbol>, coded::Coder),
+    /// The difference is known (or decoding gave up): ranges or wants go on.
+    Over,
+}
+
+/// Answers `parts` from the other side against `index` (see the module docs), updating this
+/// side's `exchange`.
+pub fn answer(index: &Index, parts: &[Part], exchange: &mut Exchange) -> Result<Answer, Malformed> {
     if parts.len() > 4 * MAX_PARTS {
         return Err(Malformed("too many parts"));
     }
     if parts.last().is_none_or(|p| p.upper != Bound::END) {
         return Err(Malformed("the parts do not reach the end of the space"));
+    }
+    if let [Part { says, .. }] = parts {
+        if matches!(
+            says,
+            Says::Coded { .. } | Says::More { .. } | Says::Want { .. }
+        ) {
+            return by_symbols::answer(index, says, exchange);
+        }
     }
     let mut out = Answer::default();
     let mut lower: Hash = 0;
@@ -308,7 +419,7 @@ pub fn answer(index: &Index, parts: &[Part], sent: &HashSet<Hash>) -> Result<Ans
             out.parts.push(index.fingerprint(lower, Bound::END));
             break;
         }
-        answer_part(index, lower, part, sent, &mut out)?;
+        by_ranges::answer_part(index, lower, part, exchange, &mut out)?;
         lower = part.upper.0.unwrap_or(Hash::MAX);
     }
     if out.parts.iter().all(|p| p.says == Says::Skip) {
@@ -317,127 +428,12 @@ pub fn answer(index: &Index, parts: &[Part], sent: &HashSet<Hash>) -> Result<Ans
     Ok(out)
 }
 
-/// Appends a skip up to `upper`, merged with a skip before it.
-fn skip(out: &mut Vec<Part>, upper: Bound) {
-    match out.last_mut() {
-        Some(p) if p.says == Says::Skip => p.upper = upper,
-        _ => out.push(Part {
-            upper,
-            says: Says::Skip,
-        }),
+/// The part that carries `says` over the whole space.
+fn whole(says: Says) -> Part {
+    Part {
+        upper: Bound::END,
+        says,
     }
-}
-
-/// Answers the part `[lower, part.upper)`.
-fn answer_part(
-    index: &Index,
-    lower: Hash,
-    part: &Part,
-    sent: &HashSet<Hash>,
-    out: &mut Answer,
-) -> Result<(), Malformed> {
-    let (i, j) = index.span(lower, part.upper);
-    let mine = &index.hashes[i..j];
-    match &part.says {
-        Says::Skip => skip(&mut out.parts, part.upper),
-        Says::Fingerprint { sum, count } => {
-            let my_sum = index.prefix[j].wrapping_sub(index.prefix[i]);
-            if (my_sum, mine.len() as u64) == (*sum, *count) {
-                skip(&mut out.parts, part.upper);
-            } else if mine.len() <= IDS_THRESHOLD {
-                out.parts.push(Part {
-                    upper: part.upper,
-                    says: Says::Ids {
-                        ids: mine.iter().map(|h| short(*h)).collect(),
-                    },
-                });
-            } else {
-                split(index, lower, part.upper, i, j, &mut out.parts);
-            }
-        }
-        Says::Ids { ids } => {
-            if ids.len() > 8 * IDS_THRESHOLD {
-                return Err(Malformed("an id list over the bound"));
-            }
-            let theirs: HashSet<u64> = ids.iter().copied().collect();
-            let unsent = send_where(
-                mine,
-                index.budget,
-                |h| !theirs.contains(&short(h)) && !sent.contains(&h),
-                out,
-            );
-            let mine_short: HashSet<u64> = mine.iter().map(|h| short(*h)).collect();
-            let have: Vec<bool> = ids.iter().map(|id| mine_short.contains(id)).collect();
-            if unsent {
-                out.parts.push(index.fingerprint(lower, part.upper));
-            } else if have.iter().any(|h| !h) {
-                let mut bits = vec![0u8; have.len().div_ceil(8)];
-                for (i, _) in have.iter().enumerate().filter(|(_, h)| **h) {
-                    bits[i / 8] |= 1 << (i % 8);
-                }
-                out.parts.push(Part {
-                    upper: part.upper,
-                    says: Says::Have { bits },
-                });
-            } else {
-                skip(&mut out.parts, part.upper);
-            }
-        }
-        Says::Have { bits } => {
-            // Answers the list this side sent for this range, from this same index.
-            if mine.len() > IDS_THRESHOLD || bits.len() != mine.len().div_ceil(8) {
-                return Err(Malformed("a bitmap that answers no list of ours"));
-            }
-            let has = |i: usize| bits[i / 8] & (1 << (i % 8)) != 0;
-            let lacking: HashSet<Hash> = mine
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !has(*i))
-                .map(|(_, h)| *h)
-                .collect();
-            if send_where(
-                mine,
-                index.budget,
-                |h| lacking.contains(&h) && !sent.contains(&h),
-                out,
-            ) {
-                out.parts.push(index.fingerprint(lower, part.upper));
-            } else {
-                skip(&mut out.parts, part.upper);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Adds the hashes of `mine` that `pick` chooses to what is sent, up to `budget`; returns
-/// whether some did not fit.
-fn send_where(mine: &[Hash], budget: usize, pick: impl Fn(Hash) -> bool, out: &mut Answer) -> bool {
-    let mut unsent = false;
-    for h in mine.iter().copied().filter(|h| pick(*h)) {
-        if out.send.len() < budget {
-            out.send.insert(h);
-        } else {
-            unsent = true;
-        }
-    }
-    unsent
-}
-
-/// Splits `[lower, upper)`, where this side holds `hashes[i..j]`, into [`BRANCH`] fingerprinted
-/// sub-ranges cut between this side's own hashes, at the shortest bounds that separate them.
-fn split(index: &Index, lower: Hash, upper: Bound, i: usize, j: usize, out: &mut Vec<Part>) {
-    let n = j - i;
-    let mut from = lower;
-    for b in 1..BRANCH {
-        let at = i + n * b / BRANCH;
-        let cut = separator(index.hashes[at - 1], index.hashes[at]);
-        if cut > from {
-            out.push(index.fingerprint(from, Bound(Some(cut))));
-            from = cut;
-        }
-    }
-    out.push(index.fingerprint(from, upper));
 }
 
 /// The join of the irreducibles of `state` whose hashes are in `wanted`.

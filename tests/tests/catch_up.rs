@@ -1,28 +1,29 @@
-//! Catch-up in proportion to the difference, on real processes: two nodes share a 100,000-element
-//! set; one restarts after the other took 10 new elements. The bytes each side sends during the
-//! catch-up, read from `/metrics`, stay within a few kilobytes (the whole state is ~1 MB), and no
-//! full state is sent.
+//! Catch-up in proportion to the difference, on real processes: two nodes share a large state;
+//! one restarts after the other took a few new elements. The bytes each side sends during the
+//! catch-up, read from `/metrics`, stay within kilobytes (the whole state is ~1 MB), and no full
+//! state is sent. Two shapes: one 100,000-element set with 10 new; 100 sets of 1,000 and one of
+//! 20,000 with 20 new across two of them.
 
 use deltanode_e2e::{await_convergence, metrics, sample, NodeProc, TempDir};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
-
-const ELEMENTS: u64 = 100_000;
-const NEW: u64 = 10;
 
 fn sent(node: &NodeProc) -> f64 {
     sample(&metrics(node), "deltanode_sync_bytes_sent_total")
 }
 
-#[test]
-fn a_restart_after_ten_new_elements_costs_kilobytes_not_the_state() {
-    let dir = TempDir::new("catch-up");
+fn add(key: &str, i: u64) -> Value {
+    json!({"key": key, "type": "gset", "op": "add", "value": i})
+}
+
+/// Loads `load` into a (b syncs it), stops b, writes `new` on a, restarts b; returns the bytes
+/// a and b sent from b's restart until both converged.
+fn catch_up_after_restart(tag: &str, load: Vec<Value>, new: Vec<Value>) -> (f64, f64) {
+    let dir = TempDir::new(tag);
     let a = NodeProc::start(&dir.join("a"), &[]);
     let b = NodeProc::start(&dir.join("b"), &["--peer".into(), a.addr()]);
-    for chunk in 0..ELEMENTS / 5_000 {
-        let ops: Vec<_> = (chunk * 5_000..(chunk + 1) * 5_000)
-            .map(|i| json!({"key": "big", "type": "gset", "op": "add", "value": i}))
-            .collect();
+    let elements = load.len() + new.len();
+    for ops in load.chunks(5_000) {
         let (status, _) = a.post_raw("/v1/batch", &json!({ "ops": ops }).to_string());
         assert_eq!(status, 200);
     }
@@ -31,12 +32,8 @@ fn a_restart_after_ten_new_elements_costs_kilobytes_not_the_state() {
 
     let b_dir = dir.join("b");
     assert!(b.terminate(), "b stops cleanly");
-    for i in 0..NEW {
-        a.op(
-            "big",
-            json!({"type": "gset", "op": "add", "value": ELEMENTS + i}),
-        );
-    }
+    let (status, _) = a.post_raw("/v1/batch", &json!({ "ops": new }).to_string());
+    assert_eq!(status, 200);
     let a_before = sent(&a);
     let a_full_before = sample(&metrics(&a), "deltanode_full_state_sends_total");
     let b = NodeProc::start(&b_dir, &["--peer".into(), a.addr()]);
@@ -44,11 +41,10 @@ fn a_restart_after_ten_new_elements_costs_kilobytes_not_the_state() {
     // A few more sync rounds: nothing further should flow.
     std::thread::sleep(Duration::from_millis(500));
     let (a_sent, b_sent) = (sent(&a) - a_before, sent(&b));
-    let a_metrics = metrics(&a);
-    let b_metrics = metrics(&b);
+    let (a_metrics, b_metrics) = (metrics(&a), metrics(&b));
     let count = |m: &str, name: &str| sample(m, name);
     eprintln!(
-        "catch-up after a restart: a sent {a_sent} B, b sent {b_sent} B; the state's JSON is {state_bytes} B; \
+        "{tag}: after a restart a sent {a_sent} B, b sent {b_sent} B; the state's JSON is {state_bytes} B; \
          reconciliation rounds sent a {} b {}, ended a {} b {}, deltas a {} b {}",
         count(&a_metrics, "deltanode_sync_messages_sent_total{kind=\"digest\"}"),
         count(&b_metrics, "deltanode_sync_messages_sent_total{kind=\"digest\"}"),
@@ -69,13 +65,39 @@ fn a_restart_after_ten_new_elements_costs_kilobytes_not_the_state() {
             + sample(&b_metrics, "deltanode_reconciliations_total")
             >= 1.0
     );
+    let keys: std::collections::BTreeSet<&str> =
+        load.iter().filter_map(|op| op["key"].as_str()).collect();
+    let held: usize = keys
+        .iter()
+        .map(|k| {
+            b.get(&format!("/v1/objects/{k}")).1["value"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(held, elements, "b holds every element");
+    (a_sent, b_sent)
+}
+
+#[test]
+fn a_restart_after_ten_new_elements_costs_kilobytes_not_the_state() {
+    let load = (0..100_000).map(|i| add("big", i)).collect();
+    let new = (0..10).map(|i| add("big", 100_000 + i)).collect();
+    let (a_sent, b_sent) = catch_up_after_restart("one-set", load, new);
     assert!(a_sent <= 8_192.0, "a sent {a_sent} B");
     assert!(b_sent <= 8_192.0, "b sent {b_sent} B");
-    assert_eq!(
-        b.get("/v1/objects/big").1["value"]
-            .as_array()
-            .unwrap()
-            .len() as u64,
-        ELEMENTS + NEW
-    );
+}
+
+#[test]
+fn many_objects_with_twenty_new_elements_in_two_cost_kilobytes() {
+    let load = (0..100)
+        .flat_map(|k| (0..1_000).map(move |i| add(&format!("set-{k}"), i)))
+        .chain((0..20_000).map(|i| add("big", i)))
+        .collect();
+    let new = (0..10)
+        .flat_map(|i| [add("set-7", 5_000 + i), add("big", 50_000 + i)])
+        .collect();
+    let (a_sent, b_sent) = catch_up_after_restart("many-objects", load, new);
+    assert!(a_sent + b_sent <= 16_384.0, "{a_sent} + {b_sent} B");
 }

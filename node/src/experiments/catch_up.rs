@@ -10,7 +10,7 @@ use std::time::Instant;
 
 /// The CSV's header.
 pub const HEADER: &str =
-    "method,shared,differ,side,bytes,messages,chain,difference_bytes,state_bytes,cpu_ms,converged";
+    "method,shared,differ,side,bytes,messages,chain,difference_bytes,state_bytes,cpu_ms,converged,element_bytes";
 
 /// `D` of `--diverge`: a count, or a percentage of N.
 fn differ(spec: &str, shared: u64) -> anyhow::Result<u64> {
@@ -41,20 +41,30 @@ pub fn run(args: &SimArgs) -> anyhow::Result<Vec<CatchUpReport>> {
     let mut reports = Vec::new();
     let mut csv = format!("{HEADER}\n");
     let mut table = String::from(
-        "| N | D | reconcile bytes | state bytes | ÷ difference | state ÷ reconcile | messages | round trips | reconcile ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| N | D | element bytes | reconcile bytes | state bytes | ÷ difference | state ÷ reconcile | messages | round trips | reconcile ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for &shared in &args.preload {
-        for spec in &args.diverge {
+    let runs = args.preload.iter().flat_map(|n| {
+        args.element_bytes
+            .iter()
+            .flat_map(move |e| args.diverge.iter().map(move |d| (*n, *e, d)))
+    });
+    for (shared, element_bytes, spec) in runs {
+        {
             let d = differ(spec, shared)?;
-            let r = catch_up::run(true, shared, d, side, &clock);
-            let s = catch_up::run(false, shared, d, side, &clock);
+            let r = catch_up::run(true, (shared, d, side), element_bytes, &clock);
+            let s = catch_up::run(false, (shared, d, side), element_bytes, &clock);
             anyhow::ensure!(
                 r.converged && s.converged,
                 "N={shared} D={d}: no convergence"
             );
             let _ = writeln!(
                 table,
-                "| {shared} | {d} | {} | {} | {} | {:.0}× | {} | {} | {} |",
+                "| {shared} | {d} | {} | {} | {} | {} | {:.0}× | {} | {} | {} |",
+                if element_bytes == 0 {
+                    "integer".to_string()
+                } else {
+                    element_bytes.to_string()
+                },
                 r.bytes,
                 s.bytes,
                 if r.difference_bytes > 8 {
@@ -70,7 +80,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<Vec<CatchUpReport>> {
             for x in [&r, &s] {
                 let _ = writeln!(
                     csv,
-                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{}",
                     x.method,
                     x.shared,
                     x.differ,
@@ -81,7 +91,8 @@ pub fn run(args: &SimArgs) -> anyhow::Result<Vec<CatchUpReport>> {
                     x.difference_bytes,
                     x.state_bytes,
                     x.cpu.as_millis(),
-                    x.converged
+                    x.converged,
+                    x.element_bytes
                 );
             }
             reports.push(r);

@@ -298,6 +298,7 @@ mod tests {
             preload: vec![0],
             diverge: vec![],
             diverge_one_side: false,
+            element_bytes: vec![0],
             out: out.to_path_buf(),
         }
     }

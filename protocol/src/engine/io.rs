@@ -142,8 +142,8 @@ pub struct Neighbour {
     pub rounds: u32,
     /// Reconciliation: the round its next message must have.
     pub next_round: u32,
-    /// Reconciliation: what this side sent it in the current exchange (not sent again).
-    pub sent: std::collections::HashSet<crate::reconcile::Hash>,
+    /// Reconciliation: this side's state in the current exchange (what it sent, the coded phase).
+    pub exchange: crate::reconcile::Exchange,
     /// It was cut off from reconciliation: catch it up by state.
     pub full_state: bool,
 }
@@ -155,7 +155,7 @@ impl Neighbour {
         self.session = None;
         self.opened = None;
         self.index = None;
-        self.sent.clear();
+        self.exchange = Default::default();
         self.reconcile_seq = None;
         self.rounds = 0;
     }

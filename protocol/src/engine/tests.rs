@@ -1,6 +1,7 @@
 //! The engine's unit and property tests.
 
 use super::*;
+use crate::reconcile;
 use crdt::GSet;
 use proptest::prelude::*;
 
@@ -755,16 +756,35 @@ proptest! {
 
 #[test]
 fn a_dense_difference_is_caught_up_by_state() {
-    // An empty replica meets a full one: the whole state is cheaper than narrowing it down.
+    // Half of each side differs: the whole state is cheaper than narrowing it down.
     let mut a = engine(Algorithm::BpRr, &[]);
     let mut b = engine(Algorithm::BpRr, &[]);
     a.handle(Input::Update(set(&(0..1000).collect::<Vec<_>>())));
+    b.handle(Input::Update(set(&(500..1500).collect::<Vec<_>>())));
     a.handle(Input::NeighbourUp(2));
     b.handle(Input::NeighbourUp(1));
     let crossed = exchange(&mut a, &mut b);
     assert_eq!(a.state(), b.state());
     assert!(crossed.iter().any(|m| matches!(m, Message::CatchUp { .. })));
     assert!(crossed.len() <= 5, "{} messages", crossed.len());
+}
+
+#[test]
+fn an_empty_neighbour_gets_the_state_in_chunks_for_about_its_size() {
+    // Nothing to narrow down on the empty side: its empty id list brings every irreducible, in
+    // chunks; the metadata is a few fingerprints, not one per element.
+    let mut a = engine(Algorithm::BpRr, &[]);
+    let mut b = engine(Algorithm::BpRr, &[]);
+    a.handle(Input::Update(set(&(0..10_000).collect::<Vec<_>>())));
+    a.handle(Input::NeighbourUp(2));
+    b.handle(Input::NeighbourUp(1));
+    let crossed = exchange(&mut a, &mut b);
+    assert_eq!(a.state(), b.state());
+    let payload: u64 = crossed.iter().map(Message::payload_units).sum();
+    let metadata: u64 = crossed.iter().map(Message::metadata_units).sum();
+    assert_eq!(payload, 10_000, "each element once");
+    assert!(metadata < 200, "{metadata} metadata units");
+    assert!(crossed.len() <= 10, "{} messages", crossed.len());
 }
 
 #[test]
@@ -823,4 +843,129 @@ fn many_objects_with_a_few_new_elements_in_two_of_them_cost_kilobytes() {
     assert_eq!(nodes[0].state(), nodes[1].state());
     assert!(bytes <= 16 * 1024, "{bytes} bytes both ways");
     eprintln!("120,000 elements in 101 objects, 20 new in two: {bytes} bytes both ways");
+}
+
+/// Delivers messages from `queue` between `nodes` (indexed by peer id) and every answer, until
+/// quiet or until `stop` says so of a delivered message; returns what crossed.
+fn deliver<L: crdt::Decompose + crdt::Measure + serde::Serialize + Clone>(
+    nodes: &mut [Engine<u32, L>],
+    mut queue: std::collections::VecDeque<(u32, u32, Message<L>)>,
+    stop: impl Fn(u32, &Message<L>) -> bool,
+) -> Vec<Message<L>> {
+    let mut crossed = Vec::new();
+    while let Some((from, to, msg)) = queue.pop_front() {
+        crossed.push(msg.clone());
+        let stopping = stop(from, &msg);
+        let out = nodes[to as usize].handle(Input::Received { from, msg });
+        if stopping {
+            break;
+        }
+        for o in out {
+            if let Output::Send { to: next, msg } = o {
+                queue.push_back((to, next, msg));
+            }
+        }
+        assert!(crossed.len() < 1_000, "the exchange does not end");
+    }
+    crossed
+}
+
+/// Node `i`'s tick messages, as a delivery queue.
+fn ticked<L: crdt::Decompose + crdt::Measure + serde::Serialize>(
+    nodes: &mut [Engine<u32, L>],
+    i: u32,
+) -> std::collections::VecDeque<(u32, u32, Message<L>)> {
+    nodes[i as usize]
+        .handle(Input::Tick)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send { to, msg } => Some((i, to, msg)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_interrupted_exchange_resumes_where_it_stopped() {
+    // 2,000 new elements go in chunks (one 64 KiB element among them makes a chunk 128 elements
+    // at most); the link drops after the first chunk arrives. Every chunk is merged as it
+    // arrives, so the next exchange finds only the rest different and sends only the rest.
+    let big = "x".repeat(64 << 10);
+    let shared: GSet<String> = (0..20_000).map(|i| format!("{i}")).chain([big]).collect();
+    let new: GSet<String> = (0..2_000).map(|i| format!("new {i}")).collect();
+    use crdt::Lattice;
+    let mut nodes: Vec<Engine<u32, GSet<String>>> = [shared.clone().joined(&new), shared]
+        .into_iter()
+        .map(|s| Engine::new(Config::new(Algorithm::BpRr), s, 0))
+        .collect();
+    nodes[0].handle(Input::NeighbourUp(1));
+    nodes[1].handle(Input::NeighbourUp(0));
+    let queue = ticked(&mut nodes, 0);
+    let crossed = deliver(&mut nodes, queue, |from, m| {
+        from == 0 && m.payload_units() > 0
+    });
+    let first = crossed.last().map_or(0, Message::payload_units);
+    assert!(
+        first > 0 && first < new.len() as u64,
+        "a first chunk of {first}"
+    );
+    for (i, peer) in [(0, 1), (1, 0)] {
+        nodes[i].handle(Input::NeighbourDown(peer));
+        nodes[i].handle(Input::NeighbourUp(peer));
+    }
+    let queue = ticked(&mut nodes, 0);
+    let crossed = deliver(&mut nodes, queue, |_, _| false);
+    assert_eq!(nodes[0].state(), nodes[1].state());
+    let second: u64 = crossed.iter().map(Message::payload_units).sum();
+    assert_eq!(second, new.len() as u64 - first, "only the rest is sent");
+    assert_eq!(
+        nodes[0].stats().full_state_sends + nodes[1].stats().full_state_sends,
+        0
+    );
+}
+
+#[test]
+fn a_state_larger_than_a_frame_reaches_a_new_neighbour_in_chunks() {
+    // 24 MiB of 512 KiB strings (more than the 16 MiB frame) against an empty neighbour, and
+    // against one holding a few of them: every message fits a frame; both end with the join.
+    use crdt::Lattice;
+    let big: GSet<String> = (0..48u8)
+        .map(|i| format!("{i:02}{}", "x".repeat(512 << 10)))
+        .collect();
+    for held in [0usize, 8] {
+        let mut nodes: Vec<Engine<u32, GSet<String>>> =
+            [big.clone(), big.iter().take(held).cloned().collect()]
+                .into_iter()
+                .map(|s| Engine::new(Config::new(Algorithm::BpRr), s, 0))
+                .collect();
+        nodes[0].handle(Input::NeighbourUp(1));
+        nodes[1].handle(Input::NeighbourUp(0));
+        let mut largest = 0;
+        for _ in 0..20 {
+            let mut queue: std::collections::VecDeque<(u32, u32, Message<GSet<String>>)> =
+                Default::default();
+            for i in 0..2u32 {
+                for o in nodes[i as usize].handle(Input::Tick) {
+                    if let Output::Send { to, msg } = o {
+                        queue.push_back((i, to, msg));
+                    }
+                }
+            }
+            while let Some((from, to, msg)) = queue.pop_front() {
+                largest = largest.max(crate::wire::encode(&msg).unwrap().len());
+                for o in nodes[to as usize].handle(Input::Received { from, msg }) {
+                    if let Output::Send { to: next, msg } = o {
+                        queue.push_back((to, next, msg));
+                    }
+                }
+            }
+        }
+        assert!(nodes[1].state().leq(nodes[0].state()) && nodes[0].state().leq(nodes[1].state()));
+        assert_eq!(nodes[1].state(), &big, "holding {held} first");
+        assert!(
+            largest <= crate::wire::DEFAULT_MAX_FRAME,
+            "a message of {largest} bytes"
+        );
+        assert_eq!(nodes[0].stats().full_state_sends, 0);
+    }
 }

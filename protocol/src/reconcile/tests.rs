@@ -8,14 +8,14 @@ use proptest::prelude::*;
 /// exchange began (as the engine does); returns (messages, metadata units sent).
 fn reconcile(a: &mut GSet<u64>, b: &mut GSet<u64>) -> (usize, usize) {
     let indexes = [Index::of(&*a), Index::of(&*b)];
-    let mut sent: [HashSet<Hash>; 2] = Default::default();
+    let mut ex: [Exchange; 2] = Default::default();
     let mut parts = vec![indexes[0].whole()];
     let (mut messages, mut listed) = (1, 1);
     let sides = [a, b];
     let mut turn = 1;
     loop {
-        let ans = answer(&indexes[turn], &parts, &sent[turn]).unwrap();
-        sent[turn].extend(ans.send.iter().copied());
+        let ans = answer(&indexes[turn], &parts, &mut ex[turn]).unwrap();
+        ex[turn].sent.extend(ans.send.iter().copied());
         let items = collect(&*sides[turn], &ans.send);
         sides[1 - turn].join(&items);
         messages += 1;
@@ -71,7 +71,7 @@ fn lies_are_refused() {
         answer(
             &index,
             &[fp(Some(5)), fp(Some(5)), fp(None)],
-            &HashSet::new()
+            &mut Exchange::default()
         )
         .is_err(),
         "an empty range"
@@ -80,27 +80,27 @@ fn lies_are_refused() {
         answer(
             &index,
             &[fp(Some(9)), fp(Some(5)), fp(None)],
-            &HashSet::new()
+            &mut Exchange::default()
         )
         .is_err(),
         "out of order"
     );
     assert!(
-        answer(&index, &[fp(None), fp(None)], &HashSet::new()).is_err(),
+        answer(&index, &[fp(None), fp(None)], &mut Exchange::default()).is_err(),
         "past the end"
     );
     assert!(
-        answer(&index, &[fp(Some(9))], &HashSet::new()).is_err(),
+        answer(&index, &[fp(Some(9))], &mut Exchange::default()).is_err(),
         "short of the end"
     );
-    assert!(answer(&index, &[], &HashSet::new()).is_err());
+    assert!(answer(&index, &[], &mut Exchange::default()).is_err());
     let many = Part {
         upper: Bound::END,
         says: Says::Ids {
             ids: (0..10_000).collect(),
         },
     };
-    assert!(answer(&index, &[many], &HashSet::new()).is_err());
+    assert!(answer(&index, &[many], &mut Exchange::default()).is_err());
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn bounds_are_short_on_the_wire_and_round_trip() {
     assert!(crdt::codec::decode::<Bound>(&crdt::codec::encode(&vec![1u8; 17]).unwrap()).is_err());
     // A separator lies between its two hashes and is as short as it can be.
     let (below, at) = (0x1234_5678u128 << 96, 0x1234_9999u128 << 96);
-    let s = separator(below, at);
+    let s = by_ranges::separator(below, at);
     assert!(below < s && s <= at);
     assert_eq!(s, 0x1234_8000u128 << 96);
 }
@@ -144,36 +144,73 @@ proptest! {
     }
 }
 
+/// A part of any kind from raw fuzz input.
+fn any_part(
+    (upper, kind, sum, count, ids, bits): (Option<u128>, u8, u128, u64, Vec<u64>, Vec<u8>),
+) -> Part {
+    let symbols = bits
+        .chunks(2)
+        .map(|c| coded::tests::symbol(sum as u64 ^ c[0] as u64, c[0] as u32, c.len() as u8))
+        .collect();
+    Part {
+        upper: Bound(upper),
+        says: match kind {
+            0 => Says::Skip,
+            1 => Says::Fingerprint { sum, count },
+            2 => Says::Ids { ids },
+            3 => Says::Have { bits },
+            4 => Says::Coded {
+                from: count % 3 * 32,
+                symbols,
+            },
+            5 => Says::More {
+                from: count,
+                count: sum as u32 % 70_000,
+            },
+            _ => Says::Want {
+                ids: ids.iter().map(|i| (*i as u32).to_be_bytes()).collect(),
+                done: count % 2 == 0,
+            },
+        },
+    }
+}
+
 proptest! {
-    /// Whatever a peer sends, answering it is an answer or an error, never a panic, and what
-    /// is sent stays within the bounds.
+    /// Whatever a peer sends, message after message, answering it is an answer or an error,
+    /// never a panic, and what is sent stays within the bounds. Every kind of part comes, so the
+    /// coded phase is reached in each of its states (a genuine opening first, half the time).
     #[test]
     fn any_parts_are_answered_or_refused(
-        raw in prop::collection::vec(
-            (any::<Option<u128>>(), 0u8..4, any::<u128>(), 0u64..100, prop::collection::vec(any::<u64>(), 0..40), prop::collection::vec(any::<u8>(), 0..6)),
-            0..40,
+        messages in prop::collection::vec(
+            prop::collection::vec(
+                (any::<Option<u128>>(), 0u8..7, any::<u128>(), 0u64..100, prop::collection::vec(any::<u64>(), 0..40), prop::collection::vec(any::<u8>(), 0..6)),
+                0..8,
+            ),
+            1..6,
         ),
         sorted in any::<bool>(),
+        opened in any::<bool>(),
     ) {
         let index = Index::of(&(0..2_000u64).collect::<GSet<u64>>());
-        let mut parts: Vec<Part> = raw
-            .into_iter()
-            .map(|(upper, kind, sum, count, ids, bits)| Part {
-                upper: Bound(upper),
-                says: match kind {
-                    0 => Says::Skip,
-                    1 => Says::Fingerprint { sum, count },
-                    2 => Says::Ids { ids },
-                    _ => Says::Have { bits },
-                },
-            })
-            .collect();
-        if sorted {
-            parts.sort_by_key(|p| p.upper.0.map_or(u128::MAX, |u| u));
+        let mut exchange = Exchange::default();
+        if opened {
+            let other = Index::of(&(10..2_010u64).collect::<GSet<u64>>());
+            answer(&index, &[other.whole()], &mut exchange).unwrap();
         }
-        if let Ok(a) = answer(&index, &parts, &HashSet::new()) {
-            prop_assert!(a.parts.len() <= MAX_PARTS + 1);
-            prop_assert!(a.send.len() <= MAX_ITEMS);
+        for raw in messages {
+            let mut parts: Vec<Part> = raw.into_iter().map(any_part).collect();
+            if sorted {
+                parts.sort_by_key(|p| p.upper.0.map_or(u128::MAX, |u| u));
+            }
+            if let Ok(a) = answer(&index, &parts, &mut exchange) {
+                prop_assert!(a.parts.len() <= MAX_PARTS + 1);
+                prop_assert!(a.send.len() <= MAX_ITEMS);
+                for p in &a.parts {
+                    if let Says::Coded { symbols, .. } = &p.says {
+                        prop_assert!(symbols.len() <= MAX_SYMBOLS);
+                    }
+                }
+            }
         }
     }
 }
@@ -188,11 +225,11 @@ fn large_irreducibles_go_fewer_to_a_message() {
     let mut b = GSet::<String>::default();
     let mut parts = vec![ia.whole()];
     let mut turn = 1;
-    let mut sent: [HashSet<Hash>; 2] = Default::default();
+    let mut ex: [Exchange; 2] = Default::default();
     for _ in 0..100 {
         let (index, side) = if turn == 1 { (&ib, &b) } else { (&ia, &big) };
-        let ans = answer(index, &parts, &sent[turn]).unwrap();
-        sent[turn].extend(ans.send.iter().copied());
+        let ans = answer(index, &parts, &mut ex[turn]).unwrap();
+        ex[turn].sent.extend(ans.send.iter().copied());
         let items = collect(side, &ans.send);
         assert!(crdt::codec::encode(&items).unwrap().len() <= MAX_ITEM_BYTES + 1024);
         if turn == 0 {
