@@ -39,10 +39,29 @@ impl<T: KernelItem> AwSet<T> {
         self.kernel.keys()
     }
 
+    /// How many elements are in.
+    pub fn len(&self) -> usize {
+        self.kernel.key_count()
+    }
+
+    /// Whether no element is in.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Delta-mutator: add `x` with a fresh dot of `replica`.
     pub fn add(&self, replica: ReplicaId, x: T) -> Self {
         AwSet {
             kernel: self.kernel.write(replica, x, (), false),
+        }
+    }
+
+    /// Delta-mutator: add every element of `xs` (distinct, none in yet), as that many `add`s.
+    pub fn add_all(&self, replica: ReplicaId, xs: Vec<T>) -> Self {
+        AwSet {
+            kernel: self
+                .kernel
+                .write_many(replica, xs.into_iter().map(|x| (x, ())).collect()),
         }
     }
 

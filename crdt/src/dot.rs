@@ -114,7 +114,8 @@ impl CausalContext {
         }
     }
 
-    /// `self ← self ∪ other`.
+    /// `self ← self ∪ other`. Costs `other`'s size (and the dots it lets join a prefix), not
+    /// `self`'s: only the replicas `other` names can gain a prefix.
     pub fn join(&mut self, other: &CausalContext) {
         for (&r, &n) in &other.vv {
             let p = self.vv.entry(r).or_insert(0);
@@ -123,7 +124,17 @@ impl CausalContext {
             }
         }
         self.cloud.extend(other.cloud.iter().copied());
-        self.compact();
+        let mut touched: Vec<ReplicaId> = other
+            .vv
+            .keys()
+            .copied()
+            .chain(other.cloud.iter().map(|d| d.replica))
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for r in touched {
+            self.absorb_cloud(r);
+        }
     }
 
     /// Whether every dot of `self` is in `other`.
@@ -168,23 +179,25 @@ impl CausalContext {
         }
     }
 
+    /// Restores the canonical form for replica `r`: its cloud dots covered by or adjacent to its
+    /// prefix move into it. Costs the dots moved (and a look at the first one left).
     fn absorb_cloud(&mut self, r: ReplicaId) {
         let mut prefix = self.prefix(r);
-        let in_cloud: Vec<Dot> = self
+        while let Some(&d) = self
             .cloud
             .range(Dot::new(r, 0)..=Dot::new(r, u64::MAX))
-            .copied()
-            .collect();
-        for d in in_cloud {
-            if d.counter <= prefix + 1 {
-                prefix = prefix.max(d.counter);
-                self.cloud.remove(&d);
-            } else {
+            .next()
+        {
+            if d.counter > prefix + 1 {
                 break;
             }
+            prefix = prefix.max(d.counter);
+            self.cloud.remove(&d);
         }
         if prefix > 0 {
             self.vv.insert(r, prefix);
+        } else {
+            self.vv.remove(&r);
         }
     }
 }

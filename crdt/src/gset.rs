@@ -21,6 +21,15 @@ impl<T: Ord> Default for GSet<T> {
 }
 
 impl<T: Ord + Clone> GSet<T> {
+    /// The elements from just past `after` (from the first when `None`), in order.
+    pub fn iter_after<'a>(&'a self, after: Option<&T>) -> Box<dyn Iterator<Item = &'a T> + 'a> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        match after {
+            Some(a) => Box::new(self.elements.range((Excluded(a), Unbounded))),
+            None => Box::new(self.elements.iter()),
+        }
+    }
+
     /// Whether `x` was added.
     pub fn contains(&self, x: &T) -> bool {
         self.elements.contains(x)

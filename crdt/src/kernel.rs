@@ -178,6 +178,20 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
         self.by_key.keys()
     }
 
+    /// Keys with a live write, in order, from just past `after` (from the first when `None`).
+    pub fn keys_after<'a>(&'a self, after: Option<&K>) -> Box<dyn Iterator<Item = &'a K> + 'a> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        match after {
+            Some(a) => Box::new(self.by_key.range((Excluded(a), Unbounded)).map(|(k, _)| k)),
+            None => Box::new(self.by_key.keys()),
+        }
+    }
+
+    /// Number of keys with a live write.
+    pub fn key_count(&self) -> usize {
+        self.by_key.len()
+    }
+
     /// Whether `key` has a live write.
     pub fn contains_key(&self, key: &K) -> bool {
         self.by_key.contains_key(key)
@@ -209,6 +223,23 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
         };
         delta.context.insert(dot);
         delta.insert_live(dot, key, value);
+        delta
+    }
+
+    /// Delta-mutator: the writes of `items`, in order, as that many [`DotKernel::write`]s (each
+    /// overwriting its key's live writes) — in one delta that costs the items, not the kernel.
+    /// Keys must be distinct (a later write of the same key would overwrite an earlier one).
+    pub fn write_many(&self, replica: ReplicaId, items: Vec<(K, V)>) -> Self {
+        let first = self.context.next_dot(replica).counter;
+        let mut delta = Self::default();
+        for (i, (key, value)) in items.into_iter().enumerate() {
+            for d in self.by_key.get(&key).map_or(&[][..], KeyDots::as_slice) {
+                delta.context.insert(*d);
+            }
+            let dot = Dot::new(replica, first.saturating_add(i as u64));
+            delta.context.insert(dot);
+            delta.insert_live(dot, key, value);
+        }
         delta
     }
 

@@ -64,6 +64,6 @@ pub use lww::LwwRegister;
 pub use mvregister::MvRegister;
 pub use ormap::OrMap;
 pub use pncounter::PNCounter;
-pub use store::{Object, Op, Store, Writer};
+pub use store::{Object, Op, Page, Store, Writer};
 pub use twopset::TwoPSet;
 pub use value::Value;

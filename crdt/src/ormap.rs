@@ -47,6 +47,21 @@ impl<F: KernelItem, V: KernelItem> OrMap<F, V> {
         self.kernel.keys()
     }
 
+    /// Present fields from just past `after`, in order.
+    pub fn fields_after<'a>(&'a self, after: Option<&F>) -> impl Iterator<Item = &'a F> + 'a {
+        self.kernel.keys_after(after)
+    }
+
+    /// How many fields are present.
+    pub fn len(&self) -> usize {
+        self.kernel.key_count()
+    }
+
+    /// Whether no field is present.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Delta-mutator: write `value` to `field`, overwriting the field's values seen.
     pub fn put(&self, replica: ReplicaId, field: F, value: V) -> Self {
         OrMap {

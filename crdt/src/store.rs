@@ -25,6 +25,7 @@ use crate::twopset::TwoPSet;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use std::collections::HashMap;
 
 /// Who writes and when: what a delta-mutator needs beyond the operation.
 #[derive(Clone, Copy, Debug)]
@@ -440,30 +441,103 @@ impl Store {
 
     /// Delta-mutator for a batch: each op sees the ones before it, and the result is one delta.
     /// Any refused op refuses the whole batch.
+    ///
+    /// Cost: a key written only by adds of one set type (a bulk load) costs its adds, in one
+    /// delta-mutator ([`Store::add_all`]). Any other key gets a view of it (its objects shared
+    /// with `self`, not copied) and the delta of the batch's last op on it, joined into the view
+    /// only if another op on the key follows — so a key written once costs its op, and one
+    /// written k times copies its object once.
     pub fn apply_batch(
         &self,
         ops: impl IntoIterator<Item = (String, Op)>,
         w: &Writer,
     ) -> Result<Store, CrdtError> {
-        // Per key: a view of it (its objects shared with `self`, not copied) and the delta of the
-        // batch's last op on it, joined into the view only if another op on the key follows — so
-        // a key written once costs its op, and one written k times copies its object once.
-        let mut views: std::collections::HashMap<String, (Store, Store)> = Default::default();
+        let ops: Vec<(String, Op)> = ops.into_iter().collect();
+        let mut adds: HashMap<&str, Option<Vec<&Op>>> = HashMap::new();
+        for (key, op) in &ops {
+            let run = adds.entry(key.as_str()).or_insert_with(|| Some(Vec::new()));
+            let same = run
+                .as_ref()
+                .is_some_and(|r| r.first().is_none_or(|f| f.kind() == op.kind()));
+            let add = matches!(op, Op::SetAdd(_) | Op::GSetAdd(_) | Op::TwoPSetAdd(_));
+            match run {
+                Some(r) if add && same => r.push(op),
+                _ => *run = None,
+            }
+        }
         let mut acc = Store::default();
-        for (key, op) in ops {
+        let mut views: HashMap<String, (Store, Store)> = HashMap::new();
+        for (key, op) in &ops {
+            if let Some(Some(run)) = adds.get_mut(key.as_str()) {
+                if !run.is_empty() {
+                    acc.join(&self.add_all(key, std::mem::take(run), w)?);
+                }
+                continue;
+            }
             let (view, last) = views
                 .entry(key.clone())
-                .or_insert_with(|| (self.only(&key), Store::default()));
+                .or_insert_with(|| (self.only(key), Store::default()));
             if !last.is_bottom() {
                 view.join(last);
             }
-            let d = view.apply(&key, op, w)?;
+            let d = view.apply(key, op.clone(), w)?;
             acc.join(&d);
             *last = d;
         }
         Ok(acc)
     }
+
+    /// Delta-mutator: the adds `run` (all of one set type) on `key`, as that many [`Store::apply`]s
+    /// in one delta that costs the adds, not the object.
+    fn add_all(&self, key: &str, run: Vec<&Op>, w: &Writer) -> Result<Store, CrdtError> {
+        // The checks (reserved key, type clash) are the same for every op of the run.
+        let kind = run[0].kind();
+        self.apply(key, run[0].clone(), w)?;
+        // In order, each once: a second add of an element is no change, as `apply` would find
+        // (and the dots go out in the order of the ops).
+        let mut seen = std::collections::HashSet::new();
+        let mut elements: Vec<Value> = run
+            .into_iter()
+            .filter_map(|op| match op {
+                Op::SetAdd(x) | Op::GSetAdd(x) | Op::TwoPSetAdd(x) => Some(x),
+                _ => None,
+            })
+            .filter(|x| seen.insert(*x))
+            .cloned()
+            .collect();
+        let k = key.to_string();
+        let mut d = Store::default();
+        match kind {
+            Kind::GSet => {
+                let delta: GSet<Value> = elements.into_iter().collect();
+                d.gsets = GMap::singleton(k, delta.into());
+            }
+            Kind::TwoPSet => {
+                let delta =
+                    elements
+                        .into_iter()
+                        .fold(TwoPSet::default(), |mut s: TwoPSet<Value>, x| {
+                            s.join(&TwoPSet::default().add(x));
+                            s
+                        });
+                d.twopsets = GMap::singleton(k, delta.into());
+            }
+            _ => {
+                let base = self.sets.get(key);
+                // An element already in is no change (as `apply` would find).
+                elements.retain(|x| base.is_none_or(|s| !s.contains(x)));
+                let delta = match base {
+                    Some(s) => s.add_all(w.replica, elements),
+                    None => AwSet::default().add_all(w.replica, elements),
+                };
+                d.sets = GMap::singleton(k, delta.into());
+            }
+        }
+        Ok(d)
+    }
 }
 
+mod read;
+pub use read::Page;
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,38 @@ impl<T: Ord + Clone + Debug> TwoPSet<T> {
         self.added.iter().filter(|x| !self.removed.contains(x))
     }
 
+    /// The elements that are in from just past `after`, in order.
+    pub fn iter_after<'a>(&'a self, after: Option<&T>) -> impl Iterator<Item = &'a T> + 'a {
+        self.added
+            .iter_after(after)
+            .filter(|x| !self.removed.contains(x))
+    }
+
+    /// How many elements are in (costs the removals, not the additions).
+    pub fn len(&self) -> usize {
+        let gone = self
+            .removed
+            .iter()
+            .filter(|x| self.added.contains(x))
+            .count();
+        self.added.len() - gone
+    }
+
+    /// Whether no element is in.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Additions (removed ones included).
+    pub fn added(&self) -> &GSet<T> {
+        &self.added
+    }
+
+    /// Removals.
+    pub fn removed(&self) -> &GSet<T> {
+        &self.removed
+    }
+
     /// Delta-mutator: add `x` (no effect once removed).
     pub fn add(&self, x: T) -> Self {
         TwoPSet {

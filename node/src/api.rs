@@ -5,7 +5,7 @@ use crate::client::{Client, Stopped};
 use crate::feed::{Backlog, FeedEvent};
 use crate::ops;
 use crate::snapshot::Snapshot;
-use crate::views::{ApplyError, ObjectView, RollbackOutcome};
+use crate::views::{ApplyError, Return, RollbackOutcome};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::HeaderMap;
@@ -21,6 +21,8 @@ use serde_json::{json, Value as Json_};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+
+mod objects;
 use tokio::sync::broadcast::error::RecvError;
 
 /// The largest request body accepted.
@@ -114,7 +116,10 @@ pub fn router(client: Client, token: Option<String>, info: NodeInfo) -> Router {
         .route("/v1/node", get(node_info))
         .route("/metrics", get(metrics))
         .route("/v1/objects", get(list))
-        .route("/v1/objects/{key}", get(get_object).post(post_op))
+        .route(
+            "/v1/objects/{key}",
+            get(objects::get_object).post(objects::post_op),
+        )
         .route("/v1/batch", post(batch))
         .route("/v1/state", get(state))
         .route("/v1/peers", get(peers))
@@ -256,40 +261,6 @@ async fn list(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     Ok(Json(Json_::Array(objects)))
 }
 
-async fn get_object(
-    State(api): State<Api>,
-    Path(key): Path<String>,
-) -> ApiResult<Json<ObjectView>> {
-    let k = key.clone();
-    let found = api
-        .client
-        .read(move |v| v.engine.state().get(&k).map(|o| ObjectView::new(&k, o)))
-        .await?;
-    found
-        .map(Json)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no object {key:?}")))
-}
-
-async fn post_op(
-    State(api): State<Api>,
-    Path(key): Path<String>,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Json<ObjectView>> {
-    let op = ops::parse(&body, &[]).map_err(|e| bad(e.0))?;
-    let mut views = api
-        .client
-        .apply(vec![(key.clone(), op)])
-        .await
-        .map_err(|_| Stopped)??;
-    // An op that changes nothing on an absent key (say, removing from a set never written) leaves no object.
-    views.pop().map(Json).ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no object {key:?} after the op: it changed nothing"),
-        )
-    })
-}
-
 async fn batch(State(api): State<Api>, JsonBody(body): JsonBody) -> ApiResult<Json<Json_>> {
     let json = body;
     let items = json
@@ -306,17 +277,57 @@ async fn batch(State(api): State<Api>, JsonBody(body): JsonBody) -> ApiResult<Js
         ops.push((key.to_string(), op));
     }
     let applied = ops.len();
-    api.client.apply(ops).await.map_err(|_| Stopped)??;
+    // The answer is a count: no object views are built.
+    api.client
+        .apply_with(ops, Return::Nothing)
+        .await
+        .map_err(|_| Stopped)??;
     Ok(Json(json!({ "applied": applied })))
 }
 
-async fn state(State(api): State<Api>) -> ApiResult<Json<Json_>> {
-    let s = off_loop(
-        &api,
-        |snap| json!({"digest": snap.digest(), "objects": objects_json(&snap.state)}),
-    )
+/// What `GET /v1/state` may ask for.
+#[derive(Debug, Default, serde::Deserialize)]
+struct StateQuery {
+    /// Each object's first N elements or fields only, with its `size` and the page's `next`.
+    preview: Option<usize>,
+    /// `digest=only`: the digest alone.
+    digest: Option<String>,
+}
+
+async fn state(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<StateQuery>,
+) -> ApiResult<Json<Json_>> {
+    if q.digest.as_deref() == Some("only") {
+        let digest = off_loop(&api, |snap| snap.digest()).await?;
+        return Ok(Json(json!({ "digest": digest })));
+    }
+    let preview = q.preview.map(|n| n.min(objects::MAX_PAGE));
+    let s = off_loop(&api, move |snap| {
+        let objects = match preview {
+            None => objects_json(&snap.state),
+            Some(n) => objects_preview(&snap.state, n),
+        };
+        json!({"digest": snap.digest(), "objects": objects})
+    })
     .await?;
     Ok(Json(s))
+}
+
+/// Every object with its first `n` elements or fields (what a dashboard shows at once).
+fn objects_preview(state: &crdt::Store, n: usize) -> serde_json::Map<String, Json_> {
+    state
+        .objects()
+        .into_iter()
+        .map(|(k, o)| {
+            let (value, next) = o
+                .page(None, n)
+                .map_or_else(|| (o.value(), None), |p| (p.value, p.next));
+            let shown =
+                json!({"type": o.kind().name(), "value": value, "size": o.size(), "next": next});
+            (k.to_string(), shown)
+        })
+        .collect()
 }
 
 async fn peers(State(api): State<Api>) -> ApiResult<Json<Json_>> {

@@ -7,7 +7,7 @@ use crate::feed::Feed;
 use crate::metrics::Metrics;
 use crate::persist::Checkpoint;
 use crate::snapshot::Snapshot;
-use crate::views::{ApplyError, CheckpointInfo, ObjectView, RollbackOutcome};
+use crate::views::{ApplyError, CheckpointInfo, ObjectView, Return, RollbackOutcome};
 use crdt::{Op, Store};
 use libp2p::PeerId;
 use protocol::Engine;
@@ -30,12 +30,16 @@ pub(crate) type Reader = Box<dyn FnOnce(&View<'_>) + Send>;
 /// Where a write's outcome goes.
 pub(crate) type ApplyReply = oneshot::Sender<Result<Vec<ObjectView>, ApplyError>>;
 
+/// One client's write: its ops, what its reply holds, and where the reply goes.
+pub(crate) struct Write {
+    pub ops: Vec<(String, Op)>,
+    pub ret: Return,
+    pub reply: ApplyReply,
+}
+
 /// What a client asks of the event loop.
 pub(crate) enum Command {
-    Apply {
-        ops: Vec<(String, Op)>,
-        reply: ApplyReply,
-    },
+    Apply(Write),
     Read(Reader),
     Snapshot(oneshot::Sender<Snapshot>),
     Sync,
@@ -85,12 +89,24 @@ impl Client {
     }
 
     /// Applies `ops` atomically as one delta, durably (fsynced before this returns); returns the
-    /// objects they name, as they now are. Ops that change nothing commit nothing.
+    /// objects they name, as they now are (values of objects up to [`crate::views::SMALL`]).
+    /// Ops that change nothing commit nothing.
     pub async fn apply(
         &self,
         ops: Vec<(String, Op)>,
     ) -> anyhow::Result<Result<Vec<ObjectView>, ApplyError>> {
-        Ok(self.ask(|reply| Command::Apply { ops, reply }).await?)
+        self.apply_with(ops, Return::Auto).await
+    }
+
+    /// [`Client::apply`], with the reply holding what `ret` says.
+    pub async fn apply_with(
+        &self,
+        ops: Vec<(String, Op)>,
+        ret: Return,
+    ) -> anyhow::Result<Result<Vec<ObjectView>, ApplyError>> {
+        Ok(self
+            .ask(|reply| Command::Apply(Write { ops, ret, reply }))
+            .await?)
     }
 
     /// Runs `f` on the event loop with a view of the node and returns its result. Keep `f` small.
@@ -185,7 +201,7 @@ mod tests {
         // A stand-in loop that answers one sync, one write, then stops.
         let lp = tokio::spawn(async move {
             assert!(matches!(rx.recv().await, Some(Command::Sync)));
-            if let Some(Command::Apply { reply, .. }) = rx.recv().await {
+            if let Some(Command::Apply(Write { reply, .. })) = rx.recv().await {
                 let _ = reply.send(Ok(vec![]));
             }
         });

@@ -77,7 +77,7 @@ impl EventLoop {
     fn on_command(&mut self, cmd: Command) {
         let r = &mut self.replica;
         match cmd {
-            Command::Apply { ops, reply } => r.apply_group(vec![(ops, reply)]),
+            Command::Apply(write) => r.apply_group(vec![write]),
             Command::Read(f) => f(&r.view(self.peer_id)),
             Command::Snapshot(reply) => {
                 let _ =
@@ -116,12 +116,12 @@ fn drain_writes(
 ) -> (WriteGroup, Option<Command>) {
     let mut group = Vec::new();
     match first {
-        Command::Apply { ops, reply } => group.push((ops, reply)),
+        Command::Apply(write) => group.push(write),
         other => return (group, Some(other)),
     }
     while group.len() < max {
         match queue.try_recv() {
-            Ok(Command::Apply { ops, reply }) => group.push((ops, reply)),
+            Ok(Command::Apply(write)) => group.push(write),
             Ok(other) => return (group, Some(other)),
             Err(_) => break,
         }
@@ -135,10 +135,11 @@ mod tests {
     use crdt::Op;
 
     fn write() -> Command {
-        Command::Apply {
+        Command::Apply(crate::client::Write {
             ops: vec![("k".into(), Op::CounterAdd(1))],
+            ret: Default::default(),
             reply: oneshot::channel().0,
-        }
+        })
     }
 
     #[test]

@@ -36,12 +36,35 @@ pub struct FeedEvent {
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Its value after the change, as compact JSON (for a `conflict` event: the conflicts, as
-    /// `GET /v1/conflicts` lists them).
-    pub value: Box<serde_json::value::RawValue>,
+    /// `GET /v1/conflicts` lists them); left out for objects over [`crate::views::SMALL`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Box<serde_json::value::RawValue>>,
+    /// Its size after the change (none on a `conflict` event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// What changed ([`crdt::Object::change`]; none on a `conflict` event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Box<serde_json::value::RawValue>>,
     /// `local` (a write here) or `remote` (from a neighbour).
     pub origin: &'static str,
     /// `change`, or `conflict` (sent as the SSE event name; a change has none).
     pub event: &'static str,
+}
+
+impl FeedEvent {
+    /// The bytes of JSON it holds.
+    fn bytes(&self) -> usize {
+        let len =
+            |v: &Option<Box<serde_json::value::RawValue>>| v.as_ref().map_or(0, |r| r.get().len());
+        len(&self.value) + len(&self.change)
+    }
+}
+
+/// What an event shows of its object.
+struct Shown<'a> {
+    value: Option<&'a serde_json::Value>,
+    size: Option<usize>,
+    change: Option<&'a serde_json::Value>,
 }
 
 /// What a reader resuming from an id gets first.
@@ -86,7 +109,12 @@ impl Feed {
         origin: &'static str,
     ) {
         for v in views {
-            self.push(&v.key, v.kind, &v.value, origin, "change");
+            let event = Shown {
+                value: v.value.as_ref(),
+                size: Some(v.size),
+                change: v.change.as_ref(),
+            };
+            self.push(&v.key, v.kind, event, origin, "change");
         }
     }
 
@@ -98,35 +126,41 @@ impl Feed {
         conflicts: &serde_json::Value,
         origin: &'static str,
     ) {
-        self.push(key, kind, conflicts, origin, "conflict");
+        let shown = Shown {
+            value: Some(conflicts),
+            size: None,
+            change: None,
+        };
+        self.push(key, kind, shown, origin, "conflict");
     }
 
     fn push(
         &self,
         key: &str,
         kind: &'static str,
-        value: &serde_json::Value,
+        shown: Shown<'_>,
         origin: &'static str,
         event: &'static str,
     ) {
-        let Ok(value) = serde_json::value::to_raw_value(value) else {
-            return;
-        };
+        let raw =
+            |v: Option<&serde_json::Value>| v.and_then(|v| serde_json::value::to_raw_value(v).ok());
         let mut guard = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         guard.newest += 1;
         let ev = Arc::new(FeedEvent {
             id: guard.newest,
             key: key.to_string(),
             kind,
-            value,
+            value: raw(shown.value),
+            size: shown.size,
+            change: raw(shown.change),
             origin,
             event,
         });
-        guard.bytes += ev.value.get().len();
+        guard.bytes += ev.bytes();
         guard.events.push_back(ev.clone());
         while guard.events.len() > RING || (guard.bytes > RING_BYTES && guard.events.len() > 1) {
             let old = guard.events.pop_front().expect("not empty");
-            guard.bytes -= old.value.get().len();
+            guard.bytes -= old.bytes();
         }
         // No live reader is fine: the ring keeps it for resumers.
         let _ = self.live.send(ev);
@@ -162,7 +196,9 @@ mod tests {
         ObjectView {
             key: key.into(),
             kind: "counter",
-            value,
+            value: Some(value),
+            size: 1,
+            change: None,
         }
     }
 
@@ -214,7 +250,7 @@ mod tests {
         }
         feed.publish([&view("small", json!(1))], "local");
         let ring = feed.ring.lock().unwrap();
-        let held: usize = ring.events.iter().map(|e| e.value.get().len()).sum();
+        let held: usize = ring.events.iter().map(|e| e.bytes()).sum();
         assert_eq!(held, ring.bytes, "the byte count is exact");
         assert!(ring.bytes <= RING_BYTES, "{} bytes held", ring.bytes);
         assert!(ring.events.len() < 1000, "old large events were dropped");

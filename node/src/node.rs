@@ -211,7 +211,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(views[0].value, json!({"n1": ["hello"]}));
+        assert_eq!(views[0].value, Some(json!({"n1": ["hello"]})));
         cb.apply(vec![("hits".into(), Op::GCounterInc(3))])
             .await
             .unwrap()

@@ -4,15 +4,15 @@
 //! It does no I/O but the disk: messages to send go back to the caller (the event loop hands them
 //! to the peers layer), so it is tested without a network.
 
-use crate::client::{ApplyReply, View};
+use crate::client::{View, Write};
 use crate::clock::unix_ms;
 use crate::feed::Feed;
 use crate::metrics::{Metrics, PeerCounters};
 use crate::persist::{Checkpoint, Durable};
 use crate::snapshot::{digest, Snapshot};
-use crate::views::{ApplyError, CheckpointInfo, ObjectView, PeerView, RollbackOutcome};
+use crate::views::{ApplyError, CheckpointInfo, ObjectView, PeerView, Return, RollbackOutcome};
 use anyhow::Context;
-use crdt::{Op, ReplicaId, Store, Writer};
+use crdt::{Lattice, ReplicaId, Store, Writer};
 use libp2p::PeerId;
 use protocol::{Engine, Event, Input, Message, Output};
 use std::collections::{BTreeMap, HashSet};
@@ -22,8 +22,8 @@ use tokio::sync::oneshot;
 /// Messages for the peers layer to send, in order.
 pub(crate) type Sends = Vec<(PeerId, Message<Store>)>;
 
-/// A group of writes committed together: each write's ops and where its answer goes.
-pub(crate) type WriteGroup = Vec<(Vec<(String, Op)>, ApplyReply)>;
+/// A group of writes committed together.
+pub(crate) type WriteGroup = Vec<Write>;
 
 /// The write path. See the module docs.
 pub(crate) struct Replica {
@@ -165,8 +165,9 @@ impl Replica {
         self.metrics.counts.remote += applied.len() as u64;
         if !applied.is_empty() {
             let touched = touched_keys(&applied);
-            let views = self.views_of(touched.iter().map(String::as_str));
-            self.feed.publish(views.values(), "remote");
+            let delta = joined(applied);
+            let views = self.views_of(&touched, &delta, Return::Auto);
+            self.feed.publish(views.iter(), "remote");
             self.publish_conflicts(&touched);
         }
         sends
@@ -176,6 +177,9 @@ impl Replica {
     /// replies. A write that changes nothing commits nothing and answers the current value. A
     /// write reaches neighbours only through the engine's buffer, sent at a later tick, after this
     /// commit: no neighbour ever holds a dot this replica could lose and reuse.
+    ///
+    /// Replies and feed events cost what the writes changed: each object's size and change come
+    /// from the deltas; its whole value only for small objects or when a write asks for it.
     pub(crate) fn apply_group(&mut self, group: WriteGroup) {
         let writer = Writer {
             replica: self.writer,
@@ -183,7 +187,7 @@ impl Replica {
         };
         let mut committed = Vec::new();
         let mut answers = Vec::new();
-        for (ops, reply) in group {
+        for Write { ops, ret, reply } in group {
             let mut seen = HashSet::new();
             let keys: Vec<String> = ops
                 .iter()
@@ -196,47 +200,39 @@ impl Replica {
                     if applied.is_empty() {
                         self.metrics.counts.unchanged_writes += 1;
                     }
+                    let delta = joined(applied.iter().cloned());
                     committed.extend(applied);
-                    answers.push((reply, Ok(keys)));
+                    answers.push((reply, Ok((keys, delta, ret))));
                 }
                 Err(e) => answers.push((reply, Err(ApplyError::Crdt(e)))),
             }
         }
         let stored = self.commit(&committed);
-        // One view per key, shared by the replies and the feed.
-        let touched = touched_keys(&committed);
-        let mut views = self.views_of(touched.iter().map(String::as_str));
-        if stored.is_ok() {
-            self.feed.publish(views.values(), "local");
+        if stored.is_ok() && !committed.is_empty() {
+            let touched = touched_keys(&committed);
+            let views = self.views_of(&touched, &joined(committed), Return::Auto);
+            self.feed.publish(views.iter(), "local");
         }
         for (reply, answer) in answers {
             let answer = match (&stored, answer) {
                 (Err(e), Ok(_)) => Err(ApplyError::Storage(e.clone())),
-                (_, Ok(keys)) => Ok(keys
-                    .iter()
-                    .filter_map(|k| self.view_of(&mut views, k))
-                    .collect()),
+                (_, Ok((_, _, Return::Nothing))) => Ok(Vec::new()),
+                (_, Ok((keys, delta, ret))) => Ok(self.views_of(&keys, &delta, ret)),
                 (_, Err(e)) => Err(e),
             };
             let _ = reply.send(answer);
         }
     }
 
-    /// The current views of `keys` (those that exist).
-    fn views_of<'a>(&self, keys: impl Iterator<Item = &'a str>) -> BTreeMap<String, ObjectView> {
+    /// The views of `keys` (those that exist) after `delta`, holding what `ret` says.
+    fn views_of(&self, keys: &[String], delta: &Store, ret: Return) -> Vec<ObjectView> {
         let state = self.engine.state();
-        keys.filter_map(|k| state.get(k).map(|o| (k.to_string(), ObjectView::new(k, o))))
+        keys.iter()
+            .filter_map(|k| {
+                let object = state.get(k)?;
+                Some(ObjectView::changed(k, object, delta.get(k), ret))
+            })
             .collect()
-    }
-
-    /// The view of `key`, from `views` or built (and kept there) if the write left it unchanged.
-    fn view_of(&self, views: &mut BTreeMap<String, ObjectView>, key: &str) -> Option<ObjectView> {
-        if let Some(v) = views.get(key) {
-            return Some(v.clone());
-        }
-        let v = ObjectView::new(key, self.engine.state().get(key)?);
-        views.insert(key.to_string(), v.clone());
-        Some(v)
     }
 
     /// A `conflict` event for each of `keys` that a remote delta left in conflict.
@@ -322,7 +318,11 @@ impl Replica {
         }
         if !plan.ops.is_empty() {
             let (tx, mut rx) = oneshot::channel();
-            self.apply_group(vec![(plan.ops, tx)]);
+            self.apply_group(vec![Write {
+                ops: plan.ops,
+                ret: Return::Nothing,
+                reply: tx,
+            }]);
             rx.try_recv()
                 .context("the rollback's write got no answer")??;
         }
@@ -335,6 +335,14 @@ impl Replica {
 }
 
 /// The keys `deltas` touched, in order, without repeats (a resolve touches the key it resolves).
+/// The join of `deltas`.
+fn joined(deltas: impl IntoIterator<Item = Store>) -> Store {
+    deltas.into_iter().fold(Store::default(), |mut all, d| {
+        all.join(&d);
+        all
+    })
+}
+
 fn touched_keys(deltas: &[Store]) -> Vec<String> {
     let mut keys: Vec<String> = deltas
         .iter()

@@ -12,17 +12,62 @@ pub struct ObjectView {
     /// Its type's name.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Its materialised value.
-    pub value: serde_json::Value,
+    /// Its materialised value; left out of a write's reply and of a change event when the object
+    /// is large (over [`SMALL`]) unless asked for (`Prefer: return=representation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    /// How many elements, fields or values it holds ([`crdt::Object::size`]).
+    pub size: usize,
+    /// What the write (or the neighbour's delta) changed ([`crdt::Object::change`]); none on reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<serde_json::Value>,
+}
+
+/// Objects up to this size carry their whole value in write replies and change events by
+/// default; larger ones carry their size and the change.
+pub const SMALL: usize = 1_000;
+
+/// What a write's reply holds of each object it names (RFC 7240 `Prefer: return=…`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Return {
+    /// The value for objects up to [`SMALL`], else the size and the change.
+    #[default]
+    Auto,
+    /// Always the value (`Prefer: return=representation`).
+    Representation,
+    /// Never the value (`Prefer: return=minimal`).
+    Minimal,
+    /// No views at all (a batch answers with a count).
+    Nothing,
 }
 
 impl ObjectView {
-    /// The view of `object` at `key`.
+    /// The view of `object` at `key`, with its whole value (a read).
     pub fn new(key: &str, object: Object<'_>) -> Self {
         ObjectView {
             key: key.to_string(),
             kind: object.kind().name(),
-            value: object.value(),
+            value: Some(object.value()),
+            size: object.size(),
+            change: None,
+        }
+    }
+
+    /// The view of `object` at `key` after `delta` (its part of a write or a neighbour's group),
+    /// with the value when `ret` asks for it: costs the delta, and the value only when asked.
+    pub fn changed(key: &str, object: Object<'_>, delta: Option<Object<'_>>, ret: Return) -> Self {
+        let size = object.size();
+        let value = match ret {
+            Return::Representation => true,
+            Return::Auto => size <= SMALL,
+            Return::Minimal | Return::Nothing => false,
+        };
+        ObjectView {
+            key: key.to_string(),
+            kind: object.kind().name(),
+            value: value.then(|| object.value()),
+            size,
+            change: delta.map(|d| object.change(&d)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: two nodes, each page open in headless Chromium (driven over
 //! WebDriver by chromedriver), a note added in one tab appears in the other; the page asks for the
-//! token of a node that has one; it stays usable with a thousand objects; and a screenshot is
+//! token of a node that has one; it stays usable with a thousand objects and a 200,000-element set
+//! (shown a page at a time); and a screenshot is
 //! taken (`DELTANODE_SCREENSHOT=path` also copies it there: that is how docs/dashboard.png is made).
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/setup.sh` installs them).
 
@@ -207,6 +208,16 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
             .0,
         200
     );
+    // And a 200,000-element set: the page shows its first elements and reads more on demand.
+    for chunk in 0..40 {
+        let ops: Vec<Value> = (chunk * 5_000..(chunk + 1) * 5_000)
+            .map(
+                |i| json!({"key": "big", "type": "set", "op": "add", "value": format!("e-{i:06}")}),
+            )
+            .collect();
+        let body = json!({ "ops": ops }).to_string();
+        assert_eq!(alone.post_raw("/v1/batch", &body).0, 200);
+    }
     alone.op(
         "colour",
         json!({"type":"register","op":"set","value":"blue"}),
@@ -242,6 +253,15 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
     browser.wait_for(
         "b's thousand objects (and a's register) on b's page",
         "document.querySelectorAll('#objects tbody tr').length >= 1001",
+    );
+    browser.wait_for(
+        "the 200,000-element set's first page",
+        "[...document.querySelectorAll('#objects tbody tr')].some(r => r.textContent.includes('e-000049') && r.textContent.includes('more of 200000'))",
+    );
+    browser.script("[...document.querySelectorAll('#objects button')].find(b => b.textContent.includes('more of 200000')).click()");
+    browser.wait_for(
+        "its next page, read on demand",
+        "[...document.querySelectorAll('#objects tbody tr')].some(r => r.textContent.includes('e-000549') && r.textContent.includes('more of 200000'))",
     );
     browser.wait_for(
         "the conflicting register, highlighted with both values",

@@ -261,3 +261,52 @@ fn a_resolve_settles_a_clash_everywhere_and_retires_the_other_types() {
         Err(CrdtError::ReservedKey(_))
     ));
 }
+
+proptest::proptest! {
+    /// A batch's delta, joined into the store, gives what its ops applied one by one give, and
+    /// the same refusal: runs of plain adds (the bulk path) and mixed runs alike. The store starts
+    /// with some of the elements in.
+    #[test]
+    fn a_batch_equals_its_ops_one_by_one(
+        before in proptest::collection::vec((0u8..24, 0u8..6), 0..12),
+        batch in proptest::collection::vec((0u8..24, 0u8..6), 0..40),
+    ) {
+        let writer = w(1);
+        // Plain adds on "a", "g", "t" (one set type each), anything on the rest.
+        let op = |(what, arg): (u8, u8)| -> (String, Op) {
+            let v = Value::from(json!(arg));
+            match what {
+                0..=5 => ("a".to_string(), Op::SetAdd(v)),
+                6..=8 => ("g".to_string(), Op::GSetAdd(v)),
+                9..=11 => ("t".to_string(), Op::TwoPSetAdd(v)),
+                12 => ("a".to_string(), Op::SetRemove(v)),
+                13 => ("g".to_string(), Op::CounterAdd(1)),
+                _ => op_for(what, arg),
+            }
+        };
+        let mut base = Store::default();
+        for o in before.into_iter().map(op) {
+            if let Ok(d) = base.apply(&o.0, o.1, &writer) {
+                base.join(&d);
+            }
+        }
+        let ops: Vec<(String, Op)> = batch.into_iter().map(op).collect();
+        let mut one_by_one: Result<Store, CrdtError> = Ok(base.clone());
+        for (k, o) in ops.clone() {
+            one_by_one = one_by_one.and_then(|mut s| {
+                let d = s.apply(&k, o, &writer)?;
+                s.join(&d);
+                Ok(s)
+            });
+        }
+        match (base.apply_batch(ops, &writer), one_by_one) {
+            (Ok(d), Ok(expected)) => {
+                let mut got = base.clone();
+                got.join(&d);
+                proptest::prop_assert_eq!(got, expected);
+            }
+            (Err(a), Err(b)) => proptest::prop_assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => proptest::prop_assert!(false, "batch {:?}, one by one {:?}", a.map(|_| ()), b.map(|_| ())),
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::feed::Backlog;
-use crdt::{Lattice, Value};
+use crdt::{Lattice, Op, Value};
 use protocol::{Algorithm, Config};
 use serde_json::json;
 use std::path::PathBuf;
@@ -20,8 +20,21 @@ fn replica(tag: &str, peer: PeerId) -> (Replica, PathBuf) {
 }
 
 fn write(r: &mut Replica, key: &str, op: Op) -> Result<Vec<ObjectView>, ApplyError> {
+    write_with(r, key, op, Return::Auto)
+}
+
+fn write_with(
+    r: &mut Replica,
+    key: &str,
+    op: Op,
+    ret: Return,
+) -> Result<Vec<ObjectView>, ApplyError> {
     let (tx, mut rx) = oneshot::channel();
-    r.apply_group(vec![(vec![(key.to_string(), op)], tx)]);
+    r.apply_group(vec![Write {
+        ops: vec![(key.to_string(), op)],
+        ret,
+        reply: tx,
+    }]);
     rx.try_recv().expect("answered before apply_group returns")
 }
 
@@ -42,11 +55,14 @@ fn a_write_is_committed_published_once_and_answered_with_the_view() {
     let (mut r, dir) = replica("write", PeerId::random());
     let start = r.feed.subscribe(None).2;
     let views = write(&mut r, "s", Op::SetAdd(el(1))).unwrap();
-    assert_eq!(views[0].value, json!([1]));
+    assert_eq!(views[0].value.clone().unwrap(), json!([1]));
     assert_eq!(r.durable.log_entries().unwrap(), 1);
     let evs = events_after(&r, start);
     assert_eq!(evs.len(), 1);
-    assert_eq!((evs[0].key.as_str(), evs[0].value.get()), ("s", "[1]"));
+    assert_eq!(
+        (evs[0].key.as_str(), evs[0].value.as_ref().unwrap().get()),
+        ("s", "[1]")
+    );
     assert_eq!(r.metrics.counts.local, 1);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -58,7 +74,11 @@ fn a_write_that_changes_nothing_commits_nothing_and_answers_the_current_value() 
     let (entries, buffered) = (r.durable.log_entries().unwrap(), r.engine.buffer().len());
     let start = r.feed.subscribe(None).2;
     let views = write(&mut r, "s", Op::SetAdd(el(1))).unwrap();
-    assert_eq!(views[0].value, json!([1]), "the current value");
+    assert_eq!(
+        views[0].value.clone().unwrap(),
+        json!([1]),
+        "the current value"
+    );
     assert_eq!(
         r.durable.log_entries().unwrap(),
         entries,
@@ -83,15 +103,23 @@ fn a_refused_write_in_a_group_leaves_the_others_committed() {
     write(&mut r, "c", Op::CounterAdd(1)).unwrap();
     let (ok_tx, mut ok_rx) = oneshot::channel();
     let (bad_tx, mut bad_rx) = oneshot::channel();
+    let write = |ops, reply| Write {
+        ops,
+        ret: Return::Auto,
+        reply,
+    };
     r.apply_group(vec![
-        (vec![("c".into(), Op::SetAdd(el(1)))], bad_tx),
-        (vec![("c".into(), Op::CounterAdd(2))], ok_tx),
+        write(vec![("c".into(), Op::SetAdd(el(1)))], bad_tx),
+        write(vec![("c".into(), Op::CounterAdd(2))], ok_tx),
     ]);
     assert!(matches!(
         bad_rx.try_recv().unwrap(),
         Err(ApplyError::Crdt(_))
     ));
-    assert_eq!(ok_rx.try_recv().unwrap().unwrap()[0].value, json!(3));
+    assert_eq!(
+        ok_rx.try_recv().unwrap().unwrap()[0].value.clone().unwrap(),
+        json!(3)
+    );
     assert_eq!(r.durable.log_entries().unwrap(), 2);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -120,11 +148,15 @@ fn a_remote_group_is_on_disk_before_its_ack_and_a_clash_is_published_as_a_confli
     let evs = events_after(&r, start);
     let names: Vec<&str> = evs.iter().map(|e| e.event).collect();
     assert_eq!(names, vec!["change", "conflict"]);
-    assert_eq!(evs[0].value.get(), "5", "the rule shows the counter");
+    assert_eq!(
+        evs[0].value.as_ref().unwrap().get(),
+        "5",
+        "the rule shows the counter"
+    );
     assert!(
-        evs[1].value.get().contains("type_clash"),
+        evs[1].value.as_ref().unwrap().get().contains("type_clash"),
         "{}",
-        evs[1].value.get()
+        evs[1].value.as_ref().unwrap().get()
     );
     assert_eq!(r.metrics.counts.remote, 1);
     // The other replica settles the clash, keeping the set: the key's view changes here too.
@@ -143,7 +175,10 @@ fn a_remote_group_is_on_disk_before_its_ack_and_a_clash_is_published_as_a_confli
     );
     let evs = events_after(&r, start);
     assert_eq!(evs.len(), 1, "one change, no conflict left");
-    assert_eq!((evs[0].kind, evs[0].value.get()), ("set", "[7]"));
+    assert_eq!(
+        (evs[0].kind, evs[0].value.as_ref().unwrap().get()),
+        ("set", "[7]")
+    );
     // A stranger's message changes nothing and gets no answer.
     let stranger = Store::default()
         .apply("x", Op::CounterAdd(1), &other)
@@ -179,5 +214,38 @@ fn a_snapshot_is_a_copy_that_later_writes_do_not_touch() {
         "the engine's count of unacked groups"
     );
     assert!(snap.state.leq(r.engine.state()));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_write_into_a_large_object_answers_with_its_size_and_change_not_its_value() {
+    let (mut r, dir) = replica("large", PeerId::random());
+    let ops: Vec<(String, Op)> = (0..crate::views::SMALL as i64 + 10)
+        .map(|i| ("big".to_string(), Op::SetAdd(el(i))))
+        .collect();
+    let (tx, _rx) = oneshot::channel();
+    r.apply_group(vec![Write {
+        ops,
+        ret: Return::Nothing,
+        reply: tx,
+    }]);
+    let start = r.feed.subscribe(None).2;
+    let big = crate::views::SMALL + 10;
+    let views = write(&mut r, "big", Op::SetAdd(el(-1))).unwrap();
+    assert_eq!(views[0].size, big + 1);
+    assert_eq!(views[0].value, None, "no value by default past SMALL");
+    assert_eq!(views[0].change, Some(json!({"added": [-1]})));
+    let evs = events_after(&r, start);
+    assert!(evs[0].value.is_none());
+    assert_eq!(evs[0].change.as_ref().unwrap().get(), r#"{"added":[-1]}"#);
+    assert_eq!(evs[0].size, Some(big + 1));
+    // Asked for, the value comes; on a small object, minimal leaves it out.
+    let views = write_with(&mut r, "big", Op::SetAdd(el(-2)), Return::Representation).unwrap();
+    assert_eq!(
+        views[0].value.as_ref().unwrap().as_array().unwrap().len(),
+        big + 2
+    );
+    let views = write_with(&mut r, "small", Op::SetAdd(el(1)), Return::Minimal).unwrap();
+    assert_eq!((views[0].value.is_none(), views[0].size), (true, 1));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,0 +1,220 @@
+//! Reads of one object that cost what they return, not the object's size: its size, a page of
+//! its elements or fields, whether it holds an element, one map field, and what a delta changed
+//! in it. A write into a 10⁶-element set answers with these instead of the whole value.
+
+use super::Object;
+use crate::value::Value;
+use serde_json::{json, Value as Json};
+
+/// A page of an object's elements (sets) or fields (maps).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    /// The elements (an array) or fields (an object of arrays), in order.
+    pub value: Json,
+    /// Where the next page starts (pass it as `after`); `None` on the last page.
+    pub next: Option<String>,
+}
+
+fn array<'a>(it: impl Iterator<Item = &'a Value>) -> Json {
+    Json::Array(it.map(Value::to_json).collect())
+}
+
+impl Object<'_> {
+    /// How many elements (sets), fields (maps) or concurrent values (multi-value registers) it
+    /// holds; 1 for counters and last-writer-wins registers. Costs at most its removals (two-phase
+    /// sets), else constant time.
+    pub fn size(&self) -> usize {
+        match self {
+            Object::GCounter(_) | Object::Counter(_) | Object::Lww(_) => 1,
+            Object::GSet(s) => s.len(),
+            Object::TwoPSet(s) => s.len(),
+            Object::Set(s) => s.len(),
+            Object::Register(r) => r.values().len(),
+            Object::Map(m) => m.len(),
+        }
+    }
+
+    /// Up to `limit` elements (sets) or fields (maps) from just past `after` — an element's
+    /// canonical JSON text, or a field name. Other types have no pages: the whole value, no next.
+    /// `None`: `after` is not an element's JSON.
+    pub fn page(&self, after: Option<&str>, limit: usize) -> Option<Page> {
+        let element = match (self, after) {
+            (Object::GSet(_) | Object::TwoPSet(_) | Object::Set(_), Some(a)) => {
+                Some(Value::new(&serde_json::from_str::<Json>(a).ok()?))
+            }
+            _ => None,
+        };
+        let elements = |it: Box<dyn Iterator<Item = &Value> + '_>| {
+            let mut taken: Vec<&Value> = it.take(limit.saturating_add(1)).collect();
+            let more = taken.len() > limit;
+            taken.truncate(limit);
+            let next = more.then(|| taken.last().map(|v| v.as_str().to_string()));
+            Page {
+                value: array(taken.into_iter()),
+                next: next.flatten(),
+            }
+        };
+        Some(match self {
+            Object::GSet(s) => elements(s.iter_after(element.as_ref())),
+            Object::TwoPSet(s) => elements(Box::new(s.iter_after(element.as_ref()))),
+            Object::Set(s) => elements(s.kernel().keys_after(element.as_ref())),
+            Object::Map(m) => {
+                let after = after.map(str::to_string);
+                let mut fields: Vec<&String> = m
+                    .fields_after(after.as_ref())
+                    .take(limit.saturating_add(1))
+                    .collect();
+                let more = fields.len() > limit;
+                fields.truncate(limit);
+                let next = if more {
+                    fields.last().map(|f| f.to_string())
+                } else {
+                    None
+                };
+                let value = fields
+                    .into_iter()
+                    .map(|f| (f.clone(), array(m.get(f).into_iter())))
+                    .collect();
+                Page {
+                    value: Json::Object(value),
+                    next,
+                }
+            }
+            _ => Page {
+                value: self.value(),
+                next: None,
+            },
+        })
+    }
+
+    /// Whether a set holds `element`; `None` for other types.
+    pub fn contains(&self, element: &Json) -> Option<bool> {
+        let v = Value::new(element);
+        match self {
+            Object::GSet(s) => Some(s.contains(&v)),
+            Object::TwoPSet(s) => Some(s.contains(&v)),
+            Object::Set(s) => Some(s.contains(&v)),
+            _ => None,
+        }
+    }
+
+    /// A map field's concurrent values (empty when absent); `None` for other types.
+    pub fn field(&self, field: &str) -> Option<Json> {
+        match self {
+            Object::Map(m) => Some(array(m.get(&field.to_string()).into_iter())),
+            _ => None,
+        }
+    }
+
+    /// What `delta` (an object of the same type, as a write or a neighbour's group produced it)
+    /// changed in this object, its new state: the elements it added (and, two-phase sets, the
+    /// ones it removed), the map fields it wrote with their values now, or the new value of a
+    /// counter or register. Costs the delta, not the object. Removals from add-wins sets and maps
+    /// carry no elements (only the dots they cover): they show in `size`.
+    pub fn change(&self, delta: &Object<'_>) -> Json {
+        match (self, delta) {
+            (_, Object::GSet(d)) => json!({ "added": array(d.iter()) }),
+            (_, Object::TwoPSet(d)) => json!({
+                "added": array(d.added().iter().filter(|x| !d.removed().contains(x))),
+                "removed": array(d.removed().iter()),
+            }),
+            (_, Object::Set(d)) => json!({ "added": array(d.iter()) }),
+            (Object::Map(m), Object::Map(d)) => {
+                let fields: serde_json::Map<String, Json> = d
+                    .fields()
+                    .map(|f| (f.clone(), array(m.get(f).into_iter())))
+                    .collect();
+                json!({ "fields": fields })
+            }
+            _ => json!({ "value": self.value() }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Lattice, Op, ReplicaId, Store, Value, Writer};
+    use serde_json::json;
+
+    fn store_with(key: &str, ops: Vec<Op>) -> (Store, Store) {
+        let w = Writer {
+            replica: ReplicaId(1),
+            now_ms: 1,
+        };
+        let mut s = Store::default();
+        let mut last = Store::default();
+        for op in ops {
+            last = s.apply(key, op, &w).unwrap();
+            s.join(&last);
+        }
+        (s, last)
+    }
+
+    #[test]
+    fn pages_walk_every_element_once_in_order() {
+        let ops = (0..25).map(|i| Op::SetAdd(Value::from(json!(i)))).collect();
+        let (s, _) = store_with("k", ops);
+        let o = s.get("k").unwrap();
+        assert_eq!(o.size(), 25);
+        let (mut seen, mut after) = (Vec::new(), None::<String>);
+        loop {
+            let page = o.page(after.as_deref(), 10).unwrap();
+            seen.extend(page.value.as_array().unwrap().iter().cloned());
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(Some(&json!(seen)), Some(&o.value()));
+        assert!(o.page(Some("not json"), 10).is_none());
+        assert_eq!(o.contains(&json!(7)), Some(true));
+        assert_eq!(o.contains(&json!(70)), Some(false));
+    }
+
+    #[test]
+    fn map_fields_page_and_read_alone() {
+        let ops = (0..5)
+            .map(|i| Op::MapPut(format!("f{i}"), Value::from(json!(i))))
+            .collect();
+        let (s, last) = store_with("m", ops);
+        let o = s.get("m").unwrap();
+        let page = o.page(Some("f1"), 2).unwrap();
+        assert_eq!(page.value, json!({"f2": [2], "f3": [3]}));
+        assert_eq!(page.next.as_deref(), Some("f3"));
+        assert_eq!(o.field("f4"), Some(json!([4])));
+        assert_eq!(o.field("nope"), Some(json!([])));
+        assert_eq!(
+            o.change(&last.get("m").unwrap()),
+            json!({"fields": {"f4": [4]}})
+        );
+    }
+
+    #[test]
+    fn a_change_names_what_the_delta_added_or_removed() {
+        let (s, last) = store_with(
+            "k",
+            vec![
+                Op::SetAdd(Value::from(json!("a"))),
+                Op::SetAdd(Value::from(json!("b"))),
+            ],
+        );
+        let o = s.get("k").unwrap();
+        assert_eq!(o.change(&last.get("k").unwrap()), json!({"added": ["b"]}));
+        let (s, last) = store_with(
+            "t",
+            vec![
+                Op::TwoPSetAdd(Value::from(json!(1))),
+                Op::TwoPSetRemove(Value::from(json!(1))),
+            ],
+        );
+        let o = s.get("t").unwrap();
+        assert_eq!(o.size(), 0);
+        assert_eq!(
+            o.change(&last.get("t").unwrap()),
+            json!({"added": [], "removed": [1]})
+        );
+        let (s, last) = store_with("c", vec![Op::CounterAdd(5), Op::CounterAdd(-2)]);
+        let o = s.get("c").unwrap();
+        assert_eq!(o.change(&last.get("c").unwrap()), json!({"value": 3}));
+    }
+}
