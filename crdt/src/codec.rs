@@ -72,8 +72,22 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// SHA-256 of the canonical encoding. Every type keeps a canonical representation, so equal
 /// states have equal digests (and different ones, different digests, but for hash collisions).
+/// The encoding is hashed as it is produced: no copy of it is held.
 pub fn digest<T: Serialize>(value: &T) -> Result<[u8; 32], CrdtError> {
-    Ok(sha256(&encode(value)?))
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            sha2::Digest::update(&mut self.0, buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Sha256::new());
+    bincode::serde::encode_into_std_write(value, &mut h, config())
+        .map_err(|e| CrdtError::Encode(e.to_string()))?;
+    Ok(h.0.finalize().into())
 }
 
 /// Lower-case hex of `bytes`.
@@ -84,6 +98,12 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_hashes_the_encoding() {
+        let v: Vec<String> = (0..1000).map(|i| format!("value {i}")).collect();
+        assert_eq!(digest(&v).unwrap(), sha256(&encode(&v).unwrap()));
+    }
 
     #[test]
     fn stored_values_past_the_network_limit_decode_and_garbage_does_not() {

@@ -19,11 +19,12 @@ pub trait KernelItem: Clone + Ord + Debug {}
 impl<T: Clone + Ord + Debug> KernelItem for T {}
 
 /// A causal dot store with a by-key index. See the module docs.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+///
+/// Encoded as its live writes `(dot, key, value)` in dot order and its context (the `by_key`
+/// index is rebuilt on decoding); encoding borrows, so it costs no copy of the kernel.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(
     from = "KernelRepr<K, V>",
-    into = "KernelRepr<K, V>",
-    bound(serialize = "K: KernelItem + Serialize, V: KernelItem + Serialize"),
     bound(deserialize = "K: KernelItem + Deserialize<'de>, V: KernelItem + Deserialize<'de>")
 )]
 pub struct DotKernel<K: KernelItem, V: KernelItem> {
@@ -106,12 +107,20 @@ impl<K: KernelItem, V: KernelItem> From<KernelRepr<K, V>> for DotKernel<K, V> {
     }
 }
 
-impl<K: KernelItem, V: KernelItem> From<DotKernel<K, V>> for KernelRepr<K, V> {
-    fn from(k: DotKernel<K, V>) -> Self {
-        KernelRepr {
-            entries: k.entries.into_iter().map(|(d, (k, v))| (d, k, v)).collect(),
-            context: k.context,
+impl<K: KernelItem + Serialize, V: KernelItem + Serialize> Serialize for DotKernel<K, V> {
+    /// The encoding of a [`KernelRepr`], from borrowed parts.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Entries<'a, K, V>(&'a BTreeMap<Dot, (K, V)>);
+        impl<K: Serialize, V: Serialize> Serialize for Entries<'_, K, V> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|(d, (k, v))| (d, k, v)))
+            }
         }
+        let mut st = s.serialize_struct("KernelRepr", 2)?;
+        st.serialize_field("entries", &Entries(&self.entries))?;
+        st.serialize_field("context", &self.context)?;
+        st.end()
     }
 }
 
@@ -453,3 +462,35 @@ macro_rules! delegate_lattice {
     };
 }
 pub(crate) use delegate_lattice;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+
+    #[test]
+    fn a_kernel_encodes_as_its_repr_did_and_decodes_back() {
+        let mut k: DotKernel<String, u8> = DotKernel::default();
+        for (i, key) in ["b", "a", "c", "a"].iter().enumerate() {
+            let d = k.write(ReplicaId(1 + i as u64 % 2), key.to_string(), i as u8, false);
+            k.join(&d);
+        }
+        let repr = KernelRepr {
+            entries: k
+                .entries
+                .iter()
+                .map(|(d, (key, v))| (*d, key.clone(), *v))
+                .collect(),
+            context: k.context.clone(),
+        };
+        let bytes = codec::encode(&k).unwrap();
+        assert_eq!(
+            bytes,
+            codec::encode(&repr).unwrap(),
+            "the same bytes as before"
+        );
+        let back: DotKernel<String, u8> = codec::decode(&bytes).unwrap();
+        assert_eq!(back, k);
+        assert_eq!(back.keys().count(), 3, "the index is rebuilt");
+    }
+}

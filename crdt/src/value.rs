@@ -6,9 +6,16 @@ use std::fmt;
 
 /// A JSON value in canonical form. Decoding one checks it is canonical JSON: a peer cannot plant
 /// a value that would sort or hash differently from its re-encoding.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Value(String);
+
+impl Serialize for Value {
+    /// As its canonical text (borrowed: encoding a value copies nothing).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl Value {
     /// The canonical form of `json`.

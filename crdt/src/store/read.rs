@@ -87,6 +87,46 @@ impl Object<'_> {
         })
     }
 
+    /// Writes [`Object::value`] as JSON to `w`, element by element from their canonical text:
+    /// nothing is parsed and no copy of the value is built (`/v1/state` streams with it).
+    pub fn write_value(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        fn list<'a>(
+            w: &mut dyn std::io::Write,
+            it: impl Iterator<Item = &'a Value>,
+        ) -> std::io::Result<()> {
+            w.write_all(b"[")?;
+            for (i, v) in it.enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                w.write_all(v.as_str().as_bytes())?;
+            }
+            w.write_all(b"]")
+        }
+        match self {
+            Object::GSet(s) => list(w, s.iter()),
+            Object::TwoPSet(s) => list(w, s.iter()),
+            Object::Set(s) => list(w, s.iter()),
+            Object::Lww(r) => w.write_all(r.get().map_or("null", Value::as_str).as_bytes()),
+            Object::Register(r) => list(w, r.values().into_iter()),
+            Object::Map(m) => {
+                w.write_all(b"{")?;
+                for (i, f) in m.fields().enumerate() {
+                    if i > 0 {
+                        w.write_all(b",")?;
+                    }
+                    serde_json::to_writer(&mut *w, f)?;
+                    w.write_all(b":")?;
+                    list(w, m.get(f).into_iter())?;
+                }
+                w.write_all(b"}")
+            }
+            Object::GCounter(_) | Object::Counter(_) => {
+                serde_json::to_writer(w, &self.value()).map_err(std::io::Error::other)
+            }
+        }
+    }
+
     /// Whether a set holds `element`; `None` for other types.
     pub fn contains(&self, element: &Json) -> Option<bool> {
         let v = Value::new(element);
@@ -169,6 +209,26 @@ mod tests {
         assert!(o.page(Some("not json"), 10).is_none());
         assert_eq!(o.contains(&json!(7)), Some(true));
         assert_eq!(o.contains(&json!(70)), Some(false));
+    }
+
+    #[test]
+    fn a_written_value_is_the_value() {
+        let (s, _) = store_with(
+            "m",
+            vec![
+                Op::MapPut("a\"b".into(), Value::from(json!({"x": [1, "é"]}))),
+                Op::MapPut("c".into(), Value::from(json!(null))),
+            ],
+        );
+        let (s2, _) = store_with("c", vec![Op::CounterAdd(-3)]);
+        let (s3, _) = store_with("s", vec![Op::SetAdd(Value::from(json!("q")))]);
+        for (store, key) in [(&s, "m"), (&s2, "c"), (&s3, "s")] {
+            let o = store.get(key).unwrap();
+            let mut out = Vec::new();
+            o.write_value(&mut out).unwrap();
+            let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(parsed, o.value(), "{key}");
+        }
     }
 
     #[test]
