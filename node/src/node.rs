@@ -19,7 +19,7 @@ use crate::metrics::PeerCounters;
 use crate::network;
 use crate::peers::Peers;
 use crate::persist::{Durable, Recovered};
-use crate::replica::Replica;
+use crate::replica::{entry_events, Replica};
 use anyhow::Context;
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
@@ -54,11 +54,21 @@ impl Node {
             cfg.algorithm
         );
         let key = identity::load_or_create(&cfg.data_dir)?;
+        // The change feed is rebuilt from the log, so a reader resuming after a restart gets what
+        // it missed (ids come from log indexes).
+        let feed = Arc::new(Feed::default());
         let Recovered {
             durable,
             replica: writer,
             state,
-        } = Durable::open(&cfg.data_dir)?;
+            first_index,
+            next_index,
+        } = Durable::open_replaying(&cfg.data_dir, &mut |entry| {
+            let (views, conflicts) = entry_events(entry.state, entry.delta, entry.remote);
+            let origin = if entry.remote { "remote" } else { "local" };
+            feed.publish(entry.index, &views, &conflicts, origin);
+        })?;
+        feed.restored(first_index, next_index);
         let psk = cfg
             .swarm_key
             .as_deref()
@@ -116,7 +126,6 @@ impl Node {
         let now_us = unix_ms() * 1000;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown, shutdown_rx) = oneshot::channel();
-        let feed = Arc::new(Feed::default());
         let config = Config {
             rank: rank_of(&peer_id),
             // An exchange waits ~10 s for the other side (which may be indexing a large state)

@@ -20,6 +20,11 @@ pub const DB_FILE: &str = "state.redb";
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+/// Which log entries came from a neighbour (1) rather than a local write (0): the change feed
+/// replays them with their origin after a restart. (Entries without one predate it: local.)
+const ORIGINS: TableDefinition<u64, u8> = TableDefinition::new("origin");
+/// The next log index, kept across compactions so indexes (and the feed's ids) never repeat.
+const NEXT_INDEX: &str = "next_index";
 const REPLICA: &str = "replica";
 const SNAPSHOT: &str = "snapshot";
 
@@ -56,11 +61,36 @@ pub struct Recovered {
     pub replica: ReplicaId,
     /// The state as last committed.
     pub state: Store,
+    /// Index of the oldest log entry (entries before it were compacted into the snapshot).
+    pub first_index: u64,
+    /// Index the next entry gets.
+    pub next_index: u64,
+}
+
+/// One log entry, as replayed on opening: its index, whether a neighbour sent it, the delta and
+/// the state once it is joined.
+pub struct Replayed<'a> {
+    /// Its index.
+    pub index: u64,
+    /// It came from a neighbour.
+    pub remote: bool,
+    /// The delta.
+    pub delta: &'a Store,
+    /// The state with it (and every entry before it).
+    pub state: &'a Store,
 }
 
 impl Durable {
     /// Opens (or creates) the store in `data_dir` and recovers the state.
     pub fn open(data_dir: &Path) -> anyhow::Result<Recovered> {
+        Self::open_replaying(data_dir, &mut |_| {})
+    }
+
+    /// [`Durable::open`], handing each log entry to `replay` as it is joined into the state.
+    pub fn open_replaying(
+        data_dir: &Path,
+        replay: &mut dyn FnMut(Replayed<'_>),
+    ) -> anyhow::Result<Recovered> {
         let path = data_dir.join(DB_FILE);
         let db = Database::create(&path).with_context(|| format!("opening {}", path.display()))?;
         // First open: draw the replica id and create the tables, in one transaction.
@@ -73,6 +103,7 @@ impl Durable {
             }
             tx.open_table(LOG)?;
             tx.open_table(CHECKPOINTS)?;
+            tx.open_table(ORIGINS)?;
         }
         tx.commit()?;
         let rx = db.begin_read()?;
@@ -95,17 +126,33 @@ impl Durable {
             ),
             None => (Store::default(), 0),
         };
+        // Indexes start at 1 (a feed id of 0 would read as "nothing seen").
+        let mut next_index = match meta.get(NEXT_INDEX)? {
+            Some(v) => u64::from_le_bytes(v.value().try_into().unwrap_or_default()),
+            None => 1,
+        };
         let log = rx.open_table(LOG)?;
-        let (mut next_index, mut log_bytes) = (0, 0);
+        let origins = rx.open_table(ORIGINS)?;
+        let mut first_index = None;
+        let mut log_bytes = 0;
         for entry in log.range(0..)? {
             let (k, v) = entry?;
+            let index = k.value();
             let delta: Store = codec::decode_stored(v.value())
-                .with_context(|| format!("log entry {} does not decode", k.value()))?;
+                .with_context(|| format!("log entry {index} does not decode"))?;
             state.join(&delta);
-            next_index = k.value() + 1;
+            let remote = origins.get(index)?.is_some_and(|o| o.value() == 1);
+            replay(Replayed {
+                index,
+                remote,
+                delta: &delta,
+                state: &state,
+            });
+            first_index.get_or_insert(index);
+            next_index = next_index.max(index + 1);
             log_bytes += v.value().len() as u64;
         }
-        drop((meta, log, rx));
+        drop((meta, log, origins, rx));
         Ok(Recovered {
             durable: Durable {
                 db,
@@ -115,6 +162,8 @@ impl Durable {
             },
             replica,
             state,
+            first_index: first_index.unwrap_or(next_index),
+            next_index,
         })
     }
 
@@ -122,15 +171,30 @@ impl Durable {
     pub fn append<'a>(
         &mut self,
         deltas: impl IntoIterator<Item = &'a Store>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
+        self.append_from(deltas, false)
+    }
+
+    /// Appends `deltas` (from a neighbour when `remote`) in one transaction, fsynced; returns the
+    /// index of the first (the others follow it).
+    pub fn append_from<'a>(
+        &mut self,
+        deltas: impl IntoIterator<Item = &'a Store>,
+        remote: bool,
+    ) -> anyhow::Result<u64> {
         let tx = self.db.begin_write()?;
         let mut added = 0;
-        let mut index = self.next_index;
+        let first = self.next_index;
+        let mut index = first;
         {
             let mut log = tx.open_table(LOG)?;
+            let mut origins = tx.open_table(ORIGINS)?;
             for d in deltas {
                 let bytes = codec::encode(d)?;
                 log.insert(index, bytes.as_slice())?;
+                if remote {
+                    origins.insert(index, 1)?;
+                }
                 index += 1;
                 added += bytes.len() as u64;
             }
@@ -138,7 +202,7 @@ impl Durable {
         tx.commit().context("committing to the store")?;
         self.next_index = index;
         self.log_bytes += added;
-        Ok(())
+        Ok(first)
     }
 
     /// Compacts when the log has outgrown the snapshot: `state` (the current state, which includes
@@ -156,8 +220,11 @@ impl Durable {
         let bytes = codec::encode(state)?;
         let tx = self.db.begin_write()?;
         {
-            tx.open_table(META)?.insert(SNAPSHOT, bytes.as_slice())?;
+            let mut meta = tx.open_table(META)?;
+            meta.insert(SNAPSHOT, bytes.as_slice())?;
+            meta.insert(NEXT_INDEX, self.next_index.to_le_bytes().as_slice())?;
             tx.open_table(LOG)?.retain(|_, _| false)?;
+            tx.open_table(ORIGINS)?.retain(|_, _| false)?;
         }
         tx.commit().context("committing a compaction")?;
         self.snapshot_bytes = bytes.len() as u64;
@@ -244,6 +311,7 @@ mod tests {
             mut durable,
             replica,
             mut state,
+            ..
         } = Durable::open(&d).unwrap();
         assert!(state.is_empty());
         let a = write(&mut state, replica, "s", Op::SetAdd(Value::from(json!(1))));
@@ -263,6 +331,7 @@ mod tests {
             mut durable,
             replica,
             mut state,
+            ..
         } = Durable::open(&d).unwrap();
         for i in 0..50 {
             let delta = write(&mut state, replica, "s", Op::GSetAdd(Value::from(json!(i))));
@@ -280,11 +349,30 @@ mod tests {
             "s",
             Op::GSetAdd(Value::from(json!("after"))),
         );
-        durable.append([&more]).unwrap();
+        let from_peer = write(
+            &mut state,
+            ReplicaId(9),
+            "s",
+            Op::GSetAdd(Value::from(json!("p"))),
+        );
+        let first = durable.append([&more]).unwrap();
+        assert_eq!(
+            first, 51,
+            "indexes go on past a compaction (they start at 1)"
+        );
+        assert_eq!(durable.append_from([&from_peer], true).unwrap(), 52);
         drop(durable);
-        let again = Durable::open(&d).unwrap();
+        let mut replayed = Vec::new();
+        let again =
+            Durable::open_replaying(&d, &mut |e| replayed.push((e.index, e.remote))).unwrap();
         assert_eq!(again.state, state);
-        assert_eq!(again.durable.log_entries().unwrap(), 1);
+        assert_eq!(again.durable.log_entries().unwrap(), 2);
+        assert_eq!((again.first_index, again.next_index), (51, 53));
+        assert_eq!(
+            replayed,
+            vec![(51, false), (52, true)],
+            "the log replays with origins"
+        );
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -295,6 +383,7 @@ mod tests {
             mut durable,
             replica,
             mut state,
+            ..
         } = Durable::open(&d).unwrap();
         let first = write(
             &mut state,

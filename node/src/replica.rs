@@ -159,18 +159,21 @@ impl Replica {
     /// among them). Nothing is returned if the commit failed: no ack for what is not on disk.
     pub(crate) fn receive(&mut self, from: PeerId, msg: Message<Store>) -> Sends {
         let Driven { applied, sends } = self.drive(Input::Received { from, msg });
-        if self.commit(&applied).is_err() {
+        let Ok(first) = self.commit(&applied, true) else {
             return Vec::new();
-        }
+        };
         self.metrics.counts.remote += applied.len() as u64;
-        if !applied.is_empty() {
-            let touched = touched_keys(&applied);
-            let delta = joined(applied);
-            let views = self.views_of(&touched, &delta, Return::Auto);
-            self.feed.publish(views.iter(), "remote");
-            self.publish_conflicts(&touched);
+        for (i, delta) in applied.iter().enumerate() {
+            self.publish(first + i as u64, delta, true);
         }
         sends
+    }
+
+    /// The change feed's events for log entry `index` (`delta`, from a neighbour when `remote`).
+    fn publish(&self, index: u64, delta: &Store, remote: bool) {
+        let (views, conflicts) = entry_events(self.engine.state(), delta, remote);
+        let origin = if remote { "remote" } else { "local" };
+        self.feed.publish(index, &views, &conflicts, origin);
     }
 
     /// Applies a group of writes in memory, commits every delta they caused with one fsync, then
@@ -207,11 +210,11 @@ impl Replica {
                 Err(e) => answers.push((reply, Err(ApplyError::Crdt(e)))),
             }
         }
-        let stored = self.commit(&committed);
-        if stored.is_ok() && !committed.is_empty() {
-            let touched = touched_keys(&committed);
-            let views = self.views_of(&touched, &joined(committed), Return::Auto);
-            self.feed.publish(views.iter(), "local");
+        let stored = self.commit(&committed, false);
+        if let Ok(first) = stored {
+            for (i, delta) in committed.iter().enumerate() {
+                self.publish(first + i as u64, delta, false);
+            }
         }
         for (reply, answer) in answers {
             let answer = match (&stored, answer) {
@@ -235,27 +238,16 @@ impl Replica {
             .collect()
     }
 
-    /// A `conflict` event for each of `keys` that a remote delta left in conflict.
-    fn publish_conflicts(&self, keys: &[String]) {
-        let state = self.engine.state();
-        for key in keys {
-            let conflicts = state.conflicts_at(key);
-            if let (Some(first), Ok(json)) = (conflicts.first(), serde_json::to_value(&conflicts)) {
-                self.feed
-                    .publish_conflict(key, first.kind.name(), &json, "remote");
-            }
-        }
-    }
-
     /// Commits `deltas` (one fsync) and compacts when due. A failure stops the node.
-    fn commit(&mut self, deltas: &[Store]) -> Result<(), String> {
+    /// Returns the log index of the first.
+    fn commit(&mut self, deltas: &[Store], remote: bool) -> Result<u64, String> {
         if deltas.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
-        let result = self
-            .durable
-            .append(deltas)
-            .and_then(|()| self.durable.maybe_compact(self.engine.state()).map(|_| ()));
+        let result = self.durable.append_from(deltas, remote).and_then(|first| {
+            self.durable.maybe_compact(self.engine.state())?;
+            Ok(first)
+        });
         result.map_err(|e| {
             tracing::error!(error = %format!("{e:#}"), "store failure");
             self.failed = true;
@@ -335,6 +327,42 @@ impl Replica {
 }
 
 /// The keys `deltas` touched, in order, without repeats (a resolve touches the key it resolves).
+/// The change feed's events for one log entry, `delta`, joined into `state`: a view of each
+/// object it changed (size, change, and the value of small ones) and, for a neighbour's delta,
+/// the conflicts it left (`(key, type, conflicts)`, as `GET /v1/conflicts` lists them). The
+/// replica publishes them as it commits; a restart replays the log through here.
+pub(crate) fn entry_events(
+    state: &Store,
+    delta: &Store,
+    remote: bool,
+) -> (
+    Vec<ObjectView>,
+    Vec<(String, &'static str, serde_json::Value)>,
+) {
+    let keys = touched_keys(std::slice::from_ref(delta));
+    let views = keys
+        .iter()
+        .filter_map(|k| {
+            Some(ObjectView::changed(
+                k,
+                state.get(k)?,
+                delta.get(k),
+                Return::Auto,
+            ))
+        })
+        .collect();
+    let mut conflicts = Vec::new();
+    if remote {
+        for key in keys {
+            let list = state.conflicts_at(&key);
+            if let (Some(first), Ok(json)) = (list.first(), serde_json::to_value(&list)) {
+                conflicts.push((key, first.kind.name(), json));
+            }
+        }
+    }
+    (views, conflicts)
+}
+
 /// The join of `deltas`.
 fn joined(deltas: impl IntoIterator<Item = Store>) -> Store {
     deltas.into_iter().fold(Store::default(), |mut all, d| {
