@@ -427,26 +427,36 @@ fn sse(ev: &FeedEvent) -> Event {
 
 /// `GET /v1/events`: the change feed as Server-Sent Events. With `Last-Event-ID`, the events after
 /// it first (or a `reset` event holding the full state, when that id is no longer held).
+/// What `GET /v1/events` may ask for.
+#[derive(Debug, Default, serde::Deserialize)]
+struct EventsQuery {
+    /// `values=full`: change events of large objects carry the whole value too (read when the
+    /// event is sent, so it may include later changes; it costs the object, each time).
+    values: Option<String>,
+}
+
 async fn events(
     State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let full = q.values.as_deref() == Some("full");
     let (rx, backlog, newest) = api.client.feed().subscribe(last);
     // The backlog (or the reset) covers everything up to `newest`; live events at or below it are
-    // ones published while subscribing, already covered.
-    let first: Vec<Event> = match backlog {
-        Backlog::Events(evs) => evs.iter().map(|e| sse(e)).collect(),
+    // ones published while subscribing, already covered. `Err`: an event ready to send.
+    let first: Vec<Result<Arc<FeedEvent>, Event>> = match backlog {
+        Backlog::Events(evs) => evs.into_iter().map(Ok).collect(),
         Backlog::Reset => {
             let objects = off_loop(&api, |snap| objects_json(&snap.state)).await?;
-            vec![Event::default()
+            vec![Err(Event::default()
                 .event("reset")
                 .id(newest.to_string())
                 .json_data(json!({"objects": objects}))
-                .unwrap_or_default()]
+                .unwrap_or_default())]
         }
     };
     let live = stream::unfold((rx, newest, false), |(mut rx, seen, done)| async move {
@@ -456,21 +466,53 @@ async fn events(
         loop {
             match rx.recv().await {
                 Ok(ev) if ev.id <= seen => continue,
-                Ok(ev) => return Some((sse(&ev), (rx, ev.id, false))),
+                Ok(ev) => {
+                    let id = ev.id;
+                    return Some((Ok(ev), (rx, id, false)));
+                }
                 Err(RecvError::Lagged(n)) => {
                     let msg = format!("this reader fell {n} events behind and was cut off; reconnect with Last-Event-ID {seen}");
                     let ev = Event::default()
                         .event("lagged")
                         .json_data(json!({"error": msg}))
                         .unwrap_or_default();
-                    return Some((ev, (rx, seen, true)));
+                    return Some((Err(ev), (rx, seen, true)));
                 }
                 Err(RecvError::Closed) => return None,
             }
         }
     });
-    let stream = stream::iter(first).chain(live).map(Ok);
+    let stream = stream::iter(first).chain(live).then(move |item| {
+        let api = api.clone();
+        async move {
+            Ok(match item {
+                Ok(ev) if full => sse(&*with_value(&api, ev).await),
+                Ok(ev) => sse(&ev),
+                Err(ready) => ready,
+            })
+        }
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `ev` with its object's current value, if it is a change event that left it out.
+async fn with_value(api: &Api, ev: Arc<FeedEvent>) -> Arc<FeedEvent> {
+    if ev.value.is_some() || ev.event != "change" {
+        return ev;
+    }
+    let key = ev.key.clone();
+    let value = off_loop(api, move |snap| {
+        let mut out = Vec::new();
+        let o = snap.state.get(&key)?;
+        o.write_value(&mut out).ok()?;
+        serde_json::value::RawValue::from_string(String::from_utf8(out).ok()?).ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    let mut with = (*ev).clone();
+    with.value = value;
+    Arc::new(with)
 }
 
 fn internal(e: anyhow::Error) -> ApiError {

@@ -310,11 +310,16 @@ pub struct SseReader {
 impl SseReader {
     /// Opens `GET /v1/events` on `node`, with `Last-Event-ID` when given.
     pub fn open(node: &NodeProc, last_event_id: Option<&str>) -> SseReader {
+        SseReader::open_at(node, "/v1/events", last_event_id)
+    }
+
+    /// Opens `path` (the feed, with a query) on `node`, with `Last-Event-ID` when given.
+    pub fn open_at(node: &NodeProc, path: &str, last_event_id: Option<&str>) -> SseReader {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .into();
-        let mut req = agent.get(format!("{}/v1/events", node.api));
+        let mut req = agent.get(format!("{}{path}", node.api));
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }

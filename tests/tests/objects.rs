@@ -43,6 +43,7 @@ fn large_objects_answer_with_changes_and_read_in_pages() {
     let (status, body) = node.post_raw("/v1/batch", &json!({ "ops": ops }).to_string());
     assert_eq!((status, body), (200, json!({"applied": SMALL + 5})));
     let feed = SseReader::open(&node, None);
+    let full_feed = SseReader::open_at(&node, "/v1/events?values=full", None);
 
     // Past the bound: size and change, no value; the feed event alike.
     let reply = node.op("big", add(json!("new")));
@@ -54,6 +55,13 @@ fn large_objects_answer_with_changes_and_read_in_pages() {
     assert_eq!(event.data["size"], json!(SMALL + 6));
     assert_eq!(event.data["change"], json!({"added": ["new"]}));
     assert!(event.data.get("value").is_none(), "{:?}", event.data);
+    // A subscriber that asks for values gets the whole set with the same event.
+    let event = full_feed.next(Duration::from_secs(10));
+    assert_eq!(event.data["change"], json!({"added": ["new"]}));
+    assert_eq!(
+        event.data["value"].as_array().map(Vec::len),
+        Some(SMALL + 6)
+    );
 
     // Asked for, the value comes, and the preference is said to be applied.
     let (status, applied, body) =
