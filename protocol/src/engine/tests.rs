@@ -823,21 +823,10 @@ fn many_objects_with_a_few_new_elements_in_two_of_them_cost_kilobytes() {
     nodes[1].handle(Input::NeighbourUp(0));
     let mut bytes = 0;
     for _ in 0..5 {
-        let mut queue: std::collections::VecDeque<(u32, u32, Message<Store>)> = Default::default();
-        for i in 0..2u32 {
-            for o in nodes[i as usize].handle(Input::Tick) {
-                if let Output::Send { to, msg } = o {
-                    queue.push_back((i, to, msg));
-                }
-            }
-        }
-        while let Some((from, to, msg)) = queue.pop_front() {
+        let mut queue = ticked(&mut nodes, 0);
+        queue.extend(ticked(&mut nodes, 1));
+        for msg in deliver(&mut nodes, queue, |_, _| false) {
             bytes += crate::wire::encode(&msg).unwrap().len();
-            for o in nodes[to as usize].handle(Input::Received { from, msg }) {
-                if let Output::Send { to: next, msg } = o {
-                    queue.push_back((to, next, msg));
-                }
-            }
         }
     }
     assert_eq!(nodes[0].state(), nodes[1].state());
@@ -942,22 +931,10 @@ fn a_state_larger_than_a_frame_reaches_a_new_neighbour_in_chunks() {
         nodes[1].handle(Input::NeighbourUp(0));
         let mut largest = 0;
         for _ in 0..20 {
-            let mut queue: std::collections::VecDeque<(u32, u32, Message<GSet<String>>)> =
-                Default::default();
-            for i in 0..2u32 {
-                for o in nodes[i as usize].handle(Input::Tick) {
-                    if let Output::Send { to, msg } = o {
-                        queue.push_back((i, to, msg));
-                    }
-                }
-            }
-            while let Some((from, to, msg)) = queue.pop_front() {
+            let mut queue = ticked(&mut nodes, 0);
+            queue.extend(ticked(&mut nodes, 1));
+            for msg in deliver(&mut nodes, queue, |_, _| false) {
                 largest = largest.max(crate::wire::encode(&msg).unwrap().len());
-                for o in nodes[to as usize].handle(Input::Received { from, msg }) {
-                    if let Output::Send { to: next, msg } = o {
-                        queue.push_back((to, next, msg));
-                    }
-                }
             }
         }
         assert!(nodes[1].state().leq(nodes[0].state()) && nodes[0].state().leq(nodes[1].state()));
