@@ -31,6 +31,9 @@ const SNAPSHOT: &str = "snapshot";
 /// Log bytes below which compaction never runs.
 const MIN_COMPACT_BYTES: u64 = 1 << 20;
 
+/// redb's page cache.
+const CACHE_BYTES: usize = 16 << 20;
+
 /// The open store.
 pub struct Durable {
     db: Database,
@@ -92,7 +95,12 @@ impl Durable {
         replay: &mut dyn FnMut(Replayed<'_>),
     ) -> anyhow::Result<Recovered> {
         let path = data_dir.join(DB_FILE);
-        let db = Database::create(&path).with_context(|| format!("opening {}", path.display()))?;
+        // The state lives in memory; redb's page cache only speeds up reads of the log and the
+        // snapshot, done once at start. Its default (1 GiB) would keep every page written.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
         // First open: draw the replica id and create the tables, in one transaction.
         let tx = db.begin_write()?;
         {

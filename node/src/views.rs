@@ -24,7 +24,8 @@ pub struct ObjectView {
 }
 
 /// Objects up to this size carry their whole value in write replies and change events by
-/// default; larger ones carry their size and the change.
+/// default; larger ones carry their size and the change. Changes of more elements or fields
+/// than this are told by count.
 pub const SMALL: usize = 1_000;
 
 /// What a write's reply holds of each object it names (RFC 7240 `Prefer: return=…`).
@@ -67,7 +68,7 @@ impl ObjectView {
             kind: object.kind().name(),
             value: value.then(|| object.value()),
             size,
-            change: delta.map(|d| object.change(&d)),
+            change: delta.map(|d| object.change(&d, SMALL)),
         }
     }
 }

@@ -35,7 +35,8 @@ impl Browser {
             .spawn()
             .expect("chromedriver (Debian package chromium-driver; scripts/setup.sh installs it)");
         let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: a loaded 2-core CI machine runs this debug build beside others.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while ureq::get(format!("{base}/status")).call().is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(100));
@@ -143,7 +144,8 @@ impl Browser {
 
     /// Waits until the page's `js` expression is true.
     fn wait_for(&self, what: &str, js: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: a loaded 2-core CI machine runs this debug build beside others.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if self.script(&format!("return !!({js});")) == json!(true) {
                 return;

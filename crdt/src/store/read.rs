@@ -150,22 +150,37 @@ impl Object<'_> {
     /// changed in this object, its new state: the elements it added (and, two-phase sets, the
     /// ones it removed), the map fields it wrote with their values now, or the new value of a
     /// counter or register. Costs the delta, not the object. Removals from add-wins sets and maps
-    /// carry no elements (only the dots they cover): they show in `size`.
-    pub fn change(&self, delta: &Object<'_>) -> Json {
+    /// carry no elements (only the dots they cover): they show in `size`. A delta of more than
+    /// `most` elements or fields (a catch-up, a bulk load) is told by count only:
+    /// `{"added_count": N}` or `{"fields_count": N}`.
+    pub fn change(&self, delta: &Object<'_>, most: usize) -> Json {
+        let listed = |n: usize, name: &str, list: &dyn Fn() -> Json| {
+            if n > most {
+                json!({ format!("{name}_count"): n })
+            } else {
+                json!({ name: list() })
+            }
+        };
         match (self, delta) {
-            (_, Object::GSet(d)) => json!({ "added": array(d.iter()) }),
-            (_, Object::TwoPSet(d)) => json!({
-                "added": array(d.added().iter().filter(|x| !d.removed().contains(x))),
-                "removed": array(d.removed().iter()),
-            }),
-            (_, Object::Set(d)) => json!({ "added": array(d.iter()) }),
-            (Object::Map(m), Object::Map(d)) => {
+            (_, Object::GSet(d)) => listed(d.len(), "added", &|| array(d.iter())),
+            (_, Object::TwoPSet(d)) => {
+                let (added, removed) = (d.added(), d.removed());
+                if added.len() + removed.len() > most {
+                    return json!({"added_count": added.len(), "removed_count": removed.len()});
+                }
+                json!({
+                    "added": array(added.iter().filter(|x| !removed.contains(x))),
+                    "removed": array(removed.iter()),
+                })
+            }
+            (_, Object::Set(d)) => listed(d.len(), "added", &|| array(d.iter())),
+            (Object::Map(m), Object::Map(d)) => listed(d.len(), "fields", &|| {
                 let fields: serde_json::Map<String, Json> = d
                     .fields()
                     .map(|f| (f.clone(), array(m.get(f).into_iter())))
                     .collect();
-                json!({ "fields": fields })
-            }
+                Json::Object(fields)
+            }),
             _ => json!({ "value": self.value() }),
         }
     }
@@ -244,9 +259,10 @@ mod tests {
         assert_eq!(o.field("f4"), Some(json!([4])));
         assert_eq!(o.field("nope"), Some(json!([])));
         assert_eq!(
-            o.change(&last.get("m").unwrap()),
+            o.change(&last.get("m").unwrap(), 10),
             json!({"fields": {"f4": [4]}})
         );
+        assert_eq!(o.change(&o, 3), json!({"fields_count": 5}));
     }
 
     #[test]
@@ -259,7 +275,11 @@ mod tests {
             ],
         );
         let o = s.get("k").unwrap();
-        assert_eq!(o.change(&last.get("k").unwrap()), json!({"added": ["b"]}));
+        assert_eq!(
+            o.change(&last.get("k").unwrap(), 10),
+            json!({"added": ["b"]})
+        );
+        assert_eq!(o.change(&s.get("k").unwrap(), 1), json!({"added_count": 2}));
         let (s, last) = store_with(
             "t",
             vec![
@@ -270,11 +290,11 @@ mod tests {
         let o = s.get("t").unwrap();
         assert_eq!(o.size(), 0);
         assert_eq!(
-            o.change(&last.get("t").unwrap()),
+            o.change(&last.get("t").unwrap(), 10),
             json!({"added": [], "removed": [1]})
         );
         let (s, last) = store_with("c", vec![Op::CounterAdd(5), Op::CounterAdd(-2)]);
         let o = s.get("c").unwrap();
-        assert_eq!(o.change(&last.get("c").unwrap()), json!({"value": 3}));
+        assert_eq!(o.change(&last.get("c").unwrap(), 10), json!({"value": 3}));
     }
 }
