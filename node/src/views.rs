@@ -23,10 +23,13 @@ pub struct ObjectView {
     pub change: Option<serde_json::Value>,
 }
 
-/// Objects up to this size carry their whole value in write replies and change events by
-/// default; larger ones carry their size and the change. Changes of more elements or fields
-/// than this are told by count.
+/// Objects up to this size (and [`SMALL_BYTES`] of JSON) carry their whole value in write replies
+/// and change events by default; larger ones carry their size and the change. Changes of more
+/// elements or fields than this are told by count.
 pub const SMALL: usize = 1_000;
+
+/// The most JSON a value sent by default may take: a few elements can be large.
+pub const SMALL_BYTES: usize = 64 << 10;
 
 /// What a write's reply holds of each object it names (RFC 7240 `Prefer: return=…`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,7 +63,7 @@ impl ObjectView {
         let size = object.size();
         let value = match ret {
             Return::Representation => true,
-            Return::Auto => size <= SMALL,
+            Return::Auto => size <= SMALL && object.value_fits(SMALL_BYTES),
             Return::Minimal | Return::Nothing => false,
         };
         ObjectView {

@@ -210,9 +210,9 @@ impl NodeProc {
         body
     }
 
-    /// The state digest.
+    /// The state digest (`GET /v1/state?digest=only`: no body of the whole state).
     pub fn digest(&self) -> String {
-        self.get("/v1/state").1["digest"]
+        self.get("/v1/state?digest=only").1["digest"]
             .as_str()
             .unwrap()
             .to_string()

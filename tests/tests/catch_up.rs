@@ -101,3 +101,24 @@ fn many_objects_with_twenty_new_elements_in_two_cost_kilobytes() {
     let (a_sent, b_sent) = catch_up_after_restart("many-objects", load, new);
     assert!(a_sent + b_sent <= 16_384.0, "{a_sent} + {b_sent} B");
 }
+
+#[test]
+fn a_state_larger_than_a_frame_reaches_a_new_node() {
+    // 24 MiB of 512 KiB strings, more than the 16 MiB frame limit: a new node gets it all, in
+    // messages under the limit (none refused as oversized), and no full state is sent.
+    let dir = TempDir::new("over-a-frame");
+    let a = NodeProc::start(&dir.join("a"), &[]);
+    for i in 0..48 {
+        let value = format!("{i:02}{}", "x".repeat(512 << 10));
+        a.op("big", json!({"type": "gset", "op": "add", "value": value}));
+    }
+    let b = NodeProc::start(&dir.join("b"), &["--peer".into(), a.addr()]);
+    await_convergence(&[&a, &b], Duration::from_secs(120));
+    for node in [&a, &b] {
+        let m = metrics(node);
+        assert_eq!(sample(&m, "deltanode_full_state_sends_total"), 0.0);
+        assert_eq!(sample(&m, "deltanode_oversized_frames_total"), 0.0);
+    }
+    let (_, page) = b.get("/v1/objects/big?limit=1");
+    assert_eq!(page["size"], json!(48));
+}

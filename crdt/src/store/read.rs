@@ -127,6 +127,38 @@ impl Object<'_> {
         }
     }
 
+    /// Whether [`Object::value`]'s JSON takes at most `limit` bytes (about: separators aside).
+    /// Stops counting past the limit, so it costs at most the elements that fit.
+    pub fn value_fits(&self, limit: usize) -> bool {
+        let mut total = 0usize;
+        let mut fits = |it: &mut dyn Iterator<Item = usize>| {
+            for n in it {
+                total += n + 1;
+                if total > limit {
+                    return false;
+                }
+            }
+            true
+        };
+        let len = |v: &Value| v.as_str().len();
+        match self {
+            Object::GCounter(_) | Object::Counter(_) => true,
+            Object::GSet(s) => fits(&mut s.iter().map(len)),
+            Object::TwoPSet(s) => fits(&mut s.iter().map(len)),
+            Object::Set(s) => fits(&mut s.iter().map(len)),
+            Object::Lww(r) => fits(&mut r.get().into_iter().map(len)),
+            Object::Register(r) => fits(&mut r.values().into_iter().map(len)),
+            Object::Map(m) => fits(&mut m.fields().map(|f| {
+                f.len()
+                    + 4
+                    + m.get(f)
+                        .into_iter()
+                        .map(|v| v.as_str().len() + 1)
+                        .sum::<usize>()
+            })),
+        }
+    }
+
     /// Whether a set holds `element`; `None` for other types.
     pub fn contains(&self, element: &Json) -> Option<bool> {
         let v = Value::new(element);
@@ -223,6 +255,8 @@ mod tests {
         assert_eq!(Some(&json!(seen)), Some(&o.value()));
         assert!(o.page(Some("not json"), 10).is_none());
         assert_eq!(o.contains(&json!(7)), Some(true));
+        let bytes = o.value().to_string().len();
+        assert!(o.value_fits(bytes) && !o.value_fits(bytes / 2));
         assert_eq!(o.contains(&json!(70)), Some(false));
     }
 
