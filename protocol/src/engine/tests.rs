@@ -815,20 +815,11 @@ fn many_objects_with_a_few_new_elements_in_two_of_them_cost_kilobytes() {
         add(&mut ahead, "set-7", 5_000 + x);
         add(&mut ahead, "big", 50_000 + x);
     }
-    let mut nodes: Vec<Engine<u32, Store>> = [ahead, shared]
-        .into_iter()
-        .map(|s| Engine::new(Config::new(Algorithm::BpRr), s, 0))
-        .collect();
-    nodes[0].handle(Input::NeighbourUp(1));
-    nodes[1].handle(Input::NeighbourUp(0));
-    let mut bytes = 0;
-    for _ in 0..5 {
-        let mut queue = ticked(&mut nodes, 0);
-        queue.extend(ticked(&mut nodes, 1));
-        for msg in deliver(&mut nodes, queue, |_, _| false) {
-            bytes += crate::wire::encode(&msg).unwrap().len();
-        }
-    }
+    let mut nodes = pair([ahead, shared]);
+    let bytes: usize = rounds(&mut nodes, 5)
+        .iter()
+        .map(|m| crate::wire::encode(m).unwrap().len())
+        .sum();
     assert_eq!(nodes[0].state(), nodes[1].state());
     assert!(bytes <= 16 * 1024, "{bytes} bytes both ways");
     eprintln!("120,000 elements in 101 objects, 20 new in two: {bytes} bytes both ways");
@@ -859,6 +850,34 @@ fn deliver<L: crdt::Decompose + crdt::Measure + serde::Serialize + Clone>(
     crossed
 }
 
+/// Two `bp-rr` engines over `states`, peers 0 and 1, each the other's new neighbour.
+fn pair<L: crdt::Decompose + crdt::Measure + serde::Serialize>(
+    states: [L; 2],
+) -> Vec<Engine<u32, L>> {
+    let mut nodes: Vec<Engine<u32, L>> = states
+        .into_iter()
+        .map(|s| Engine::new(Config::new(Algorithm::BpRr), s, 0))
+        .collect();
+    nodes[0].handle(Input::NeighbourUp(1));
+    nodes[1].handle(Input::NeighbourUp(0));
+    nodes
+}
+
+/// `n` sync rounds of `nodes`: each ticks, and every message and answer is delivered; returns
+/// what crossed.
+fn rounds<L: crdt::Decompose + crdt::Measure + serde::Serialize + Clone>(
+    nodes: &mut [Engine<u32, L>],
+    n: usize,
+) -> Vec<Message<L>> {
+    let mut crossed = Vec::new();
+    for _ in 0..n {
+        let mut queue = ticked(nodes, 0);
+        queue.extend(ticked(nodes, 1));
+        crossed.extend(deliver(nodes, queue, |_, _| false));
+    }
+    crossed
+}
+
 /// Node `i`'s tick messages, as a delivery queue.
 fn ticked<L: crdt::Decompose + crdt::Measure + serde::Serialize>(
     nodes: &mut [Engine<u32, L>],
@@ -883,12 +902,7 @@ fn an_interrupted_exchange_resumes_where_it_stopped() {
     let shared: GSet<String> = (0..20_000).map(|i| format!("{i}")).chain([big]).collect();
     let new: GSet<String> = (0..2_000).map(|i| format!("new {i}")).collect();
     use crdt::Lattice;
-    let mut nodes: Vec<Engine<u32, GSet<String>>> = [shared.clone().joined(&new), shared]
-        .into_iter()
-        .map(|s| Engine::new(Config::new(Algorithm::BpRr), s, 0))
-        .collect();
-    nodes[0].handle(Input::NeighbourUp(1));
-    nodes[1].handle(Input::NeighbourUp(0));
+    let mut nodes = pair([shared.clone().joined(&new), shared]);
     let queue = ticked(&mut nodes, 0);
     let crossed = deliver(&mut nodes, queue, |from, m| {
         from == 0 && m.payload_units() > 0
@@ -922,21 +936,12 @@ fn a_state_larger_than_a_frame_reaches_a_new_neighbour_in_chunks() {
         .map(|i| format!("{i:02}{}", "x".repeat(512 << 10)))
         .collect();
     for held in [0usize, 8] {
-        let mut nodes: Vec<Engine<u32, GSet<String>>> =
-            [big.clone(), big.iter().take(held).cloned().collect()]
-                .into_iter()
-                .map(|s| Engine::new(Config::new(Algorithm::BpRr), s, 0))
-                .collect();
-        nodes[0].handle(Input::NeighbourUp(1));
-        nodes[1].handle(Input::NeighbourUp(0));
-        let mut largest = 0;
-        for _ in 0..20 {
-            let mut queue = ticked(&mut nodes, 0);
-            queue.extend(ticked(&mut nodes, 1));
-            for msg in deliver(&mut nodes, queue, |_, _| false) {
-                largest = largest.max(crate::wire::encode(&msg).unwrap().len());
-            }
-        }
+        let mut nodes = pair([big.clone(), big.iter().take(held).cloned().collect()]);
+        let largest = rounds(&mut nodes, 20)
+            .iter()
+            .map(|m| crate::wire::encode(m).unwrap().len())
+            .max()
+            .unwrap_or(0);
         assert!(nodes[1].state().leq(nodes[0].state()) && nodes[0].state().leq(nodes[1].state()));
         assert_eq!(nodes[1].state(), &big, "holding {held} first");
         assert!(
