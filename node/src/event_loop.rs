@@ -30,7 +30,7 @@ impl EventLoop {
         loop {
             tokio::select! {
                 ev = self.peers.next() => {
-                    if let Some(ev) = self.peers.on_swarm_event(ev) {
+                    for ev in self.peers.on_swarm_event(ev) {
                         self.on_peer_event(ev);
                     }
                 }

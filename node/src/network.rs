@@ -1,5 +1,7 @@
 //! The libp2p swarm: TCP (behind the private-network handshake when a swarm key is given), Noise,
-//! Yamux; the `/deltanode/sync/1` request-response protocol; mDNS discovery when enabled.
+//! Yamux; the `/deltanode/sync/1` request-response protocol; identify (which protocols a peer
+//! speaks: only one that speaks sync becomes a neighbour) and ping (liveness); mDNS discovery when
+//! enabled.
 
 use crate::codec::{FrameCodec, PROTOCOL};
 use either::Either;
@@ -9,11 +11,14 @@ use libp2p::identity::Keypair;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{mdns, noise, request_response, tcp, yamux, Swarm, Transport};
+use libp2p::{identify, mdns, noise, ping, request_response, tcp, yamux, Swarm, Transport};
 use std::time::Duration;
 
 /// Requests a neighbour may have open on one connection at once (its deltas, acks and catch-ups).
 pub const MAX_CONCURRENT_STREAMS: usize = 32;
+
+/// What identify says this node is.
+pub const IDENTIFY_PROTOCOL: &str = "/deltanode/id/1.0.0";
 
 /// How long a request may wait for its response before it counts as failed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +37,10 @@ mod behaviour {
         pub sync: request_response::Behaviour<FrameCodec>,
         /// LAN discovery; off with `--no-mdns`.
         pub mdns: Toggle<mdns::tokio::Behaviour>,
+        /// Which protocols a peer speaks, and its listen addresses.
+        pub identify: identify::Behaviour,
+        /// Liveness of every connection.
+        pub ping: ping::Behaviour,
     }
 }
 
@@ -78,9 +87,15 @@ pub fn build(
                 } else {
                     None
                 };
+                let identify = identify::Behaviour::new(identify::Config::new(
+                    IDENTIFY_PROTOCOL.to_string(),
+                    key.public(),
+                ));
                 Ok(Behaviour {
                     sync,
                     mdns: mdns.into(),
+                    identify,
+                    ping: ping::Behaviour::new(ping::Config::new()),
                 })
             },
         )?

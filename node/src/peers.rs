@@ -16,6 +16,7 @@ use crdt::Store;
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{identify, ping};
 use libp2p::{mdns, Multiaddr, PeerId, Swarm};
 use protocol::{wire, Message};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -88,6 +89,11 @@ struct PeerState {
     in_flight: usize,
     /// Sync requests failed in a row (reset by any response).
     failed: u32,
+    /// It speaks `/deltanode/sync/1` (identify said so, or it sent a sync request): a neighbour
+    /// while connected. Kept across reconnections.
+    speaks_sync: bool,
+    /// The engine was told it is up (and must be told when it goes down).
+    up: bool,
 }
 
 /// Open connections to one peer, each with whether it has the preferred orientation (dialled by
@@ -120,6 +126,9 @@ pub(crate) struct Peers {
     redials: HashMap<PeerId, Redial>,
     connections: HashMap<PeerId, Connections>,
     peers: BTreeMap<PeerId, PeerState>,
+    /// Peers whose identify shows no `/deltanode/sync/1` (another libp2p app on the same network
+    /// key): never neighbours, never redialled.
+    strangers: HashSet<PeerId>,
     counters: PeerCounters,
     max_frame: usize,
 }
@@ -144,6 +153,7 @@ impl Peers {
                 .collect(),
             connections: HashMap::new(),
             peers: BTreeMap::new(),
+            strangers: HashSet::new(),
             counters,
             max_frame,
         }
@@ -251,10 +261,70 @@ impl Peers {
         }
     }
 
-    /// Turns a swarm event into what the event loop must hear of it.
-    pub(crate) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Option<PeerEvent> {
+    /// Turns a swarm event into what the event loop must hear of it, in order.
+    pub(crate) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Vec<PeerEvent> {
+        let mut out = Vec::new();
+        if let SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+            peer,
+            message: request_response::Message::Request { .. },
+            ..
+        })) = &ev
+        {
+            // A sync request proves it speaks sync, whatever identify has said yet.
+            out.extend(self.speaks_sync(*peer));
+        }
+        out.extend(self.on_event(ev));
+        out
+    }
+
+    /// `peer` speaks `/deltanode/sync/1`: a neighbour now, if connected and not one yet.
+    fn speaks_sync(&mut self, peer: PeerId) -> Option<PeerEvent> {
+        let connected = self.connections.contains_key(&peer);
+        let state = self.peers.entry(peer).or_default();
+        state.speaks_sync = true;
+        if connected && !state.up {
+            state.up = true;
+            return Some(PeerEvent::Up(peer));
+        }
+        None
+    }
+
+    /// What identify told of `peer`: a neighbour if it speaks sync; else a stranger, disconnected
+    /// and forgotten (a libp2p peer of another app on the same network key).
+    fn identified(&mut self, peer: PeerId, info: &identify::Info) -> Option<PeerEvent> {
+        if info.protocols.iter().any(|p| p.as_ref() == PROTOCOL) {
+            return self.speaks_sync(peer);
+        }
+        if self.peers.get(&peer).is_some_and(|s| s.speaks_sync) {
+            return None; // It spoke sync to us: trust that over an odd identify.
+        }
+        tracing::info!(%peer, agent = %info.agent_version, "peer does not speak {PROTOCOL}; not a neighbour, not redialled");
+        *self
+            .counters
+            .rejected_connections
+            .entry("no_sync_protocol")
+            .or_default() += 1;
+        self.strangers.insert(peer);
+        self.redials.remove(&peer);
+        let _ = self.swarm.disconnect_peer_id(peer);
+        None
+    }
+
+    fn on_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Option<PeerEvent> {
         match ev {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => return self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => return self.identified(peer_id, &info),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Err(e),
+                ..
+            })) => tracing::debug!(%peer, error = %e, "ping failed"),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
                     self.discovered(peer, addr);
@@ -284,12 +354,13 @@ impl Peers {
                 if num_established == 0 {
                     self.connections.remove(&peer_id);
                     tracing::debug!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "last connection closed");
-                    if let Some(p) = self.peers.get_mut(&peer_id) {
-                        p.view.connected = false;
-                        p.in_flight = 0;
-                    }
                     self.schedule_redial(peer_id);
-                    return Some(PeerEvent::Down(peer_id));
+                    let p = self.peers.get_mut(&peer_id)?;
+                    p.view.connected = false;
+                    p.in_flight = 0;
+                    if std::mem::take(&mut p.up) {
+                        return Some(PeerEvent::Down(peer_id));
+                    }
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -323,7 +394,7 @@ impl Peers {
     /// redialled like a `--peer`'s. Only the smaller PeerId dials at discovery, so a pair that
     /// discovers each other makes one connection.
     fn discovered(&mut self, peer: PeerId, addr: Multiaddr) {
-        if peer == self.local || !self.allowed(&peer) {
+        if peer == self.local || !self.allowed(&peer) || self.strangers.contains(&peer) {
             return;
         }
         let r = self
@@ -369,7 +440,12 @@ impl Peers {
         if let Some(r) = self.redials.get_mut(&peer) {
             r.connected();
         }
-        first.then_some(PeerEvent::Up(peer))
+        // A neighbour once identify says it speaks sync (at once if it did before).
+        if first && state.speaks_sync && !state.up {
+            state.up = true;
+            return Some(PeerEvent::Up(peer));
+        }
+        None
     }
 
     fn on_sync_event(
