@@ -11,6 +11,7 @@
 //! | [`client`] | the `Client` handle the API and embedding apps use |
 //! | `replica` | the write path: engine, store, durable log, feed |
 //! | `peers` | swarm, connections, redial, frames |
+//! | `peer_book` | peers met, kept in the data dir and dialled on start |
 //! | `event_loop` | the task that routes between replica, peers and clients |
 //! | [`views`], [`snapshot`] | what reads return; owned snapshots for whole-store reads |
 //! | [`network`], [`codec`] | the libp2p swarm and the `/deltanode/sync/1` frame codec |
@@ -40,6 +41,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod ops;
+mod peer_book;
 mod peers;
 pub mod persist;
 pub mod prometheus;

@@ -17,6 +17,7 @@ use crate::feed::Feed;
 use crate::identity;
 use crate::metrics::PeerCounters;
 use crate::network;
+use crate::peer_book::PeerBook;
 use crate::peers::Peers;
 use crate::persist::{Durable, Recovered};
 use crate::replica::{entry_events, Replica};
@@ -136,7 +137,14 @@ impl Node {
         let engine = Engine::new(config, state, now_us);
         let event_loop = EventLoop {
             replica: Replica::new(engine, writer, durable, feed.clone()),
-            peers: Peers::new(swarm, &cfg.neighbours, statics, counters, cfg.max_frame),
+            peers: Peers::new(
+                swarm,
+                &cfg.neighbours,
+                statics,
+                PeerBook::load(&cfg.data_dir),
+                counters,
+                cfg.max_frame,
+            ),
             peer_id,
         };
         let task = tokio::spawn(event_loop.run(rx, shutdown_rx, cfg.sync_interval));

@@ -11,6 +11,7 @@
 use crate::codec::PROTOCOL;
 use crate::metrics::PeerCounters;
 use crate::network::{Behaviour, BehaviourEvent};
+use crate::peer_book::PeerBook;
 use crate::views::PeerView;
 use crdt::Store;
 use libp2p::request_response::{self, ResponseChannel};
@@ -24,6 +25,9 @@ use std::time::{Duration, Instant};
 
 /// Requests in flight to one neighbour; beyond it, the engine's next tick resends what is unacked.
 const MAX_IN_FLIGHT: usize = 8;
+/// The longest random wait before dialling a peer from the book at start.
+pub(crate) const BOOK_JITTER: Duration = Duration::from_millis(500);
+
 /// The first wait before redialling a peer that went down (it doubles on each failure).
 const FIRST_REDIAL_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait between redials of a peer that is down.
@@ -47,10 +51,12 @@ pub(crate) enum PeerEvent {
     },
 }
 
-/// A peer to keep connected (a `--peer`, or one mDNS found) and when to dial it next.
+/// A peer to keep connected (a `--peer`, one mDNS found, or one from the peer book) and when to
+/// dial it next.
 #[derive(Debug)]
 struct Redial {
-    addr: Multiaddr,
+    /// Where to dial it (all are tried).
+    addrs: Vec<Multiaddr>,
     backoff: Duration,
     /// `None` while connected or dialling.
     due: Option<Instant>,
@@ -58,8 +64,12 @@ struct Redial {
 
 impl Redial {
     fn new(addr: Multiaddr, due: Option<Instant>) -> Self {
+        Redial::at(vec![addr], due)
+    }
+
+    fn at(addrs: Vec<Multiaddr>, due: Option<Instant>) -> Self {
         Redial {
-            addr,
+            addrs,
             backoff: FIRST_REDIAL_BACKOFF,
             due,
         }
@@ -129,31 +139,49 @@ pub(crate) struct Peers {
     /// Peers whose identify shows no `/deltanode/sync/1` (another libp2p app on the same network
     /// key): never neighbours, never redialled.
     strangers: HashSet<PeerId>,
+    /// Every sync-speaking peer met, with its listen addresses: dialled on start.
+    book: PeerBook,
     counters: PeerCounters,
     max_frame: usize,
 }
 
 impl Peers {
-    /// The layer over `swarm`; `statics` (the `--peer`s) are dialled at once.
+    /// The layer over `swarm`; `statics` (the `--peer`s) are dialled at once, and the peers of
+    /// `book` too, each after a random wait of up to [`BOOK_JITTER`] (a cluster restarting at
+    /// once does not dial in lockstep).
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
         allowed: &[PeerId],
         statics: HashMap<PeerId, Multiaddr>,
+        book: PeerBook,
         counters: PeerCounters,
         max_frame: usize,
     ) -> Self {
         let now = Instant::now();
+        let local = *swarm.local_peer_id();
+        let allowed: Option<HashSet<PeerId>> =
+            (!allowed.is_empty()).then(|| allowed.iter().copied().collect());
+        let mut redials: HashMap<PeerId, Redial> = book
+            .entries()
+            .filter(|(p, e)| **p != local && !e.addrs.is_empty())
+            .filter(|(p, _)| allowed.as_ref().is_none_or(|a| a.contains(p)))
+            .map(|(p, e)| {
+                let jitter = BOOK_JITTER.mul_f64(rand::random::<f64>());
+                (*p, Redial::at(e.addrs.clone(), Some(now + jitter)))
+            })
+            .collect();
+        for (p, addr) in statics {
+            redials.insert(p, Redial::new(addr, Some(now)));
+        }
         Peers {
-            local: *swarm.local_peer_id(),
+            local,
             swarm,
-            allowed: (!allowed.is_empty()).then(|| allowed.iter().copied().collect()),
-            redials: statics
-                .into_iter()
-                .map(|(p, addr)| (p, Redial::new(addr, Some(now))))
-                .collect(),
+            allowed,
+            redials,
             connections: HashMap::new(),
             peers: BTreeMap::new(),
             strangers: HashSet::new(),
+            book,
             counters,
             max_frame,
         }
@@ -293,6 +321,14 @@ impl Peers {
     /// and forgotten (a libp2p peer of another app on the same network key).
     fn identified(&mut self, peer: PeerId, info: &identify::Info) -> Option<PeerEvent> {
         if info.protocols.iter().any(|p| p.as_ref() == PROTOCOL) {
+            self.book.record(peer, &info.listen_addrs);
+            if let Some(r) = self.redials.get_mut(&peer) {
+                for a in &info.listen_addrs {
+                    if !r.addrs.contains(a) && r.addrs.len() < 8 {
+                        r.addrs.push(a.clone());
+                    }
+                }
+            }
             return self.speaks_sync(peer);
         }
         if self.peers.get(&peer).is_some_and(|s| s.speaks_sync) {
@@ -401,7 +437,7 @@ impl Peers {
             .redials
             .entry(peer)
             .or_insert_with(|| Redial::new(addr.clone(), None));
-        r.addr = addr;
+        r.addrs = vec![addr];
         if self.local < peer {
             r.due = Some(Instant::now());
         }
@@ -496,18 +532,18 @@ impl Peers {
     /// Dials every remembered peer whose redial is due and that is not connected.
     pub(crate) fn redial(&mut self) {
         let now = Instant::now();
-        let due: Vec<(PeerId, Multiaddr)> = self
+        let due: Vec<(PeerId, Vec<Multiaddr>)> = self
             .redials
             .iter()
             .filter(|(p, r)| r.due.is_some_and(|d| d <= now) && !self.swarm.is_connected(p))
-            .map(|(p, r)| (*p, r.addr.clone()))
+            .map(|(p, r)| (*p, r.addrs.clone()))
             .collect();
-        for (peer, addr) in due {
+        for (peer, addrs) in due {
             if let Some(r) = self.redials.get_mut(&peer) {
                 r.due = None;
             }
             let opts = DialOpts::peer_id(peer)
-                .addresses(vec![addr])
+                .addresses(addrs)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build();
             if let Err(e) = self.swarm.dial(opts) {
