@@ -204,6 +204,10 @@ pub struct RunArgs {
     /// Private-network pre-shared key file (swarm.key format).
     #[arg(long)]
     pub swarm_key: Option<PathBuf>,
+    /// Seconds a peer may stay disconnected before it leaves /v1/peers and the per-peer metrics
+    /// and is no longer redialled (a --peer always is); it stays in the peer book.
+    #[arg(long, default_value_t = 600)]
+    pub forget_after: u64,
     /// Bearer token the API requires (required when --api is not loopback; not empty).
     #[arg(long, env = "DELTANODE_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub api_token: Option<String>,

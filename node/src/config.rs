@@ -26,6 +26,9 @@ pub struct NodeConfig {
     pub swarm_key: Option<PathBuf>,
     /// The largest frame sent or accepted.
     pub max_frame: usize,
+    /// A peer disconnected for longer than this leaves `/v1/peers` and the per-peer metrics, and
+    /// is no longer redialled (unless it is a `--peer`); it stays in the peer book for restarts.
+    pub forget_after: Duration,
 }
 
 impl NodeConfig {
@@ -41,6 +44,7 @@ impl NodeConfig {
             algorithm: Algorithm::BpRr,
             swarm_key: None,
             max_frame: wire::DEFAULT_MAX_FRAME,
+            forget_after: Duration::from_secs(600),
         }
     }
 }

@@ -48,6 +48,7 @@ impl EventLoop {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    self.peers.forget();
                     self.peers.redial();
                     let sends = self.replica.tick();
                     self.peers.send(sends, None);

@@ -58,6 +58,11 @@ pub struct PeerCounters {
     pub oversized_frames: Arc<AtomicU64>,
     /// Connections refused: by reason (`not_neighbour`, `handshake` — e.g. a wrong swarm key).
     pub rejected_connections: BTreeMap<&'static str, u64>,
+    /// Sync frame bytes sent to and received from peers since forgotten (`--forget-after`): the
+    /// node's totals keep counting them after their per-peer rows are gone.
+    pub forgotten_bytes: (u64, u64),
+    /// Peers forgotten.
+    pub forgotten_peers: u64,
 }
 
 impl Metrics {

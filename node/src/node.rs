@@ -142,8 +142,7 @@ impl Node {
                 &cfg.neighbours,
                 statics,
                 PeerBook::load(&cfg.data_dir),
-                counters,
-                cfg.max_frame,
+                (counters, cfg.max_frame, cfg.forget_after),
             ),
             peer_id,
         };

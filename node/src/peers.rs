@@ -104,6 +104,8 @@ struct PeerState {
     speaks_sync: bool,
     /// The engine was told it is up (and must be told when it goes down).
     up: bool,
+    /// When its last connection closed (`None` while connected, or never connected).
+    gone_since: Option<Instant>,
 }
 
 /// Open connections to one peer, each with whether it has the preferred orientation (dialled by
@@ -141,6 +143,10 @@ pub(crate) struct Peers {
     strangers: HashSet<PeerId>,
     /// Every sync-speaking peer met, with its listen addresses: dialled on start.
     book: PeerBook,
+    /// The `--peer`s: redialled for ever.
+    statics: HashSet<PeerId>,
+    /// How long a disconnected peer is remembered (`--forget-after`).
+    forget_after: Duration,
     counters: PeerCounters,
     max_frame: usize,
 }
@@ -154,8 +160,7 @@ impl Peers {
         allowed: &[PeerId],
         statics: HashMap<PeerId, Multiaddr>,
         book: PeerBook,
-        counters: PeerCounters,
-        max_frame: usize,
+        (counters, max_frame, forget_after): (PeerCounters, usize, Duration),
     ) -> Self {
         let now = Instant::now();
         let local = *swarm.local_peer_id();
@@ -170,6 +175,7 @@ impl Peers {
                 (*p, Redial::at(e.addrs.clone(), Some(now + jitter)))
             })
             .collect();
+        let static_ids = statics.keys().copied().collect();
         for (p, addr) in statics {
             redials.insert(p, Redial::new(addr, Some(now)));
         }
@@ -182,6 +188,8 @@ impl Peers {
             peers: BTreeMap::new(),
             strangers: HashSet::new(),
             book,
+            statics: static_ids,
+            forget_after,
             counters,
             max_frame,
         }
@@ -394,6 +402,7 @@ impl Peers {
                     let p = self.peers.get_mut(&peer_id)?;
                     p.view.connected = false;
                     p.in_flight = 0;
+                    p.gone_since = Some(Instant::now());
                     if std::mem::take(&mut p.up) {
                         return Some(PeerEvent::Down(peer_id));
                     }
@@ -469,6 +478,7 @@ impl Peers {
         let state = self.peers.entry(peer).or_default();
         state.view.peer_id = peer.to_string();
         state.view.connected = true;
+        state.gone_since = None;
         let addr = remote_addr();
         if !state.view.addrs.contains(&addr) {
             state.view.addrs.push(addr);
@@ -526,6 +536,29 @@ impl Peers {
     fn schedule_redial(&mut self, peer: PeerId) {
         if let Some(r) = self.redials.get_mut(&peer) {
             r.failed(Instant::now());
+        }
+    }
+
+    /// Forgets the peers disconnected for longer than `--forget-after`: they leave `/v1/peers`
+    /// and the per-peer metrics (their bytes stay in the node's totals), and are no longer
+    /// redialled unless they are `--peer`s. The peer book keeps them, for restarts.
+    pub(crate) fn forget(&mut self) {
+        let now = Instant::now();
+        let gone: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.gone_since.is_some_and(|t| now - t > self.forget_after))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in gone {
+            let state = self.peers.remove(&peer).expect("listed");
+            self.counters.forgotten_bytes.0 += state.view.bytes_sent;
+            self.counters.forgotten_bytes.1 += state.view.bytes_received;
+            self.counters.forgotten_peers += 1;
+            if !self.statics.contains(&peer) {
+                self.redials.remove(&peer);
+            }
+            tracing::info!(%peer, "forgot a peer gone for longer than --forget-after");
         }
     }
 

@@ -42,8 +42,9 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
         kinds,
     );
     let peers = &snap.peers;
-    let sent: u64 = peers.iter().map(|p| p.bytes_sent).sum();
-    let received: u64 = peers.iter().map(|p| p.bytes_received).sum();
+    let (forgotten_sent, forgotten_received) = shell.forgotten_bytes;
+    let sent: u64 = forgotten_sent + peers.iter().map(|p| p.bytes_sent).sum::<u64>();
+    let received: u64 = forgotten_received + peers.iter().map(|p| p.bytes_received).sum::<u64>();
     counter(
         &mut r,
         "deltanode_sync_bytes_sent",
@@ -128,6 +129,12 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
         "deltanode_decode_errors",
         "Frames that failed to decode (dropped)",
         shell.decode_errors,
+    );
+    counter(
+        &mut r,
+        "deltanode_forgotten_peers",
+        "Peers forgotten after staying disconnected for longer than --forget-after",
+        shell.forgotten_peers,
     );
     counter(
         &mut r,
