@@ -26,3 +26,32 @@ fn a_node_restarted_on_a_new_port_rejoins_from_its_peer_book() {
     await_convergence(&[&a, &b], Duration::from_secs(30));
     assert_eq!(b.get("/v1/objects/k").1["value"], json!([1, 2, 3]));
 }
+
+#[test]
+fn a_rolling_restart_on_new_ports_reforms_the_cluster() {
+    // A line a – b – c built with --peer; then every node in turn is killed and restarted on a new
+    // port with no --peer at all: each finds its neighbours from its book (and theirs learn its new
+    // address through identify when it reconnects), so the line re-forms.
+    let dir = TempDir::new("rolling");
+    let a = NodeProc::start(&dir.join("a"), &[]);
+    let b = NodeProc::start(&dir.join("b"), &["--peer".into(), a.addr()]);
+    let c = NodeProc::start(&dir.join("c"), &["--peer".into(), b.addr()]);
+    a.op("k", json!({"type": "set", "op": "add", "value": "before"}));
+    await_convergence(&[&a, &b, &c], Duration::from_secs(30));
+    let mut nodes = vec![a, b, c];
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let old = nodes.remove(i);
+        let addr = old.addr();
+        old.kill();
+        let new = NodeProc::start(&dir.join(name), &[]);
+        assert_ne!(new.addr(), addr);
+        new.op("k", json!({"type": "set", "op": "add", "value": name}));
+        nodes.insert(i, new);
+        let all: Vec<&NodeProc> = nodes.iter().collect();
+        await_convergence(&all, Duration::from_secs(30));
+    }
+    assert_eq!(
+        nodes[2].get("/v1/objects/k").1["value"],
+        json!(["a", "b", "before", "c"])
+    );
+}
