@@ -3,8 +3,10 @@
 //! messages back out, client commands to the replica, ticks to both. No protocol fact lives here.
 
 use crate::client::Command;
+use crate::network::BehaviourEvent;
 use crate::peers::{PeerEvent, Peers};
 use crate::replica::{Replica, WriteGroup};
+use libp2p::swarm::SwarmEvent;
 use libp2p::PeerId;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -16,6 +18,8 @@ pub(crate) struct EventLoop {
     pub(crate) replica: Replica,
     pub(crate) peers: Peers,
     pub(crate) peer_id: PeerId,
+    /// Swarm events that came while the node was waiting for its listen addresses.
+    pub(crate) early: Vec<SwarmEvent<BehaviourEvent>>,
 }
 
 impl EventLoop {
@@ -25,6 +29,11 @@ impl EventLoop {
         mut shutdown: oneshot::Receiver<()>,
         interval: Duration,
     ) {
+        for ev in std::mem::take(&mut self.early) {
+            for ev in self.peers.on_swarm_event(ev) {
+                self.on_peer_event(ev);
+            }
+        }
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -90,11 +90,35 @@ impl Node {
                     .with_context(|| format!("listening on {addr}"))?,
             );
         }
-        // Wait until every listener has an address, so the caller can announce them.
+        // Wait until every listener has an address, so the caller can announce them. A wildcard
+        // listener (0.0.0.0, ::) reports one address per interface: those that come within a
+        // short grace are announced too. Other events meanwhile (a peer dialling in early) are
+        // kept for the event loop.
         let mut listen_addrs = Vec::new();
+        let mut early = Vec::new();
+        let wildcard = cfg.listen.iter().any(|a| {
+            a.iter().any(|p| match p {
+                Protocol::Ip4(ip) => ip.is_unspecified(),
+                Protocol::Ip6(ip) => ip.is_unspecified(),
+                _ => false,
+            })
+        });
         let deadline = tokio::time::sleep(Duration::from_secs(10));
         tokio::pin!(deadline);
-        while !listeners.is_empty() {
+        let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        loop {
+            if listeners.is_empty() && grace.is_none() {
+                if !wildcard {
+                    break;
+                }
+                grace = Some(Box::pin(tokio::time::sleep(Duration::from_millis(150))));
+            }
+            let in_grace = async {
+                match grace.as_mut() {
+                    Some(g) => g.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 ev = swarm.select_next_some() => match ev {
                     SwarmEvent::NewListenAddr { listener_id, address } => {
@@ -104,8 +128,9 @@ impl Node {
                     SwarmEvent::ListenerClosed { reason: Err(e), .. } | SwarmEvent::ListenerError { error: e, .. } => {
                         anyhow::bail!("listener failed: {e}");
                     }
-                    _ => {}
+                    other => early.push(other),
                 },
+                _ = in_grace => break,
                 _ = &mut deadline => anyhow::bail!("no listen address after 10 s"),
             }
         }
@@ -145,6 +170,7 @@ impl Node {
                 (counters, cfg.max_frame, cfg.forget_after),
             ),
             peer_id,
+            early,
         };
         let task = tokio::spawn(event_loop.run(rx, shutdown_rx, cfg.sync_interval));
         Ok(Node {

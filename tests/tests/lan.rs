@@ -132,6 +132,15 @@ fn nodes_on_a_lan_find_each_other_by_mdns_alone_and_converge() {
             NodeProc::start_with(&["ip", "netns", "exec", &lan.ns(i)], &args, Some(TOKEN))
         })
         .collect();
+    // Listening on 0.0.0.0, each announces its interfaces' addresses, not only loopback's.
+    for (i, node) in nodes.iter().enumerate() {
+        let own = format!("/ip4/{}/tcp/", lan.addr(i));
+        assert!(
+            node.listen.iter().any(|a| a.starts_with(&own)),
+            "node {i} announces {:?}",
+            node.listen
+        );
+    }
     nodes[0].op("lan", json!({"type":"gset","op":"add","value":"from-0"}));
     nodes[2].op("lan", json!({"type":"gset","op":"add","value":"from-2"}));
     let refs: Vec<&NodeProc> = nodes.iter().collect();
