@@ -20,18 +20,17 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identify, ping};
 use libp2p::{mdns, Multiaddr, PeerId, Swarm};
 use protocol::{wire, Message};
+use redial::Redial;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
+
+mod redial;
 
 /// Requests in flight to one neighbour; beyond it, the engine's next tick resends what is unacked.
 const MAX_IN_FLIGHT: usize = 8;
 /// The longest random wait before dialling a peer from the book at start.
 pub(crate) const BOOK_JITTER: Duration = Duration::from_millis(500);
 
-/// The first wait before redialling a peer that went down (it doubles on each failure).
-const FIRST_REDIAL_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest wait between redials of a peer that is down.
-const MAX_REDIAL_BACKOFF: Duration = Duration::from_secs(8);
 /// Consecutive failed sync requests after which a neighbour's connection is taken for dead and
 /// closed (a partition that drops packets without a FIN leaves it open otherwise); the redial
 /// loop then reconnects once the link is back.
@@ -49,45 +48,6 @@ pub(crate) enum PeerEvent {
         msg: Box<Message<Store>>,
         answer: Option<ResponseChannel<Vec<u8>>>,
     },
-}
-
-/// A peer to keep connected (a `--peer`, one mDNS found, or one from the peer book) and when to
-/// dial it next.
-#[derive(Debug)]
-struct Redial {
-    /// Where to dial it (all are tried).
-    addrs: Vec<Multiaddr>,
-    backoff: Duration,
-    /// `None` while connected or dialling.
-    due: Option<Instant>,
-}
-
-impl Redial {
-    fn new(addr: Multiaddr, due: Option<Instant>) -> Self {
-        Redial::at(vec![addr], due)
-    }
-
-    fn at(addrs: Vec<Multiaddr>, due: Option<Instant>) -> Self {
-        Redial {
-            addrs,
-            backoff: FIRST_REDIAL_BACKOFF,
-            due,
-        }
-    }
-
-    /// The peer went down or a dial failed: try again after the backoff, which doubles.
-    fn failed(&mut self, now: Instant) {
-        if self.due.is_none() {
-            self.due = Some(now + self.backoff);
-            self.backoff = (self.backoff * 2).min(MAX_REDIAL_BACKOFF);
-        }
-    }
-
-    /// Connected: the next failure starts from the first backoff again.
-    fn connected(&mut self) {
-        self.backoff = FIRST_REDIAL_BACKOFF;
-        self.due = None;
-    }
 }
 
 /// Per peer: the counters it shows, and its requests in flight.
@@ -590,26 +550,6 @@ impl Peers {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redial_backoff_doubles_up_to_the_cap_and_resets_on_connect() {
-        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
-        let mut r = Redial::new(addr, None);
-        let t = Instant::now();
-        let mut waits = Vec::new();
-        for _ in 0..8 {
-            r.failed(t);
-            waits.push(r.due.unwrap() - t);
-            r.failed(t); // already scheduled: no change
-            r.due = None; // the dial went out, and failed again
-        }
-        assert_eq!(waits[0], FIRST_REDIAL_BACKOFF);
-        assert_eq!(waits[1], FIRST_REDIAL_BACKOFF * 2);
-        assert_eq!(*waits.last().unwrap(), MAX_REDIAL_BACKOFF);
-        r.connected();
-        r.failed(t);
-        assert_eq!(r.due.unwrap() - t, FIRST_REDIAL_BACKOFF);
-    }
 
     #[test]
     fn a_pair_keeps_only_its_preferred_connection() {
