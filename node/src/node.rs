@@ -13,7 +13,7 @@ pub use crate::views::{ApplyError, CheckpointInfo, ObjectView, PeerView, Rollbac
 use crate::clock::unix_ms;
 use crate::codec::FrameCodec;
 use crate::event_loop::EventLoop;
-use crate::feed::Feed;
+use crate::feed::{self, Feed};
 use crate::identity;
 use crate::metrics::PeerCounters;
 use crate::network;
@@ -58,6 +58,7 @@ impl Node {
         // The change feed is rebuilt from the log, so a reader resuming after a restart gets what
         // it missed (ids come from log indexes).
         let feed = Arc::new(Feed::default());
+        let mut replayed = None;
         let Recovered {
             durable,
             replica: writer,
@@ -65,11 +66,18 @@ impl Node {
             first_index,
             next_index,
         } = Durable::open_replaying(&cfg.data_dir, &mut |entry| {
+            // Each entry makes one event or more and the feed keeps the newest `RING`: the older
+            // entries would be dropped at once, so their events are not built.
+            if entry.later >= feed::RING as u64 {
+                return;
+            }
+            replayed.get_or_insert(entry.index);
             let (views, conflicts) = entry_events(entry.state, entry.delta, entry.remote);
             let origin = if entry.remote { "remote" } else { "local" };
             feed.publish(entry.index, &views, &conflicts, origin);
         })?;
-        feed.restored(first_index, next_index);
+        // Ids of entries before the first replayed one are gone.
+        feed.restored(replayed.unwrap_or(first_index), next_index);
         let psk = cfg
             .swarm_key
             .as_deref()

@@ -275,10 +275,16 @@ impl Peers {
 
     /// `peer` speaks `/deltanode/sync/1`: a neighbour now, if connected and not one yet.
     fn speaks_sync(&mut self, peer: PeerId) -> Option<PeerEvent> {
+        self.peers.entry(peer).or_default().speaks_sync = true;
+        self.up_if_ready(peer)
+    }
+
+    /// `Up` for `peer` once it is both connected and known to speak sync, and only once while it
+    /// stays connected.
+    fn up_if_ready(&mut self, peer: PeerId) -> Option<PeerEvent> {
         let connected = self.connections.contains_key(&peer);
-        let state = self.peers.entry(peer).or_default();
-        state.speaks_sync = true;
-        if connected && !state.up {
+        let state = self.peers.get_mut(&peer)?;
+        if connected && state.speaks_sync && !state.up {
             state.up = true;
             return Some(PeerEvent::Up(peer));
         }
@@ -434,7 +440,6 @@ impl Peers {
         for extra in conns.add(id, dialer == self.local.min(peer)) {
             self.swarm.close_connection(extra);
         }
-        let first = conns.0.len() == 1;
         let state = self.peers.entry(peer).or_default();
         state.view.peer_id = peer.to_string();
         state.view.connected = true;
@@ -447,11 +452,7 @@ impl Peers {
             r.connected();
         }
         // A neighbour once identify says it speaks sync (at once if it did before).
-        if first && state.speaks_sync && !state.up {
-            state.up = true;
-            return Some(PeerEvent::Up(peer));
-        }
-        None
+        self.up_if_ready(peer)
     }
 
     fn on_sync_event(

@@ -70,11 +70,13 @@ pub struct Recovered {
     pub next_index: u64,
 }
 
-/// One log entry, as replayed on opening: its index, whether a neighbour sent it, the delta and
-/// the state once it is joined.
+/// One log entry, as replayed on opening: its index, how many follow it, whether a neighbour
+/// sent it, the delta and the state once it is joined.
 pub struct Replayed<'a> {
     /// Its index.
     pub index: u64,
+    /// Entries after it in the log (a reader that keeps only the newest can skip the rest).
+    pub later: u64,
     /// It came from a neighbour.
     pub remote: bool,
     /// The delta.
@@ -143,7 +145,8 @@ impl Durable {
         let origins = rx.open_table(ORIGINS)?;
         let mut first_index = None;
         let mut log_bytes = 0;
-        for entry in log.range(0..)? {
+        let entries = log.len()?;
+        for (n, entry) in log.range(0..)?.enumerate() {
             let (k, v) = entry?;
             let index = k.value();
             let delta: Store = codec::decode_stored(v.value())
@@ -152,6 +155,7 @@ impl Durable {
             let remote = origins.get(index)?.is_some_and(|o| o.value() == 1);
             replay(Replayed {
                 index,
+                later: entries.saturating_sub(n as u64 + 1),
                 remote,
                 delta: &delta,
                 state: &state,
@@ -372,13 +376,14 @@ mod tests {
         drop(durable);
         let mut replayed = Vec::new();
         let again =
-            Durable::open_replaying(&d, &mut |e| replayed.push((e.index, e.remote))).unwrap();
+            Durable::open_replaying(&d, &mut |e| replayed.push((e.index, e.later, e.remote)))
+                .unwrap();
         assert_eq!(again.state, state);
         assert_eq!(again.durable.log_entries().unwrap(), 2);
         assert_eq!((again.first_index, again.next_index), (51, 53));
         assert_eq!(
             replayed,
-            vec![(51, false), (52, true)],
+            vec![(51, 1, false), (52, 0, true)],
             "the log replays with origins"
         );
         std::fs::remove_dir_all(d).unwrap();

@@ -191,21 +191,23 @@ impl Replica {
         let mut committed = Vec::new();
         let mut answers = Vec::new();
         for Write { ops, ret, reply } in group {
-            let mut seen = HashSet::new();
-            let keys: Vec<String> = ops
-                .iter()
-                .filter(|(k, _)| seen.insert(k.as_str()))
-                .map(|(k, _)| k.clone())
-                .collect();
+            // The keys to answer with (none for a batch, which answers with a count).
+            let keys = (ret != Return::Nothing).then(|| {
+                let mut seen = HashSet::new();
+                ops.iter()
+                    .filter(|(k, _)| seen.insert(k.as_str()))
+                    .map(|(k, _)| k.clone())
+                    .collect::<Vec<String>>()
+            });
             match self.engine.state().apply_batch(ops, &writer) {
                 Ok(delta) => {
                     let applied = self.drive(Input::Update(delta)).applied;
                     if applied.is_empty() {
                         self.metrics.counts.unchanged_writes += 1;
                     }
-                    let delta = joined(applied.iter().cloned());
+                    let shown = keys.map(|keys| (keys, joined(applied.iter().cloned())));
                     committed.extend(applied);
-                    answers.push((reply, Ok((keys, delta, ret))));
+                    answers.push((reply, Ok((shown, ret))));
                 }
                 Err(e) => answers.push((reply, Err(ApplyError::Crdt(e)))),
             }
@@ -216,26 +218,16 @@ impl Replica {
                 self.publish(first + i as u64, delta, false);
             }
         }
+        let state = self.engine.state();
         for (reply, answer) in answers {
             let answer = match (&stored, answer) {
                 (Err(e), Ok(_)) => Err(ApplyError::Storage(e.clone())),
-                (_, Ok((_, _, Return::Nothing))) => Ok(Vec::new()),
-                (_, Ok((keys, delta, ret))) => Ok(self.views_of(&keys, &delta, ret)),
+                (_, Ok((None, _))) => Ok(Vec::new()),
+                (_, Ok((Some((keys, delta)), ret))) => Ok(views_of(state, &keys, &delta, ret)),
                 (_, Err(e)) => Err(e),
             };
             let _ = reply.send(answer);
         }
-    }
-
-    /// The views of `keys` (those that exist) after `delta`, holding what `ret` says.
-    fn views_of(&self, keys: &[String], delta: &Store, ret: Return) -> Vec<ObjectView> {
-        let state = self.engine.state();
-        keys.iter()
-            .filter_map(|k| {
-                let object = state.get(k)?;
-                Some(ObjectView::changed(k, object, delta.get(k), ret))
-            })
-            .collect()
     }
 
     /// Commits `deltas` (one fsync) and compacts when due. A failure stops the node.
@@ -326,7 +318,6 @@ impl Replica {
     }
 }
 
-/// The keys `deltas` touched, in order, without repeats (a resolve touches the key it resolves).
 /// The change feed's events for one log entry, `delta`, joined into `state`: a view of each
 /// object it changed (size, change, and the value of small ones) and, for a neighbour's delta,
 /// the conflicts it left (`(key, type, conflicts)`, as `GET /v1/conflicts` lists them). The
@@ -339,18 +330,13 @@ pub(crate) fn entry_events(
     Vec<ObjectView>,
     Vec<(String, &'static str, serde_json::Value)>,
 ) {
-    let keys = touched_keys(std::slice::from_ref(delta));
-    let views = keys
-        .iter()
-        .filter_map(|k| {
-            Some(ObjectView::changed(
-                k,
-                state.get(k)?,
-                delta.get(k),
-                Return::Auto,
-            ))
-        })
+    // The keys it touched, in order, once each (a resolve touches the key it resolves).
+    let keys: Vec<String> = delta
+        .keys_touched()
+        .into_iter()
+        .map(str::to_string)
         .collect();
+    let views = views_of(state, &keys, delta, Return::Auto);
     let mut conflicts = Vec::new();
     if remote {
         for key in keys {
@@ -371,14 +357,11 @@ fn joined(deltas: impl IntoIterator<Item = Store>) -> Store {
     })
 }
 
-fn touched_keys(deltas: &[Store]) -> Vec<String> {
-    let mut keys: Vec<String> = deltas
-        .iter()
-        .flat_map(|d| d.keys_touched().into_iter().map(str::to_string))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
+/// The views of `keys` (those that exist in `state`) after `delta`, holding what `ret` says.
+fn views_of(state: &Store, keys: &[String], delta: &Store, ret: Return) -> Vec<ObjectView> {
+    keys.iter()
+        .filter_map(|k| Some(ObjectView::changed(k, state.get(k)?, delta.get(k), ret)))
+        .collect()
 }
 
 #[cfg(test)]

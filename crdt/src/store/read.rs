@@ -15,6 +15,14 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// The first `limit` items of `it`, and whether more follow.
+fn first<T>(it: impl Iterator<Item = T>, limit: usize) -> (Vec<T>, bool) {
+    let mut taken: Vec<T> = it.take(limit.saturating_add(1)).collect();
+    let more = taken.len() > limit;
+    taken.truncate(limit);
+    (taken, more)
+}
+
 fn array<'a>(it: impl Iterator<Item = &'a Value>) -> Json {
     Json::Array(it.map(Value::to_json).collect())
 }
@@ -45,13 +53,12 @@ impl Object<'_> {
             _ => None,
         };
         let elements = |it: Box<dyn Iterator<Item = &Value> + '_>| {
-            let mut taken: Vec<&Value> = it.take(limit.saturating_add(1)).collect();
-            let more = taken.len() > limit;
-            taken.truncate(limit);
-            let next = more.then(|| taken.last().map(|v| v.as_str().to_string()));
+            let (taken, more) = first(it, limit);
             Page {
+                next: more
+                    .then(|| taken.last().map(|v| v.as_str().to_string()))
+                    .flatten(),
                 value: array(taken.into_iter()),
-                next: next.flatten(),
             }
         };
         Some(match self {
@@ -60,24 +67,15 @@ impl Object<'_> {
             Object::Set(s) => elements(s.kernel().keys_after(element.as_ref())),
             Object::Map(m) => {
                 let after = after.map(str::to_string);
-                let mut fields: Vec<&String> = m
-                    .fields_after(after.as_ref())
-                    .take(limit.saturating_add(1))
-                    .collect();
-                let more = fields.len() > limit;
-                fields.truncate(limit);
-                let next = if more {
-                    fields.last().map(|f| f.to_string())
-                } else {
-                    None
-                };
-                let value = fields
-                    .into_iter()
-                    .map(|f| (f.clone(), array(m.get(f).into_iter())))
-                    .collect();
+                let (fields, more) = first(m.fields_after(after.as_ref()), limit);
                 Page {
-                    value: Json::Object(value),
-                    next,
+                    next: more.then(|| fields.last().map(|f| f.to_string())).flatten(),
+                    value: Json::Object(
+                        fields
+                            .into_iter()
+                            .map(|f| (f.clone(), array(m.get(f).into_iter())))
+                            .collect(),
+                    ),
                 }
             }
             _ => Page {
@@ -127,36 +125,23 @@ impl Object<'_> {
         }
     }
 
-    /// Whether [`Object::value`]'s JSON takes at most `limit` bytes (about: separators aside).
-    /// Stops counting past the limit, so it costs at most the elements that fit.
+    /// Whether [`Object::value`]'s JSON takes at most `limit` bytes: [`Object::write_value`]
+    /// into a counter that gives up past the limit, so it costs at most the elements that fit.
     pub fn value_fits(&self, limit: usize) -> bool {
-        let mut total = 0usize;
-        let mut fits = |it: &mut dyn Iterator<Item = usize>| {
-            for n in it {
-                total += n + 1;
-                if total > limit {
-                    return false;
-                }
+        struct Upto(usize);
+        impl std::io::Write for Upto {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 = self
+                    .0
+                    .checked_sub(buf.len())
+                    .ok_or_else(|| std::io::Error::other("past the limit"))?;
+                Ok(buf.len())
             }
-            true
-        };
-        let len = |v: &Value| v.as_str().len();
-        match self {
-            Object::GCounter(_) | Object::Counter(_) => true,
-            Object::GSet(s) => fits(&mut s.iter().map(len)),
-            Object::TwoPSet(s) => fits(&mut s.iter().map(len)),
-            Object::Set(s) => fits(&mut s.iter().map(len)),
-            Object::Lww(r) => fits(&mut r.get().into_iter().map(len)),
-            Object::Register(r) => fits(&mut r.values().into_iter().map(len)),
-            Object::Map(m) => fits(&mut m.fields().map(|f| {
-                f.len()
-                    + 4
-                    + m.get(f)
-                        .into_iter()
-                        .map(|v| v.as_str().len() + 1)
-                        .sum::<usize>()
-            })),
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
         }
+        self.write_value(&mut Upto(limit)).is_ok()
     }
 
     /// Whether a set holds `element`; `None` for other types.

@@ -151,11 +151,18 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             _ => self.fresh_index(),
         };
         let max_rounds = self.config.max_reconcile_rounds;
-        let dense = round == 0
-            && (is_dense(index.len() as u64, &parts)
-                || index.difference_share(&sketch) > reconcile::DENSE);
+        // An opening: what the counts and the sketches say of the difference.
+        let (mine, theirs) = (index.len() as u64, their_count(&parts));
+        let share = if round == 0 {
+            index.difference_share(&sketch)
+        } else {
+            0.0
+        };
+        let dense =
+            round == 0 && (theirs.is_some_and(|t| is_dense(mine, t)) || share > reconcile::DENSE);
+        let theirs = theirs.unwrap_or(0);
         let n = self.neighbours.get_mut(&from).expect("checked above");
-        if dense && fits_a_message(&index, &parts) {
+        if dense && fits_a_message(&index, theirs) {
             // The counts or the sketches show a large part of a state differing: a whole state
             // costs less than narrowing it down.
             n.end_reconciliation();
@@ -165,8 +172,7 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             return;
         }
         if round == 0 {
-            let expected = expected_difference(index.len() as u64, &parts, &index, &sketch);
-            let (mine, theirs) = (index.len() as u64, their_count(&parts));
+            let expected = expected_difference(mine, theirs, share);
             if dense && (mine.min(theirs) < 64 || expected > reconcile::MAX_CODED * 2 / 3) {
                 // Too large for one message, and one side nearly empty (its empty id lists
                 // bring everything at once) or too much to decode: narrow ranges, irreducibles
@@ -213,48 +219,36 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
 /// Whether an opening of `theirs` irreducibles against `mine` shows a dense difference: one side
 /// holds less than three quarters of what the other does (narrowing down costs more than the
 /// state once a quarter or so of it differs: BENCHMARKS.md, "Catch-up").
-fn is_dense(mine: u64, parts: &[reconcile::Part]) -> bool {
-    let [part] = parts else { return false };
-    let reconcile::Says::Fingerprint { count: theirs, .. } = part.says else {
-        return false;
-    };
+fn is_dense(mine: u64, theirs: u64) -> bool {
     let (lo, hi) = (mine.min(theirs), mine.max(theirs));
     hi > 0 && lo * 4 < hi * 3
 }
 
-/// How many irreducibles an opening's sender holds (0 if `parts` is no opening).
-fn their_count(parts: &[reconcile::Part]) -> u64 {
+/// How many irreducibles an opening's sender holds (`None` if `parts` is no opening).
+fn their_count(parts: &[reconcile::Part]) -> Option<u64> {
     match parts {
         [reconcile::Part {
             says: reconcile::Says::Fingerprint { count, .. },
             ..
-        }] => *count,
-        _ => 0,
+        }] => Some(*count),
+        _ => None,
     }
 }
 
-/// Whether a catch-up by state, and the answer to it (what the opener holds that we lack), fit
-/// in a message of [`reconcile::MAX_ITEM_BYTES`]: the larger side's count of irreducibles at our
-/// average size. Not when we hold too few to tell an average (a new, empty neighbour): narrowing
-/// ranges against an empty side costs no more than the state, sent in chunks.
-fn fits_a_message(index: &Index, parts: &[reconcile::Part]) -> bool {
-    let theirs = their_count(parts);
+/// Whether a catch-up by state, and the answer to it (what the opener, holding `theirs`, has
+/// that we lack), fit in a message of [`reconcile::MAX_ITEM_BYTES`]: the larger side's count of
+/// irreducibles at our average size. Not when we hold too few to tell an average (a new, empty
+/// neighbour): narrowing ranges against an empty side costs no more than the state, sent in
+/// chunks.
+fn fits_a_message(index: &Index, theirs: u64) -> bool {
     let mine = index.len() as u64;
     let average = index.bytes() as f64 / mine.max(1) as f64;
     mine >= 64 && mine.max(theirs) as f64 * average <= reconcile::MAX_ITEM_BYTES as f64
 }
 
-/// How many irreducibles an opening of `theirs` against `index` (holding `mine`) suggests differ:
-/// from the sketches' share of the union (on the low side), and at least the difference of the
-/// counts.
-fn expected_difference(
-    mine: u64,
-    parts: &[reconcile::Part],
-    index: &Index,
-    sketch: &[u64],
-) -> usize {
-    let theirs = their_count(parts);
-    let share = index.difference_share(sketch);
+/// How many irreducibles differ between our `mine` and their `theirs`, by the sketches' `share`
+/// of the union (on the low side), and at least the difference of the counts.
+fn expected_difference(mine: u64, theirs: u64, share: f64) -> usize {
     // |A| + |B| = (2 − s)·|A ∪ B| when a share s of the union lies on one side only.
     let union = (mine + theirs) as f64 / (2.0 - share);
     // The sketch counts k = 64·s differing hashes; take k − 2√k, a low estimate: too few symbols

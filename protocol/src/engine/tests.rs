@@ -520,24 +520,36 @@ fn a_new_neighbour_is_caught_up_by_reconciliation_in_proportion_to_the_differenc
     );
 }
 
+/// A reconciliation message of session 3 from a peer whose only part is a fingerprint of
+/// `(sum, count)` ending at `upper`.
+fn fingerprint(
+    round: u32,
+    sketch: Vec<u64>,
+    upper: reconcile::Bound,
+    (sum, count): (u128, u64),
+) -> Message<GSet<u64>> {
+    Message::Reconcile {
+        session: 3,
+        round,
+        seq: 1,
+        sketch,
+        parts: vec![reconcile::Part {
+            upper,
+            says: reconcile::Says::Fingerprint { sum, count },
+        }],
+        items: GSet::default(),
+    }
+}
+
 #[test]
 fn a_peer_that_breaks_reconciliation_is_cut_off_and_caught_up_by_state() {
     let mut e = engine(Algorithm::BpRr, &[]);
     e.handle(Input::Update(set(&[1, 2, 3])));
     e.handle(Input::NeighbourUp(9));
     // It opens an exchange (answered), then sends ranges that do not tile the space.
-    let opening = Message::Reconcile {
-        session: 3,
-        round: 0,
-        seq: 1,
-        // As if it held the same: not a dense difference (that would be answered by state).
-        sketch: reconcile::Index::of(&set(&[1, 2, 3])).sketch(),
-        parts: vec![reconcile::Part {
-            upper: reconcile::Bound::END,
-            says: reconcile::Says::Fingerprint { sum: 0, count: 3 },
-        }],
-        items: GSet::default(),
-    };
+    // As if it held the same: not a dense difference (that would be answered by state).
+    let sketch = reconcile::Index::of(&set(&[1, 2, 3])).sketch();
+    let opening = fingerprint(0, sketch, reconcile::Bound::END, (0, 3));
     assert_eq!(
         sends(&e.handle(Input::Received {
             from: 9,
@@ -546,17 +558,7 @@ fn a_peer_that_breaks_reconciliation_is_cut_off_and_caught_up_by_state() {
         .len(),
         1
     );
-    let lie = Message::Reconcile {
-        session: 3,
-        round: 2,
-        seq: 1,
-        sketch: vec![],
-        parts: vec![reconcile::Part {
-            upper: reconcile::Bound(Some(5)),
-            says: reconcile::Says::Fingerprint { sum: 0, count: 0 },
-        }],
-        items: GSet::default(),
-    };
+    let lie = fingerprint(2, vec![], reconcile::Bound(Some(5)), (0, 0));
     let out = e.handle(Input::Received { from: 9, msg: lie });
     assert!(out.contains(&Output::Event(Event::ReconcileAborted(9))));
     assert_eq!(e.stats().reconcile_aborted, 1);
@@ -630,17 +632,7 @@ fn an_exchange_that_will_not_end_is_cut_off() {
     e.handle(Input::NeighbourUp(9));
     // A peer that keeps saying the space differs, forever.
     let sketch = reconcile::Index::of(e.state()).sketch();
-    let nag = |round| Message::Reconcile {
-        session: 3,
-        round,
-        seq: 1,
-        sketch: sketch.clone(),
-        parts: vec![reconcile::Part {
-            upper: reconcile::Bound::END,
-            says: reconcile::Says::Fingerprint { sum: 7, count: 100 },
-        }],
-        items: GSet::default(),
-    };
+    let nag = |round| fingerprint(round, sketch.clone(), reconcile::Bound::END, (7, 100));
     assert_eq!(
         sends(&e.handle(Input::Received {
             from: 9,
@@ -712,12 +704,7 @@ proptest! {
             }
         }
         let join = states[0].clone().joined(&states[1]);
-        let mut nodes: Vec<Engine<u32, Store>> = states
-            .into_iter()
-            .map(|s| Engine::new(Config::new(Algorithm::BpRr), s, 0))
-            .collect();
-        nodes[0].handle(Input::NeighbourUp(1));
-        nodes[1].handle(Input::NeighbourUp(0));
+        let mut nodes = pair(states);
         let mut fault = faults.into_iter().cycle();
         let mut in_flight: Vec<(u32, u32, Message<Store>)> = Vec::new();
         for _ in 0..200 {

@@ -63,44 +63,29 @@ fn a_large_difference_goes_in_bounded_chunks() {
 #[test]
 fn lies_are_refused() {
     let index = Index::of(&(0..100u64).collect::<GSet<u64>>());
+    let refused = |parts: &[Part]| answer(&index, parts, &mut Exchange::default()).is_err();
     let fp = |upper| Part {
         upper: Bound(upper),
         says: Says::Fingerprint { sum: 1, count: 1 },
     };
     assert!(
-        answer(
-            &index,
-            &[fp(Some(5)), fp(Some(5)), fp(None)],
-            &mut Exchange::default()
-        )
-        .is_err(),
+        refused(&[fp(Some(5)), fp(Some(5)), fp(None)]),
         "an empty range"
     );
     assert!(
-        answer(
-            &index,
-            &[fp(Some(9)), fp(Some(5)), fp(None)],
-            &mut Exchange::default()
-        )
-        .is_err(),
+        refused(&[fp(Some(9)), fp(Some(5)), fp(None)]),
         "out of order"
     );
-    assert!(
-        answer(&index, &[fp(None), fp(None)], &mut Exchange::default()).is_err(),
-        "past the end"
-    );
-    assert!(
-        answer(&index, &[fp(Some(9))], &mut Exchange::default()).is_err(),
-        "short of the end"
-    );
-    assert!(answer(&index, &[], &mut Exchange::default()).is_err());
+    assert!(refused(&[fp(None), fp(None)]), "past the end");
+    assert!(refused(&[fp(Some(9))]), "short of the end");
+    assert!(refused(&[]));
     let many = Part {
         upper: Bound::END,
         says: Says::Ids {
             ids: (0..10_000).collect(),
         },
     };
-    assert!(answer(&index, &[many], &mut Exchange::default()).is_err());
+    assert!(refused(&[many]));
 }
 
 #[test]
