@@ -78,8 +78,8 @@ pub struct NodeInfo {
     pub peer_id: String,
     /// The replica id its writes carry (16 hex digits), as `/v1/conflicts` names origins.
     pub replica: String,
-    /// Listen addresses.
-    pub listen: Vec<String>,
+    /// Listen and confirmed external addresses, as they change.
+    pub addrs: crate::views::OwnAddrs,
     /// The API's address.
     pub api: String,
     /// The sync algorithm.
@@ -218,7 +218,8 @@ async fn node_info(State(api): State<Api>) -> Json<Json_> {
     Json(json!({
         "peer_id": i.peer_id,
         "replica": i.replica,
-        "listen": i.listen,
+        "listen": i.addrs.listen(),
+        "external": i.addrs.external(),
         "api": i.api,
         "algorithm": i.algorithm,
         "sync_interval_ms": i.sync_interval_ms,

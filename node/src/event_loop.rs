@@ -36,6 +36,8 @@ impl EventLoop {
         }
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut exchange = tokio::time::interval(crate::peer_exchange::EXCHANGE_EVERY);
+        exchange.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 ev = self.peers.next() => {
@@ -62,6 +64,7 @@ impl EventLoop {
                     let sends = self.replica.tick();
                     self.peers.send(sends, None);
                 }
+                _ = exchange.tick() => self.peers.exchange(),
                 _ = &mut shutdown => break,
             }
             if self.replica.failed() {

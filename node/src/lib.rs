@@ -12,6 +12,7 @@
 //! | `replica` | the write path: engine, store, durable log, feed |
 //! | `peers` | swarm, connections, redial, frames |
 //! | `peer_book` | peers met, kept in the data dir and dialled on start |
+//! | `peer_exchange` | `/deltanode/peers/1`: samples of the peer book between neighbours |
 //! | `event_loop` | the task that routes between replica, peers and clients |
 //! | [`views`], [`snapshot`] | what reads return; owned snapshots for whole-store reads |
 //! | [`network`], [`codec`] | the libp2p swarm and the `/deltanode/sync/1` frame codec |
@@ -42,6 +43,7 @@ pub mod network;
 pub mod node;
 pub mod ops;
 mod peer_book;
+mod peer_exchange;
 mod peers;
 pub mod persist;
 pub mod prometheus;

@@ -63,6 +63,8 @@ pub struct PeerCounters {
     pub forgotten_bytes: (u64, u64),
     /// Peers forgotten.
     pub forgotten_peers: u64,
+    /// Peer samples (peer exchange) by result: `sent`, `received`, `malformed`.
+    pub peer_samples: BTreeMap<&'static str, u64>,
 }
 
 impl Metrics {

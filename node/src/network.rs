@@ -4,6 +4,7 @@
 //! enabled.
 
 use crate::codec::{FrameCodec, PROTOCOL};
+use crate::peer_exchange;
 use either::Either;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::upgrade::Version;
@@ -35,6 +36,8 @@ mod behaviour {
     pub struct Behaviour {
         /// Delta-sync messages: a frame out, a frame (possibly empty) back.
         pub sync: request_response::Behaviour<FrameCodec>,
+        /// Peer exchange: a sample of the peer book out, the other side's back.
+        pub exchange: request_response::Behaviour<FrameCodec>,
         /// LAN discovery; off with `--no-mdns`.
         pub mdns: Toggle<mdns::tokio::Behaviour>,
         /// Which protocols a peer speaks, and its listen addresses.
@@ -79,6 +82,14 @@ pub fn build(
                     [(PROTOCOL, request_response::ProtocolSupport::Full)],
                     cfg,
                 );
+                let exchange = request_response::Behaviour::with_codec(
+                    peer_exchange::codec(),
+                    [(
+                        peer_exchange::PROTOCOL,
+                        request_response::ProtocolSupport::Full,
+                    )],
+                    request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+                );
                 let mdns = if mdns_on {
                     Some(mdns::tokio::Behaviour::new(
                         mdns::Config::default(),
@@ -87,12 +98,14 @@ pub fn build(
                 } else {
                     None
                 };
-                let identify = identify::Behaviour::new(identify::Config::new(
-                    IDENTIFY_PROTOCOL.to_string(),
-                    key.public(),
-                ));
+                // Listen addresses that change (an interface comes or goes) are pushed to peers.
+                let identify = identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
+                        .with_push_listen_addr_updates(true),
+                );
                 Ok(Behaviour {
                     sync,
+                    exchange,
                     mdns: mdns.into(),
                     identify,
                     ping: ping::Behaviour::new(ping::Config::new()),

@@ -8,6 +8,7 @@
 
 pub use crate::client::{Client, Stopped, View};
 pub use crate::config::NodeConfig;
+pub use crate::views::OwnAddrs;
 pub use crate::views::{ApplyError, CheckpointInfo, ObjectView, PeerView, RollbackOutcome};
 
 use crate::clock::unix_ms;
@@ -41,6 +42,7 @@ pub struct Node {
     client: Client,
     replica: crdt::ReplicaId,
     listen_addrs: Vec<Multiaddr>,
+    own_addrs: OwnAddrs,
     task: JoinHandle<()>,
     shutdown: oneshot::Sender<()>,
 }
@@ -142,6 +144,7 @@ impl Node {
                 _ = &mut deadline => anyhow::bail!("no listen address after 10 s"),
             }
         }
+        let own_addrs = OwnAddrs::new(listen_addrs.iter().map(ToString::to_string).collect());
         let mut statics = HashMap::new();
         for addr in &cfg.peers {
             let peer = addr
@@ -171,7 +174,7 @@ impl Node {
         let event_loop = EventLoop {
             replica: Replica::new(engine, writer, durable, feed.clone()),
             peers: Peers::new(
-                swarm,
+                (swarm, own_addrs.clone()),
                 &cfg.neighbours,
                 statics,
                 PeerBook::load(&cfg.data_dir),
@@ -185,6 +188,7 @@ impl Node {
             client: Client::new(tx, peer_id, feed),
             replica: writer,
             listen_addrs,
+            own_addrs,
             task,
             shutdown,
         })
@@ -206,9 +210,14 @@ impl Node {
         self.client.peer_id()
     }
 
-    /// The addresses it listens on, each ending in `/p2p/ID`.
+    /// The addresses it listened on at start, each ending in `/p2p/ID`.
     pub fn listen_addrs(&self) -> &[Multiaddr] {
         &self.listen_addrs
+    }
+
+    /// Its addresses as they change (interfaces, confirmed external addresses).
+    pub fn own_addrs(&self) -> OwnAddrs {
+        self.own_addrs.clone()
     }
 
     /// Stops the event loop and waits for it.

@@ -90,6 +90,51 @@ impl PeerBook {
         }
     }
 
+    /// Peers heard of from a neighbour (peer exchange): added to the book, as never seen by this
+    /// node (the first to go when the book is full), with their addresses if it had none; `true`
+    /// for each peer the book did not hold. Saved once.
+    pub fn heard(&mut self, peers: &[(PeerId, Vec<Multiaddr>)]) -> Vec<bool> {
+        let mut changed = false;
+        let new = peers
+            .iter()
+            .map(|(peer, addrs)| {
+                let known = self.entries.contains_key(peer);
+                if !known && self.entries.len() < MAX_PEERS && !addrs.is_empty() {
+                    self.entries.insert(
+                        *peer,
+                        Entry {
+                            addrs: addrs.iter().take(MAX_ADDRS).cloned().collect(),
+                            last_seen_unix_ms: 0,
+                        },
+                    );
+                    changed = true;
+                }
+                !known
+            })
+            .collect();
+        if changed {
+            if let Err(e) = self.save() {
+                tracing::warn!(path = %self.path.display(), error = %e, "the peer book was not saved");
+            }
+        }
+        new
+    }
+
+    /// A sample for `to`: the most recently seen peers with addresses, `to` left out.
+    pub fn sample(&self, to: &PeerId, max: usize) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let mut peers: Vec<(&PeerId, &Entry)> = self
+            .entries
+            .iter()
+            .filter(|(p, e)| *p != to && !e.addrs.is_empty())
+            .collect();
+        peers.sort_by_key(|(_, e)| std::cmp::Reverse(e.last_seen_unix_ms));
+        peers
+            .into_iter()
+            .take(max)
+            .map(|(p, e)| (*p, e.addrs.clone()))
+            .collect()
+    }
+
     /// Writes the book (to a temporary file, then renamed over the old one: never half a book).
     fn save(&self) -> std::io::Result<()> {
         let disk = OnDisk {

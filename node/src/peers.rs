@@ -12,7 +12,8 @@ use crate::codec::PROTOCOL;
 use crate::metrics::PeerCounters;
 use crate::network::{Behaviour, BehaviourEvent};
 use crate::peer_book::PeerBook;
-use crate::views::PeerView;
+use crate::peer_exchange;
+use crate::views::{OwnAddrs, PeerView};
 use crdt::Store;
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -26,6 +27,8 @@ use std::time::{Duration, Instant};
 
 mod redial;
 
+/// External-address candidates remembered at most.
+const MAX_CANDIDATES: usize = 64;
 /// Requests in flight to one neighbour; beyond it, the engine's next tick resends what is unacked.
 const MAX_IN_FLIGHT: usize = 8;
 /// The longest random wait before dialling a peer from the book at start.
@@ -109,6 +112,11 @@ pub(crate) struct Peers {
     forget_after: Duration,
     counters: PeerCounters,
     max_frame: usize,
+    /// This node's addresses, as the API shows them.
+    own: OwnAddrs,
+    /// External-address candidates (an address a peer saw us at, translated to our listen
+    /// port by identify), with how many times one was reported: the second report confirms it.
+    candidates: HashMap<Multiaddr, u32>,
 }
 
 impl Peers {
@@ -116,7 +124,7 @@ impl Peers {
     /// `book` too, each after a random wait of up to [`BOOK_JITTER`] (a cluster restarting at
     /// once does not dial in lockstep).
     pub(crate) fn new(
-        swarm: Swarm<Behaviour>,
+        (swarm, own): (Swarm<Behaviour>, OwnAddrs),
         allowed: &[PeerId],
         statics: HashMap<PeerId, Multiaddr>,
         book: PeerBook,
@@ -132,7 +140,8 @@ impl Peers {
             .filter(|(p, _)| allowed.as_ref().is_none_or(|a| a.contains(p)))
             .map(|(p, e)| {
                 let jitter = BOOK_JITTER.mul_f64(rand::random::<f64>());
-                (*p, Redial::at(e.addrs.clone(), Some(now + jitter)))
+                let redial = Redial::at(e.addrs.clone(), Some(now + jitter));
+                (*p, redial.until(now + forget_after))
             })
             .collect();
         let static_ids = statics.keys().copied().collect();
@@ -152,6 +161,8 @@ impl Peers {
             forget_after,
             counters,
             max_frame,
+            own,
+            candidates: HashMap::new(),
         }
     }
 
@@ -286,9 +297,115 @@ impl Peers {
         let state = self.peers.get_mut(&peer)?;
         if connected && state.speaks_sync && !state.up {
             state.up = true;
+            self.offer_sample(peer);
             return Some(PeerEvent::Up(peer));
         }
         None
+    }
+
+    /// `addr` ending in this node's `/p2p/ID`, as shown.
+    fn with_id(&self, addr: Multiaddr) -> String {
+        addr.with(libp2p::multiaddr::Protocol::P2p(self.local))
+            .to_string()
+    }
+
+    /// A peer saw this node at `addr`: the second report of one address makes it external
+    /// (announced through identify); one report may be a peer's own view through a NAT of its own.
+    fn candidate(&mut self, addr: Multiaddr) {
+        tracing::debug!(%addr, "external address candidate");
+        if self.candidates.len() >= MAX_CANDIDATES && !self.candidates.contains_key(&addr) {
+            return;
+        }
+        let seen = self.candidates.entry(addr.clone()).or_default();
+        *seen += 1;
+        if *seen == 2 {
+            tracing::info!(%addr, "external address confirmed by peers; announced");
+            self.own.update(true, self.with_id(addr.clone()), true);
+            self.swarm.add_external_address(addr);
+        }
+    }
+
+    /// Sends `to` a sample of the peer book (peer exchange); its answer is its own sample.
+    fn offer_sample(&mut self, to: PeerId) {
+        let sample = self.book.sample(&to, peer_exchange::MAX_SAMPLE);
+        let frame = peer_exchange::encode(&sample);
+        self.swarm.behaviour_mut().exchange.send_request(&to, frame);
+        *self.counters.peer_samples.entry("sent").or_default() += 1;
+    }
+
+    /// Sends a sample to one neighbour at random (every [`peer_exchange::EXCHANGE_EVERY`]), so
+    /// what one node learns reaches the others.
+    pub(crate) fn exchange(&mut self) {
+        let up: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.up)
+            .map(|(p, _)| *p)
+            .collect();
+        if !up.is_empty() {
+            let to = up[rand::random::<u64>() as usize % up.len()];
+            self.offer_sample(to);
+        }
+    }
+
+    /// A sample from `from`: its peers go in the book and those not met yet are dialled (within
+    /// `--forget-after`: a peer that never answers is given up). A malformed one is counted.
+    fn learn(&mut self, from: PeerId, frame: &[u8]) {
+        let peers = match peer_exchange::decode(frame) {
+            Ok(peers) => peers,
+            Err(e) => {
+                tracing::warn!(peer = %from, error = %e, "dropped a peer sample");
+                *self.counters.peer_samples.entry("malformed").or_default() += 1;
+                return;
+            }
+        };
+        *self.counters.peer_samples.entry("received").or_default() += 1;
+        let peers: Vec<(PeerId, Vec<Multiaddr>)> = peers
+            .into_iter()
+            .filter(|(p, addrs)| {
+                *p != self.local
+                    && !addrs.is_empty()
+                    && self.allowed(p)
+                    && !self.strangers.contains(p)
+            })
+            .collect();
+        self.book.heard(&peers);
+        let now = Instant::now();
+        for (peer, addrs) in peers {
+            if self.swarm.is_connected(&peer) || self.redials.contains_key(&peer) {
+                continue;
+            }
+            tracing::debug!(%peer, via = %from, "heard of a peer; dialling it");
+            let jitter = BOOK_JITTER.mul_f64(rand::random::<f64>());
+            self.redials.insert(
+                peer,
+                Redial::at(addrs, Some(now + jitter)).until(now + self.forget_after),
+            );
+        }
+    }
+
+    fn on_exchange_event(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let sample = self.book.sample(&peer, peer_exchange::MAX_SAMPLE);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .exchange
+                        .send_response(channel, peer_exchange::encode(&sample));
+                    *self.counters.peer_samples.entry("sent").or_default() += 1;
+                    self.learn(peer, &request);
+                }
+                request_response::Message::Response { response, .. } => self.learn(peer, &response),
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "peer sample not answered");
+            }
+            _ => {}
+        }
     }
 
     /// What identify told of `peer`: a neighbour if it speaks sync; else a stranger, disconnected
@@ -323,6 +440,7 @@ impl Peers {
     fn on_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Option<PeerEvent> {
         match ev {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => return self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Exchange(ev)) => self.on_exchange_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -383,6 +501,21 @@ impl Peers {
                 if !self.swarm.is_connected(&peer) {
                     self.schedule_redial(peer);
                 }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening on a new address");
+                self.own.update(false, self.with_id(address), true);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                tracing::info!(%address, "no longer listening on an address (its interface went)");
+                self.own.update(false, self.with_id(address), false);
+            }
+            SwarmEvent::NewExternalAddrCandidate { address } => self.candidate(address),
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                self.own.update(true, self.with_id(address), true);
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.own.update(true, self.with_id(address), false);
             }
             SwarmEvent::IncomingConnectionError {
                 error,
@@ -523,9 +656,11 @@ impl Peers {
         }
     }
 
-    /// Dials every remembered peer whose redial is due and that is not connected.
+    /// Dials every remembered peer whose redial is due and that is not connected; gives up the
+    /// peers heard of (or in the book) that were never reached within `--forget-after`.
     pub(crate) fn redial(&mut self) {
         let now = Instant::now();
+        self.redials.retain(|_, r| r.until.is_none_or(|t| t > now));
         let due: Vec<(PeerId, Vec<Multiaddr>)> = self
             .redials
             .iter()

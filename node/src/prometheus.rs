@@ -165,6 +165,17 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
         "Connections refused, by reason (not_neighbour, handshake)",
         rejected,
     );
+    let samples = Family::<Vec<(String, String)>, Counter>::default();
+    for result in ["sent", "received", "malformed"] {
+        samples
+            .get_or_create(&vec![("result".into(), result.into())])
+            .inc_by(shell.peer_samples.get(result).copied().unwrap_or(0));
+    }
+    r.register(
+        "deltanode_peer_samples",
+        "Peer-exchange samples, by result (sent, received, malformed)",
+        samples,
+    );
     let api = Family::<Vec<(String, String)>, Counter>::default();
     for status in [400, 401, 404, 409, 413, 500] {
         api.get_or_create(&vec![("status".into(), status.to_string())])

@@ -50,11 +50,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let info = crate::api::NodeInfo {
             peer_id: node.peer_id().to_string(),
             replica: format!("{:016x}", node.replica_id().0),
-            listen: node
-                .listen_addrs()
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            addrs: node.own_addrs(),
             api: api_addr.to_string(),
             algorithm: algorithm.name().to_string(),
             sync_interval_ms: sync_interval.as_millis() as u64,

@@ -135,3 +135,40 @@ pub enum ApplyError {
     #[error("the store failed ({0}); the node has stopped")]
     Storage(String),
 }
+
+/// The node's own addresses as they change: where it listens (a wildcard listener gains and loses
+/// interfaces' addresses as they come and go) and the external addresses peers confirmed through
+/// identify. Shared by the peers layer, which updates it, and the API, which shows it.
+#[derive(Clone, Debug, Default)]
+pub struct OwnAddrs(std::sync::Arc<std::sync::RwLock<(Vec<String>, Vec<String>)>>);
+
+impl OwnAddrs {
+    /// Starting from the listen addresses the node came up with.
+    pub fn new(listen: Vec<String>) -> OwnAddrs {
+        OwnAddrs(std::sync::Arc::new(std::sync::RwLock::new((
+            listen,
+            Vec::new(),
+        ))))
+    }
+
+    /// Where it listens now.
+    pub fn listen(&self) -> Vec<String> {
+        self.0.read().map(|a| a.0.clone()).unwrap_or_default()
+    }
+
+    /// External addresses peers confirmed.
+    pub fn external(&self) -> Vec<String> {
+        self.0.read().map(|a| a.1.clone()).unwrap_or_default()
+    }
+
+    /// Adds (`true`) or removes an address, listen or external.
+    pub(crate) fn update(&self, external: bool, addr: String, add: bool) {
+        if let Ok(mut a) = self.0.write() {
+            let list = if external { &mut a.1 } else { &mut a.0 };
+            list.retain(|x| *x != addr);
+            if add {
+                list.push(addr);
+            }
+        }
+    }
+}

@@ -24,8 +24,11 @@
 //! progress and every message stays small. This module is pure: the engine keeps the session.
 
 mod by_ranges;
+mod by_sketches;
 mod by_symbols;
 pub mod coded;
+pub mod pinsketch;
+pub mod strata;
 
 use crdt::{codec, Decompose};
 use serde::{Deserialize, Serialize};
@@ -155,6 +158,81 @@ pub enum Says {
         /// Nothing more comes from the sender.
         done: bool,
     },
+    /// The sender's strata ([`strata`]): the receiver estimates the difference's size and
+    /// answers with sketches, or coded symbols when it is small. Alone in its message.
+    Strata {
+        /// [`strata::STRATA`] · [`strata::CELLS`] 16-bit cells, two to a word.
+        cells: Words,
+    },
+    /// A PinSketch of the sender's keys in the range ([`by_sketches`]): its words from `from`
+    /// on (more than 0: an extension the receiver asked for with [`Says::Extend`]).
+    Sketch {
+        /// Index of the first word.
+        from: u32,
+        /// Odd power sums.
+        words: Words,
+    },
+    /// Answering a [`Says::Sketch`] over its capacity: send `count` more words from `from`.
+    Extend {
+        /// The first word wanted (the words received so far).
+        from: u32,
+        /// How many.
+        count: u32,
+    },
+    /// Answering a [`Says::Sketch`]: the polynomial whose roots are the keys the sender lacks
+    /// in the range (monic, highest power first, the leading one left out), and the wrapping sum
+    /// of the low 32 bits of the hashes the sender found both sides hold.
+    Roots {
+        /// The polynomial.
+        poly: Words,
+        /// The check.
+        shared: u32,
+    },
+}
+
+/// 32-bit words, on the wire as 4 bytes each (a varint spends 5 on most field elements).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Words(pub Vec<u32>);
+
+impl Serialize for Words {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().flat_map(|w| w.to_be_bytes()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Words {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes: Vec<u8> = Vec::deserialize(d)?;
+        if !bytes.len().is_multiple_of(4) {
+            return Err(serde::de::Error::custom("words of other than 4 bytes"));
+        }
+        Ok(Words(
+            bytes
+                .chunks_exact(4)
+                .map(|w| u32::from_be_bytes(w.try_into().expect("4 bytes")))
+                .collect(),
+        ))
+    }
+}
+
+impl Words {
+    /// 16-bit cells, two to a word.
+    pub fn of_cells(cells: &[u16]) -> Words {
+        Words(
+            cells
+                .chunks(2)
+                .map(|c| u32::from(c[0]) << 16 | u32::from(*c.get(1).unwrap_or(&0)))
+                .collect(),
+        )
+    }
+
+    /// The 16-bit cells of [`Words::of_cells`].
+    pub fn cells(&self) -> Vec<u16> {
+        self.0
+            .iter()
+            .flat_map(|w| [(w >> 16) as u16, *w as u16])
+            .collect()
+    }
 }
 
 /// A hash's first 64 bits: its name in an id list.
@@ -180,6 +258,10 @@ impl Part {
             Says::Coded { symbols, .. } => symbols.len().max(1) as u64,
             Says::More { .. } => 1,
             Says::Want { ids, .. } => ids.len().max(1) as u64,
+            Says::Strata { cells } => cells.0.len() as u64,
+            Says::Sketch { words, .. } => words.0.len() as u64,
+            Says::Extend { .. } => 1,
+            Says::Roots { poly, .. } => poly.0.len() as u64 + 1,
         }
     }
 }
@@ -366,6 +448,10 @@ pub struct Exchange {
     pending: Vec<Hash>,
     /// Ids to ask the other side for, once the difference is known.
     wants: Vec<[u8; 4]>,
+    /// The other side's sketches that were over capacity, by their range's lower end, until
+    /// their extensions come (at most [`by_sketches::MAX_PENDING`]), with how many times each
+    /// was extended.
+    sketches: std::collections::HashMap<Hash, (Vec<u32>, u32)>,
 }
 
 impl Exchange {
@@ -402,10 +488,14 @@ pub fn answer(index: &Index, parts: &[Part], exchange: &mut Exchange) -> Result<
     if let [Part { says, .. }] = parts {
         if matches!(
             says,
-            Says::Coded { .. } | Says::More { .. } | Says::Want { .. }
+            Says::Coded { .. } | Says::More { .. } | Says::Want { .. } | Says::Strata { .. }
         ) {
             return by_symbols::answer(index, says, exchange);
         }
+    }
+    if matches!(exchange.phase, Phase::Coding(_) | Phase::Decoding(..)) {
+        // Ranges after coded symbols: the coded phase is over (its memory is given back).
+        exchange.phase = Phase::Over;
     }
     let mut out = Answer::default();
     let mut lower: Hash = 0;

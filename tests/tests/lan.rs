@@ -1,5 +1,6 @@
 //! A small LAN of network namespaces joined by a bridge, each running a node with mDNS and no
-//! `--peer`: they must discover each other and converge. The only place mDNS runs on the
+//! `--peer`: they must discover each other and converge, and a listener on 0.0.0.0 follows the
+//! interfaces' addresses as they come and go. The only place mDNS runs on the
 //! development and CI machines, so its multicast stays on interfaces this test creates and removes.
 //! Needs root and iproute2 (`scripts/setup.sh` installs it); `DELTANODE_SKIP_NETNS=1` skips it.
 
@@ -165,6 +166,70 @@ fn nodes_on_a_lan_find_each_other_by_mdns_alone_and_converge() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Peers saw each node at its LAN address: reported by both others, it is confirmed external.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for (i, node) in nodes.iter().enumerate() {
+        let own = format!("/ip4/{}/tcp/", lan.addr(i));
+        loop {
+            let (_, info) = node.get("/v1/node");
+            let external = info["external"].as_array().unwrap().clone();
+            if external
+                .iter()
+                .any(|a| a.as_str().unwrap().starts_with(&own))
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {i} has no confirmed external address: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // Interfaces that come and go: an address added to node 0's interface is announced (listed
+    // in /v1/node, pushed to peers by identify), and dropped again when the address goes.
+    let extra = format!("10.214.{}.10", lan.subnet);
+    let inner = format!("dn{}c0", lan.tag);
+    let listed = |want: bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, info) = nodes[0].get("/v1/node");
+            let has = info["listen"].as_array().unwrap().iter().any(|a| {
+                a.as_str()
+                    .unwrap()
+                    .starts_with(&format!("/ip4/{extra}/tcp/"))
+            });
+            if has == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the address {extra} {} /v1/node: {info}",
+                if want { "never reached" } else { "never left" }
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    ip(&[
+        "-n",
+        &lan.ns(0),
+        "addr",
+        "add",
+        &format!("{extra}/24"),
+        "dev",
+        &inner,
+    ]);
+    listed(true);
+    ip(&[
+        "-n",
+        &lan.ns(0),
+        "addr",
+        "del",
+        &format!("{extra}/24"),
+        "dev",
+        &inner,
+    ]);
+    listed(false);
     // The API is not on loopback here, so it wants the token.
     let unauthenticated = ureq::get(format!("{}/health", nodes[0].api))
         .config()

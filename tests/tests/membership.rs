@@ -1,10 +1,11 @@
 //! Membership across restarts: the first node of a pair (started without `--peer`), killed with -9
 //! and restarted on a new port, rejoins — nobody knows its new address, but it remembers its
-//! neighbour in its peer book (`DATA_DIR/peers.json`) and dials it.
+//! neighbour in its peer book (`DATA_DIR/peers.json`) and dials it; neighbours tell each other of
+//! the peers they know (peer exchange).
 
-use deltanode_e2e::{await_convergence, NodeProc, TempDir};
+use deltanode_e2e::{await_convergence, metrics, sample, NodeProc, TempDir};
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn a_node_restarted_on_a_new_port_rejoins_from_its_peer_book() {
@@ -54,4 +55,42 @@ fn a_rolling_restart_on_new_ports_reforms_the_cluster() {
         nodes[2].get("/v1/objects/k").1["value"],
         json!(["a", "b", "before", "c"])
     );
+}
+
+#[test]
+fn neighbours_exchange_peers_so_a_cluster_outlives_the_node_that_joined_it() {
+    // A star built with --peer to one hub: a and c know only b. Peer exchange tells each of the
+    // other, and they connect directly; with b killed they still sync.
+    let dir = TempDir::new("exchange");
+    let b = NodeProc::start(&dir.join("b"), &[]);
+    let a = NodeProc::start(&dir.join("a"), &["--peer".into(), b.addr()]);
+    let c = NodeProc::start(&dir.join("c"), &["--peer".into(), b.addr()]);
+    let c_id = c.addr().rsplit('/').next().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, peers) = a.get("/v1/peers");
+        let linked = peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["peer_id"] == json!(c_id) && p["connected"] == json!(true));
+        if linked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a never connected to c: {peers}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        sample(
+            &metrics(&a),
+            "deltanode_peer_samples_total{result=\"received\"}"
+        ) >= 1.0
+    );
+    b.kill();
+    a.op(
+        "k",
+        json!({"type": "set", "op": "add", "value": "without b"}),
+    );
+    await_convergence(&[&a, &c], Duration::from_secs(30));
+    assert_eq!(c.get("/v1/objects/k").1["value"], json!(["without b"]));
 }

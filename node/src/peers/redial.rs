@@ -18,6 +18,9 @@ pub(super) struct Redial {
     backoff: Duration,
     /// `None` while connected or dialling.
     pub(super) due: Option<Instant>,
+    /// For a peer not reached yet (from the book, or heard of): when to give it up. Reaching it
+    /// clears it (a neighbour gone is forgotten by `--forget-after` instead).
+    pub(super) until: Option<Instant>,
 }
 
 impl Redial {
@@ -30,7 +33,14 @@ impl Redial {
             addrs,
             backoff: FIRST_REDIAL_BACKOFF,
             due,
+            until: None,
         }
+    }
+
+    /// Given up at `t` unless reached before.
+    pub(super) fn until(mut self, t: Instant) -> Self {
+        self.until = Some(t);
+        self
     }
 
     /// The peer went down or a dial failed: try again after the backoff, which doubles.
@@ -45,6 +55,7 @@ impl Redial {
     pub(super) fn connected(&mut self) {
         self.backoff = FIRST_REDIAL_BACKOFF;
         self.due = None;
+        self.until = None;
     }
 }
 

@@ -1,12 +1,13 @@
 //! Narrowing ranges: a part's range answered by a skip, its own hashes, a split in
 //! [`BRANCH`] fingerprinted sub-ranges, a bitmap, or the irreducibles the other side lacks.
 
+use super::{by_sketches, strata, Words};
 use super::{short, whole, Answer, Bound, Exchange, Hash, Index, Malformed, Part, Phase, Says};
 use super::{BRANCH, IDS_THRESHOLD, MAX_SYMBOLS};
 use std::collections::HashSet;
 
 /// Appends a skip up to `upper`, merged with a skip before it.
-fn skip(out: &mut Vec<Part>, upper: Bound) {
+pub(super) fn skip(out: &mut Vec<Part>, upper: Bound) {
     match out.last_mut() {
         Some(p) if p.says == Says::Skip => p.upper = upper,
         _ => out.push(Part {
@@ -24,7 +25,6 @@ pub(super) fn answer_part(
     ex: &mut Exchange,
     out: &mut Answer,
 ) -> Result<(), Malformed> {
-    let sent = &ex.sent;
     let (i, j) = index.span(lower, part.upper);
     let mine = &index.hashes[i..j];
     match &part.says {
@@ -34,7 +34,16 @@ pub(super) fn answer_part(
             if (my_sum, mine.len() as u64) == (*sum, *count) {
                 skip(&mut out.parts, part.upper);
             } else if lower == 0 && part.upper == Bound::END && matches!(ex.phase, Phase::Idle) {
-                // The first mismatch of everything: coded symbols find the difference at once.
+                // The first mismatch of everything: coded symbols find the difference at once;
+                // a difference expected large is first measured (strata), then sketched.
+                if ex.expected as f64 >= by_sketches::SKETCH_FROM
+                    && index.len() >= by_sketches::INDEX_FROM
+                {
+                    out.parts.push(whole(Says::Strata {
+                        cells: Words::of_cells(&strata::cells(&index.hashes)),
+                    }));
+                    return Ok(());
+                }
                 let mut coder = index.coder();
                 let count = (ex.expected.saturating_mul(3) / 2 + 32).min(MAX_SYMBOLS);
                 out.parts.push(whole(Says::Coded {
@@ -61,7 +70,7 @@ pub(super) fn answer_part(
             let unsent = send_where(
                 mine,
                 index.budget,
-                |h| !theirs.contains(&short(h)) && !sent.contains(&h),
+                |h| !theirs.contains(&short(h)) && !ex.sent.contains(&h),
                 out,
             );
             let mine_short: HashSet<u64> = mine.iter().map(|h| short(*h)).collect();
@@ -81,8 +90,17 @@ pub(super) fn answer_part(
                 skip(&mut out.parts, part.upper);
             }
         }
-        Says::Coded { .. } | Says::More { .. } | Says::Want { .. } => {
+        Says::Coded { .. } | Says::More { .. } | Says::Want { .. } | Says::Strata { .. } => {
             return Err(Malformed("a coded part among ranges"));
+        }
+        Says::Sketch { from, words } => {
+            by_sketches::answer_sketch(index, (lower, part.upper), (*from, &words.0), ex, out)?
+        }
+        Says::Extend { from, count } => {
+            by_sketches::answer_extend(index, (lower, part.upper), (*from, *count), out)?
+        }
+        Says::Roots { poly, shared } => {
+            by_sketches::answer_roots(index, (lower, part.upper), (&poly.0, *shared), ex, out)?
         }
         Says::Have { bits } => {
             // Answers the list this side sent for this range, from this same index.
@@ -99,7 +117,7 @@ pub(super) fn answer_part(
             if send_where(
                 mine,
                 index.budget,
-                |h| lacking.contains(&h) && !sent.contains(&h),
+                |h| lacking.contains(&h) && !ex.sent.contains(&h),
                 out,
             ) {
                 out.parts.push(index.fingerprint(lower, part.upper));
@@ -113,7 +131,12 @@ pub(super) fn answer_part(
 
 /// Adds the hashes of `mine` that `pick` chooses to what is sent, up to `budget`; returns
 /// whether some did not fit.
-fn send_where(mine: &[Hash], budget: usize, pick: impl Fn(Hash) -> bool, out: &mut Answer) -> bool {
+pub(super) fn send_where(
+    mine: &[Hash],
+    budget: usize,
+    pick: impl Fn(Hash) -> bool,
+    out: &mut Answer,
+) -> bool {
     let mut unsent = false;
     for h in mine.iter().copied().filter(|h| pick(*h)) {
         if out.send.len() < budget {

@@ -1,7 +1,8 @@
 //! The coded phase of an exchange: coded symbols answered with requests for more, then, once
 //! decoded, irreducibles sent and asked for in chunks until both sides are done.
 
-use super::{coded, whole, Answer, Exchange, Index, Malformed, Phase, Says};
+use super::Words;
+use super::{by_sketches, coded, strata, whole, Answer, Exchange, Index, Malformed, Phase, Says};
 use super::{MAX_CODED, MAX_SYMBOLS, MAX_WANTS};
 
 /// Answers a part of the coded phase (see [`Says::Coded`]).
@@ -38,6 +39,13 @@ pub(super) fn answer(index: &Index, says: &Says, ex: &mut Exchange) -> Result<An
                         .collect();
                     settle(index, ex, false, &mut out);
                 }
+                Err(_) if *from == 0 && index.len() >= by_sketches::INDEX_FROM => {
+                    // The first batch was too few: measure the difference (the coder then sends
+                    // sketches, or as many more symbols as it needs).
+                    out.parts.push(whole(Says::Strata {
+                        cells: Words::of_cells(&strata::cells(&index.hashes)),
+                    }));
+                }
                 Err(estimate) if total < MAX_CODED => out.parts.push(whole(Says::More {
                     from: total as u64,
                     count: more_symbols(total, estimate) as u32,
@@ -57,6 +65,30 @@ pub(super) fn answer(index: &Index, says: &Says, ex: &mut Exchange) -> Result<An
             if count == 0 || count > MAX_SYMBOLS || from > coder.len() || from > MAX_CODED {
                 return Err(Malformed("coded symbols asked for over the bound"));
             }
+            out.parts.push(whole(Says::Coded {
+                from: from as u64,
+                symbols: coder.symbols(from + count)[from..].to_vec(),
+            }));
+        }
+        Says::Strata { cells } => {
+            let cells = cells.cells();
+            if cells.len() != strata::STRATA * strata::CELLS {
+                return Err(Malformed("strata of another size"));
+            }
+            let d = strata::estimate(&strata::cells(&index.hashes), &cells);
+            if (by_sketches::SKETCH_FROM..=by_sketches::SKETCH_UP_TO).contains(&d) {
+                ex.phase = Phase::Over;
+                out.parts = by_sketches::tiling(index, d);
+                return Ok(out);
+            }
+            if matches!(ex.phase, Phase::Idle) {
+                ex.phase = Phase::Coding(index.coder());
+            }
+            let Phase::Coding(coder) = &mut ex.phase else {
+                return Err(Malformed("strata out of turn"));
+            };
+            let from = coder.len();
+            let count = more_symbols(from, Some(d));
             out.parts.push(whole(Says::Coded {
                 from: from as u64,
                 symbols: coder.symbols(from + count)[from..].to_vec(),

@@ -7,21 +7,29 @@ use proptest::prelude::*;
 /// Runs an exchange between `a` and `b` (a opens), each answering from the index it had when the
 /// exchange began (as the engine does); returns (messages, metadata units sent).
 fn reconcile(a: &mut GSet<u64>, b: &mut GSet<u64>) -> (usize, usize) {
+    let (messages, listed, _) = reconcile_counting_bytes(a, b);
+    (messages, listed)
+}
+
+/// [`reconcile`], also returning the encoded bytes of every part and irreducible sent.
+fn reconcile_counting_bytes(a: &mut GSet<u64>, b: &mut GSet<u64>) -> (usize, usize, usize) {
     let indexes = [Index::of(&*a), Index::of(&*b)];
     let mut ex: [Exchange; 2] = Default::default();
     let mut parts = vec![indexes[0].whole()];
     let (mut messages, mut listed) = (1, 1);
+    let mut bytes = crdt::codec::encode(&parts).unwrap().len();
     let sides = [a, b];
     let mut turn = 1;
     loop {
         let ans = answer(&indexes[turn], &parts, &mut ex[turn]).unwrap();
         ex[turn].sent.extend(ans.send.iter().copied());
         let items = collect(&*sides[turn], &ans.send);
+        bytes += crdt::codec::encode(&(&ans.parts, &items)).unwrap().len();
         sides[1 - turn].join(&items);
         messages += 1;
         listed += ans.parts.iter().map(Part::metadata_units).sum::<u64>() as usize;
         if ans.parts.is_empty() {
-            return (messages, listed);
+            return (messages, listed, bytes);
         }
         assert!(messages < 200, "the exchange does not end");
         parts = ans.parts;
@@ -49,6 +57,59 @@ fn a_small_difference_in_a_large_state_costs_little_and_ends_in_the_join() {
         listed < 3_000,
         "{listed} fingerprints and ids for 3 differing elements"
     );
+}
+
+#[test]
+fn a_difference_of_hundreds_is_sketched_at_a_few_bytes_over_its_own_size() {
+    let shared: Vec<u64> = (0..20_000).collect();
+    let mut a: GSet<u64> = shared
+        .iter()
+        .copied()
+        .chain(1 << 40..(1 << 40) + 300)
+        .collect();
+    let mut b: GSet<u64> = shared
+        .iter()
+        .copied()
+        .chain(1 << 41..(1 << 41) + 300)
+        .collect();
+    let join = a.clone().joined(&b);
+    let only: GSet<u64> = (1 << 40..(1 << 40) + 300)
+        .chain(1 << 41..(1 << 41) + 300)
+        .collect();
+    let difference = crdt::codec::encode(&only).unwrap().len();
+    let (messages, _, bytes) = reconcile_counting_bytes(&mut a, &mut b);
+    assert_eq!((&a, &b), (&join, &join));
+    assert!(
+        bytes <= 3 * difference,
+        "{bytes} bytes for a difference of {difference}"
+    );
+    assert!(messages <= 12, "{messages} messages");
+}
+
+#[test]
+fn keys_shared_by_two_hashes_are_caught_by_the_check() {
+    // Two elements whose hashes share their sketch key (bits 32 to 63) and lie in the first
+    // quarter of the space (the first of the four sketched ranges): each side holds one, so their
+    // power sums cancel and the sketch does not see them; the range's check does.
+    let mut seen = std::collections::HashMap::new();
+    let (x, y) = (0u64..)
+        .find_map(|e| {
+            let h = hash_of(&GSet::from_iter([e]));
+            if h >> 126 != 0 {
+                return None;
+            }
+            seen.insert((h >> 32) as u32, e).map(|other| (other, e))
+        })
+        .expect("a collision within 2¹⁸ or so");
+    let shared: Vec<u64> = (1 << 50..(1 << 50) + 5_000).collect();
+    let with = |only: u64, one: u64| -> GSet<u64> {
+        let only = 1 << only..(1 << only) + 50;
+        shared.iter().copied().chain(only).chain([one]).collect()
+    };
+    let (mut a, mut b) = (with(40, x), with(41, y));
+    let join = a.clone().joined(&b);
+    reconcile(&mut a, &mut b);
+    assert_eq!((&a, &b), (&join, &join));
 }
 
 #[test]
@@ -152,9 +213,30 @@ fn any_part(
                 from: count,
                 count: sum as u32 % 70_000,
             },
-            _ => Says::Want {
+            6 => Says::Want {
                 ids: ids.iter().map(|i| (*i as u32).to_be_bytes()).collect(),
                 done: count % 2 == 0,
+            },
+            7 => Says::Strata {
+                cells: Words(
+                    ids.iter()
+                        .map(|i| *i as u32)
+                        .cycle()
+                        .take(if count % 2 == 0 { 384 } else { ids.len() })
+                        .collect(),
+                ),
+            },
+            8 => Says::Sketch {
+                from: (count % 3) as u32 * 4,
+                words: Words(ids.iter().map(|i| *i as u32).collect()),
+            },
+            9 => Says::Extend {
+                from: count as u32,
+                count: sum as u32 % 300,
+            },
+            _ => Says::Roots {
+                poly: Words(ids.iter().map(|i| *i as u32).collect()),
+                shared: sum as u32,
             },
         },
     }
@@ -168,7 +250,7 @@ proptest! {
     fn any_parts_are_answered_or_refused(
         messages in prop::collection::vec(
             prop::collection::vec(
-                (any::<Option<u128>>(), 0u8..7, any::<u128>(), 0u64..100, prop::collection::vec(any::<u64>(), 0..40), prop::collection::vec(any::<u8>(), 0..6)),
+                (any::<Option<u128>>(), 0u8..11, any::<u128>(), 0u64..100, prop::collection::vec(any::<u64>(), 0..40), prop::collection::vec(any::<u8>(), 0..6)),
                 0..8,
             ),
             1..6,
