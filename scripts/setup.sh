@@ -19,5 +19,12 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
+# The mDNS interoperability test's second implementation (Python zeroconf): from PyPI for the
+# python3 on PATH, else Debian's package.
+if ! python3 -c 'import zeroconf' 2>/dev/null; then
+  python3 -m pip install -q zeroconf 2>/dev/null \
+    || { [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-zeroconf; } \
+    || { echo "setup: python3 module zeroconf missing; pip install zeroconf" >&2; exit 1; }
+fi
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
 echo "setup: ok"

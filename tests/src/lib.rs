@@ -3,6 +3,8 @@
 
 #![deny(missing_docs)]
 
+pub mod netns;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

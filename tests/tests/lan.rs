@@ -4,6 +4,7 @@
 //! development and CI machines, so its multicast stays on interfaces this test creates and removes.
 //! Needs root and iproute2 (`scripts/setup.sh` installs it); `DELTANODE_SKIP_NETNS=1` skips it.
 
+use deltanode_e2e::netns::{ip, Lan};
 use deltanode_e2e::{await_convergence, NodeProc, TempDir};
 use serde_json::json;
 use std::process::Command;
@@ -11,94 +12,6 @@ use std::time::Duration;
 
 const NODES: usize = 3;
 const TOKEN: &str = "lan-test-token";
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("running ip (install iproute2)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The namespaces and the bridge, removed on drop, even when the test panics.
-struct Lan {
-    tag: String,
-    subnet: u32,
-}
-
-impl Lan {
-    fn ns(&self, i: usize) -> String {
-        format!("dn{}n{i}", self.tag)
-    }
-    fn bridge(&self) -> String {
-        format!("dn{}br", self.tag)
-    }
-    fn addr(&self, i: usize) -> String {
-        format!("10.213.{}.{}", self.subnet, 10 + i)
-    }
-
-    fn create() -> Lan {
-        let pid = std::process::id();
-        let lan = Lan {
-            tag: format!("{}", pid % 100_000),
-            subnet: pid % 250 + 1,
-        };
-        let br = lan.bridge();
-        ip(&["link", "add", &br, "type", "bridge"]);
-        // Flood multicast to every port: no IGMP querier runs on this private bridge.
-        ip(&["link", "set", &br, "type", "bridge", "mcast_snooping", "0"]);
-        ip(&[
-            "addr",
-            "add",
-            &format!("10.213.{}.1/24", lan.subnet),
-            "dev",
-            &br,
-        ]);
-        ip(&["link", "set", &br, "up"]);
-        for i in 0..NODES {
-            let (ns, host, inner) = (
-                lan.ns(i),
-                format!("dn{}h{i}", lan.tag),
-                format!("dn{}c{i}", lan.tag),
-            );
-            ip(&["netns", "add", &ns]);
-            ip(&["link", "add", &host, "type", "veth", "peer", "name", &inner]);
-            ip(&["link", "set", &inner, "netns", &ns]);
-            ip(&["link", "set", &host, "master", &br]);
-            ip(&["link", "set", &host, "up"]);
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{}/24", lan.addr(i)),
-                "dev",
-                &inner,
-            ]);
-            ip(&["-n", &ns, "link", "set", &inner, "up"]);
-        }
-        lan
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        for i in 0..NODES {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(i)])
-                .output();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge()])
-            .output();
-    }
-}
 
 #[test]
 fn nodes_on_a_lan_find_each_other_by_mdns_alone_and_converge() {
@@ -113,7 +26,7 @@ fn nodes_on_a_lan_find_each_other_by_mdns_alone_and_converge() {
         "this test creates network namespaces: run it as root (or set DELTANODE_SKIP_NETNS=1)"
     );
     deltanode_e2e::binary();
-    let lan = Lan::create();
+    let lan = Lan::create("lan", NODES);
     let dir = TempDir::new("lan");
     let nodes: Vec<NodeProc> = (0..NODES)
         .map(|i| {
@@ -189,7 +102,7 @@ fn nodes_on_a_lan_find_each_other_by_mdns_alone_and_converge() {
     // Interfaces that come and go: an address added to node 0's interface is announced (listed
     // in /v1/node, pushed to peers by identify), and dropped again when the address goes.
     let extra = format!("10.214.{}.10", lan.subnet);
-    let inner = format!("dn{}c0", lan.tag);
+    let inner = lan.interface(0);
     let listed = |want: bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {

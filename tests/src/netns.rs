@@ -1,0 +1,103 @@
+//! Network namespaces on a bridge, for the tests that run mDNS (its multicast must stay on
+//! interfaces a test creates and removes). Needs root and iproute2.
+
+use std::process::Command;
+
+/// Runs `ip ARGS…`, asserting it succeeds.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("running ip (install iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The namespaces and the bridge, removed on drop, even when the test panics.
+pub struct Lan {
+    /// Names its interfaces and namespaces (short: interface names have 15 bytes).
+    pub tag: String,
+    /// The third byte of its addresses, 10.213.SUBNET.0/24.
+    pub subnet: u32,
+    nodes: usize,
+}
+
+impl Lan {
+    /// Namespace `i`'s name.
+    pub fn ns(&self, i: usize) -> String {
+        format!("dn{}n{i}", self.tag)
+    }
+    /// The bridge's name.
+    pub fn bridge(&self) -> String {
+        format!("dn{}br", self.tag)
+    }
+    /// Namespace `i`'s address.
+    pub fn addr(&self, i: usize) -> String {
+        format!("10.213.{}.{}", self.subnet, 10 + i)
+    }
+
+    /// Namespace `i`'s interface (inside the namespace).
+    pub fn interface(&self, i: usize) -> String {
+        format!("dn{}c{i}", self.tag)
+    }
+
+    /// `nodes` namespaces on a new bridge; `name` (a letter or two) tells tests of one process
+    /// apart.
+    pub fn create(name: &str, nodes: usize) -> Lan {
+        let pid = std::process::id();
+        let lan = Lan {
+            tag: format!("{name}{}", pid % 10_000),
+            subnet: (pid + name.bytes().map(u32::from).sum::<u32>()) % 250 + 1,
+            nodes,
+        };
+        let br = lan.bridge();
+        ip(&["link", "add", &br, "type", "bridge"]);
+        // Flood multicast to every port: no IGMP querier runs on this private bridge.
+        ip(&["link", "set", &br, "type", "bridge", "mcast_snooping", "0"]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.213.{}.1/24", lan.subnet),
+            "dev",
+            &br,
+        ]);
+        ip(&["link", "set", &br, "up"]);
+        for i in 0..lan.nodes {
+            let (ns, host, inner) = (lan.ns(i), format!("dn{}h{i}", lan.tag), lan.interface(i));
+            ip(&["netns", "add", &ns]);
+            ip(&["link", "add", &host, "type", "veth", "peer", "name", &inner]);
+            ip(&["link", "set", &inner, "netns", &ns]);
+            ip(&["link", "set", &host, "master", &br]);
+            ip(&["link", "set", &host, "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", lan.addr(i)),
+                "dev",
+                &inner,
+            ]);
+            ip(&["-n", &ns, "link", "set", &inner, "up"]);
+        }
+        lan
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for i in 0..self.nodes {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(i)])
+                .output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge()])
+            .output();
+    }
+}
