@@ -36,13 +36,13 @@ pub enum Command {
     /// Print a topology's edges as JSON (`[[a,b],…]`), as the simulator builds it (for scripts).
     #[cfg(feature = "experiments")]
     Topology {
-        /// mesh, tree, ring, line, full or random:D.
+        /// mesh, tree, ring, line, full, random:D or overlay[:K].
         #[arg(long)]
         topology: Topology,
         /// Number of nodes.
         #[arg(long)]
         nodes: usize,
-        /// Seed (random:D only).
+        /// Seed (random:D and overlay only).
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -244,9 +244,14 @@ fn non_empty(s: &str) -> Result<String, String> {
 #[cfg(feature = "experiments")]
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// Topologies: mesh (4 neighbours each), tree (degree ≤ 3), ring, line, full, random:D.
+    /// Topologies: mesh (4 neighbours each), tree (degree ≤ 3), ring, line, full, random:D, or
+    /// overlay (the graph the membership protocol builds from a random bootstrap; overlay:K or
+    /// --max-neighbours bound its views, 8 by default).
     #[arg(long, value_delimiter = ',', default_value = "mesh")]
     pub topology: Vec<Topology>,
+    /// With --topology overlay: the bound on every node's active view.
+    #[arg(long)]
+    pub max_neighbours: Option<usize>,
     /// Numbers of nodes (comma-separated: each is a run).
     #[arg(long, value_delimiter = ',', default_value = "15")]
     pub nodes: Vec<usize>,

@@ -13,6 +13,7 @@
 //! | [`reconcile`] | range-based set reconciliation over join-decompositions: catch-up in proportion to the difference |
 //! | [`buffer`] | the delta-buffer of `(seq, origin, group)` entries |
 //! | [`tree`] | `bp-rr-tree`'s spanning tree: eager and lazy links, beacons |
+//! | [`membership`] | bounded partial views (HyParView): active and passive views, join, shuffle, repair |
 //! | [`message`] | wire messages and their size in the paper's units |
 //! | [`wire`] | frames: version byte, size limit, the codec |
 //! | `baseline` | Scuttlebutt and op-based causal broadcast, for the simulator (feature `sim`) |
@@ -27,6 +28,7 @@ pub mod baseline;
 pub mod buffer;
 pub mod engine;
 pub mod error;
+pub mod membership;
 pub mod message;
 pub mod peer;
 pub mod reconcile;

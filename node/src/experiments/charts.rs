@@ -146,6 +146,19 @@ pub fn draw_sweeps(dir: &Path, reports: &[SimReport]) -> anyhow::Result<()> {
             ),
             false,
         )?;
+        sweep(
+            &dir.join(format!("bound_{topology}_{workload}.png").replace(':', "-")),
+            &format!("Transmission ÷ lower bound by node count — {topology}, {workload}"),
+            "nodes",
+            &xs,
+            &by_algorithm(
+                runs,
+                &xs,
+                |r| r.nodes as f64,
+                |r| (r.payload_units + r.metadata_units) as f64 / r.lower_bound_units.max(1) as f64,
+            ),
+            false,
+        )?;
     }
     let mut retwis: BTreeMap<(String, usize), Vec<&SimReport>> = BTreeMap::new();
     for r in reports.iter().filter(|r| r.workload.starts_with("retwis:")) {

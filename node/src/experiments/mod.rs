@@ -7,6 +7,7 @@ mod charts;
 
 use crate::cli::SimArgs;
 use anyhow::Context;
+use protocol::sim::topology::Topology;
 use protocol::sim::workload::WorkloadSpec;
 use protocol::sim::{run_spec, Faults, SimConfig, SimReport};
 use protocol::Algorithm;
@@ -19,7 +20,7 @@ pub const RESULTS_HEADER: &str = "algorithm,topology,workload,nodes,payload_unit
 
 /// The simulator's own columns after the SPEC's: memory sampled at each node's sync (before the
 /// acks), where the paper's authors sampled it. Real-process CSVs have `time_to_converge_ms` here.
-pub const SIM_EXTRA_COLUMNS: &str = "sync_memory_units";
+pub const SIM_EXTRA_COLUMNS: &str = "sync_memory_units,max_neighbours";
 
 /// Runs the command.
 pub fn run(args: &SimArgs) -> anyhow::Result<()> {
@@ -57,7 +58,14 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     let origin = Instant::now();
     let clock = move || origin.elapsed();
     let mut all = Vec::new();
-    for &topology in &args.topology {
+    for topology in args
+        .topology
+        .iter()
+        .map(|&t| match (t, args.max_neighbours) {
+            (Topology::Overlay(_), Some(k)) => Topology::Overlay(k),
+            _ => t,
+        })
+    {
         for &nodes in &args.nodes {
             for (&workload, &preload) in args
                 .workload
@@ -135,6 +143,12 @@ pub fn charts_from_csv(csv: &std::path::Path, out: &std::path::Path) -> anyhow::
             converged: c[10] == "true",
             lower_bound_units,
             pending_after_quiescence: 0,
+            max_neighbours: header
+                .iter()
+                .position(|h| *h == "max_neighbours")
+                .map(parse)
+                .transpose()?
+                .unwrap_or(0.0) as usize,
             samples: Vec::new(),
         };
         let converge = converge_col.map(parse).transpose()?;
@@ -229,7 +243,7 @@ pub fn results_csv(reports: &[SimReport]) -> String {
     for r in reports {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{:.1}",
+            "{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{:.1},{}",
             r.algorithm.name(),
             r.topology,
             r.workload,
@@ -242,7 +256,8 @@ pub fn results_csv(reports: &[SimReport]) -> String {
             r.rounds,
             r.converged,
             r.lower_bound_units,
-            r.sync_memory_units
+            r.sync_memory_units,
+            r.max_neighbours
         );
     }
     s
@@ -299,8 +314,39 @@ mod tests {
             diverge: vec![],
             diverge_one_side: false,
             element_bytes: vec![0],
+            max_neighbours: None,
             out: out.to_path_buf(),
         }
+    }
+
+    #[test]
+    fn an_overlay_run_keeps_every_view_within_its_bound_and_says_so() {
+        let out =
+            std::env::temp_dir().join(format!("deltanode-overlay-test-{}", std::process::id()));
+        let args = SimArgs {
+            topology: vec![Topology::Overlay(8)],
+            max_neighbours: Some(3),
+            nodes: vec![40, 60],
+            ..small_run(&out)
+        };
+        run(&args).unwrap();
+        let csv = fs::read_to_string(out.join("results.csv")).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let col = header.iter().position(|h| *h == "max_neighbours").unwrap();
+        let rows: Vec<Vec<&str>> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect();
+        assert_eq!(rows.len(), 4);
+        for r in &rows {
+            assert_eq!(r[1], "overlay:3", "--max-neighbours rebinds the overlay");
+            assert_eq!(r[10], "true", "converged");
+            let k: usize = r[col].parse().unwrap();
+            assert!((1..=3).contains(&k), "{k} neighbours");
+        }
+        assert!(out.join("bound_overlay-3_gset.png").exists());
+        fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]
@@ -349,7 +395,8 @@ mod tests {
         assert_eq!(lines.len(), 1 + 4);
         for row in &lines[1..] {
             let cells: Vec<&str> = row.split(',').collect();
-            assert_eq!(cells.len(), 13, "{row}");
+            assert_eq!(cells.len(), 14, "{row}");
+            assert_eq!(cells[13], "3", "a binary tree's most neighbours: {row}");
             let (end, sync): (f64, f64) = (cells[8].parse().unwrap(), cells[12].parse().unwrap());
             assert!(sync > 0.0 && end > 0.0, "both memory samples taken: {row}");
             assert_eq!(cells[10], "true", "{row} did not converge");

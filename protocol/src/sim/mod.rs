@@ -421,6 +421,7 @@ where
         converged: converged_at.is_some(),
         lower_bound_units: updates * (n as u64).saturating_sub(1),
         pending_after_quiescence: sim.nodes.iter().map(SimNode::pending).sum(),
+        max_neighbours: sim.adj.iter().map(Vec::len).max().unwrap_or(0),
         samples,
     }
 }

@@ -54,6 +54,8 @@ pub struct SimReport {
     pub lower_bound_units: u64,
     /// Groups or ops still held, summed over nodes, after the quiescent rounds.
     pub pending_after_quiescence: usize,
+    /// The most neighbours any node had (for `overlay`: the largest active view).
+    pub max_neighbours: usize,
     /// Per-round totals.
     pub samples: Vec<RoundSample>,
 }

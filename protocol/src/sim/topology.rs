@@ -1,10 +1,14 @@
 //! Overlay topologies for the simulator and the real-process scripts.
 
+use crate::membership::overlay::Overlay;
 use rand::seq::SliceRandom;
 use rand::{rngs::SmallRng, SeedableRng};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+
+/// Active views' bound for `overlay` when none is given (`--max-neighbours`).
+pub const DEFAULT_MAX_NEIGHBOURS: usize = 8;
 
 /// A topology's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +26,14 @@ pub enum Topology {
     Full,
     /// A random connected `d`-regular graph, drawn from the seed.
     Random(usize),
+    /// What the membership protocol builds (`protocol::membership`, HyParView) with active views
+    /// of at most `k`: nodes join one by one through a random earlier node, with no global
+    /// knowledge, then shuffle and repair for a while; the graph is their active views.
+    Overlay(usize),
 }
+
+/// Ticks the membership protocol runs after the last join, before its views are taken.
+pub const OVERLAY_TICKS: usize = 100;
 
 impl Topology {
     /// The undirected edges `(a, b)` with `a < b` for `n` nodes (`seed` for `Random`).
@@ -45,6 +56,14 @@ impl Topology {
             Topology::Line => (1..n).for_each(|i| link(i - 1, i)),
             Topology::Full => (0..n).for_each(|i| (i + 1..n).for_each(|j| link(i, j))),
             Topology::Random(d) => return random_regular(n, d, seed),
+            Topology::Overlay(k) => {
+                let overlay = Overlay::bootstrapped(n as u32, k, seed, OVERLAY_TICKS);
+                for (a, view) in overlay.views().iter().enumerate() {
+                    for b in view {
+                        link(a, *b as usize);
+                    }
+                }
+            }
         }
         edges.into_iter().collect()
     }
@@ -111,6 +130,7 @@ impl fmt::Display for Topology {
             Topology::Line => f.write_str("line"),
             Topology::Full => f.write_str("full"),
             Topology::Random(d) => write!(f, "random:{d}"),
+            Topology::Overlay(k) => write!(f, "overlay:{k}"),
         }
     }
 }
@@ -125,11 +145,16 @@ impl FromStr for Topology {
             "ring" => Topology::Ring,
             "line" => Topology::Line,
             "full" => Topology::Full,
-            _ => match s.strip_prefix("random:").map(str::parse) {
-                Some(Ok(d)) => Topology::Random(d),
+            "overlay" => Topology::Overlay(DEFAULT_MAX_NEIGHBOURS),
+            _ => match (
+                s.strip_prefix("random:").map(str::parse),
+                s.strip_prefix("overlay:").map(str::parse),
+            ) {
+                (Some(Ok(d)), _) => Topology::Random(d),
+                (_, Some(Ok(k))) if k > 0 => Topology::Overlay(k),
                 _ => {
                     return Err(format!(
-                        "unknown topology {s:?}; expected mesh, tree, ring, line, full or random:D"
+                        "unknown topology {s:?}; expected mesh, tree, ring, line, full, random:D, overlay or overlay:K"
                     ))
                 }
             },
@@ -151,6 +176,7 @@ mod tests {
                 Topology::Line,
                 Topology::Full,
                 Topology::Random(4),
+                Topology::Overlay(3),
             ] {
                 let adj = t.neighbours(n, 7);
                 assert!(connected(n, &t.edges(n, 7)), "{t} on {n} is not connected");
@@ -162,6 +188,7 @@ mod tests {
                     Topology::Tree => assert!(max <= 3),
                     Topology::Ring => assert!(adj.iter().all(|a| a.len() == 2)),
                     Topology::Line => assert_eq!(max, 2),
+                    Topology::Overlay(k) => assert!(max <= k),
                     _ => assert!(adj.iter().all(|a| a.len() == n - 1)),
                 }
             }

@@ -1,0 +1,78 @@
+//! HyParView on its own: an in-memory network of `u32` peers (messages in order per pair, as on
+//! a connection, and in random order across pairs), bootstrapped at random, then churned.
+
+use super::overlay::Overlay;
+use super::*;
+
+fn bootstrapped(n: u32, k: usize, seed: u64) -> Overlay {
+    Overlay::bootstrapped(n, k, seed, 300)
+}
+use proptest::prelude::*;
+
+#[test]
+fn a_random_bootstrap_builds_a_bounded_symmetric_connected_overlay() {
+    let net = bootstrapped(300, 8, 7);
+    net.check().unwrap();
+    assert!(net.max_active <= 8);
+    let degrees: Vec<usize> = net.views().iter().map(Vec::len).collect();
+    let mean = degrees.iter().sum::<usize>() as f64 / degrees.len() as f64;
+    assert!(mean > 5.0, "views fill up: mean degree {mean}");
+}
+
+#[test]
+fn a_lone_node_and_a_pair_are_fine() {
+    let mut net = bootstrapped(1, 4, 1);
+    net.check().unwrap();
+    net.add(1);
+    net.settle();
+    net.check().unwrap();
+    assert_eq!(net.views()[0], vec![1]);
+}
+
+#[test]
+fn unknown_peers_learnt_outside_fill_the_passive_view_and_repair_from_it() {
+    let cfg = MembershipConfig::with_active(3);
+    let mut m = Membership::new(0u32, cfg, 3);
+    m.learn([1, 2, 3, 0]);
+    assert_eq!(m.passive().len(), 3, "itself is never a candidate");
+    let fx = m.tick();
+    assert!(
+        fx.iter().any(|e| matches!(
+            e,
+            Effect::Send {
+                msg: Msg::Neighbor { high: true },
+                ..
+            }
+        )),
+        "an empty view asks a passive peer, with high priority: {fx:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    /// Across seeds, sizes and bounds: after a random bootstrap, and again after killing a tenth
+    /// of the nodes and adding as many, every view stays within its bound, links are symmetric,
+    /// nobody keeps a dead neighbour, and the live nodes stay connected.
+    #[test]
+    fn views_stay_bounded_symmetric_and_connected_through_churn(
+        seed: u64,
+        n in 20u32..200,
+        k in 3usize..9,
+    ) {
+        let mut net = bootstrapped(n, k, seed);
+        prop_assert_eq!(net.check(), Ok(()));
+        let churn = (n / 10).max(1);
+        for i in 0..churn {
+            let live = net.live();
+            let victim = live[net.random(live.len())];
+            net.kill(victim);
+            // A join needs its contact alive until it is answered (a node whose contact dies
+            // first retries through its other sources: --peer, mDNS, the peer book).
+            net.add(n + i);
+            net.settle();
+        }
+        net.ticks(300);
+        prop_assert_eq!(net.check(), Ok(()));
+        prop_assert!(net.max_active <= k);
+    }
+}
