@@ -252,6 +252,10 @@ pub struct SimArgs {
     /// With --topology overlay: the bound on every node's active view.
     #[arg(long)]
     pub max_neighbours: Option<usize>,
+    /// With --topology overlay: the share of nodes (0 to 0.5) that leave for good halfway through
+    /// the events while as many new ones join through the membership protocol.
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
     /// Numbers of nodes (comma-separated: each is a run).
     #[arg(long, value_delimiter = ',', default_value = "15")]
     pub nodes: Vec<usize>,

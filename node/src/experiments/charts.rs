@@ -133,32 +133,25 @@ pub fn draw_sweeps(dir: &Path, reports: &[SimReport]) -> anyhow::Result<()> {
         if xs.len() < 2 {
             continue;
         }
-        sweep(
-            &dir.join(format!("metadata_{topology}_{workload}.png").replace(':', "-")),
-            &format!("Metadata share (%) by node count — {topology}, {workload}"),
-            "nodes",
-            &xs,
-            &by_algorithm(
-                runs,
+        type Metric = fn(&SimReport) -> f64;
+        let metrics: [(&str, &str, Metric); 2] = [
+            ("metadata", "Metadata share (%)", |r| {
+                100.0 * r.metadata_share()
+            }),
+            ("bound", "Transmission ÷ lower bound", |r| {
+                (r.payload_units + r.metadata_units) as f64 / r.lower_bound_units.max(1) as f64
+            }),
+        ];
+        for (name, what, metric) in metrics {
+            sweep(
+                &dir.join(format!("{name}_{topology}_{workload}.png").replace(':', "-")),
+                &format!("{what} by node count — {topology}, {workload}"),
+                "nodes",
                 &xs,
-                |r| r.nodes as f64,
-                |r| 100.0 * r.metadata_share(),
-            ),
-            false,
-        )?;
-        sweep(
-            &dir.join(format!("bound_{topology}_{workload}.png").replace(':', "-")),
-            &format!("Transmission ÷ lower bound by node count — {topology}, {workload}"),
-            "nodes",
-            &xs,
-            &by_algorithm(
-                runs,
-                &xs,
-                |r| r.nodes as f64,
-                |r| (r.payload_units + r.metadata_units) as f64 / r.lower_bound_units.max(1) as f64,
-            ),
-            false,
-        )?;
+                &by_algorithm(runs, &xs, |r| r.nodes as f64, metric),
+                false,
+            )?;
+        }
     }
     let mut retwis: BTreeMap<(String, usize), Vec<&SimReport>> = BTreeMap::new();
     for r in reports.iter().filter(|r| r.workload.starts_with("retwis:")) {

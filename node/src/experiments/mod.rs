@@ -30,6 +30,18 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!((0.0..1.0).contains(&args.loss), "--loss must be in [0, 1)");
     anyhow::ensure!((0.0..=1.0).contains(&args.dup), "--dup must be in [0, 1]");
+    anyhow::ensure!(
+        (0.0..=0.5).contains(&args.churn),
+        "--churn must be in [0, 0.5]"
+    );
+    anyhow::ensure!(
+        args.churn == 0.0
+            || args
+                .topology
+                .iter()
+                .all(|t| matches!(t, Topology::Overlay(_))),
+        "--churn needs --topology overlay (the membership protocol rebuilds the graph)"
+    );
     if !args.diverge.is_empty() {
         return catch_up::run(args).map(|_| ());
     }
@@ -84,6 +96,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
                             faults,
                             timing: args.timing,
                             preload,
+                            churn: args.churn,
                             ..SimConfig::paper(algorithm, topology)
                         };
                         run_spec(&cfg, workload, &clock)
@@ -315,6 +328,7 @@ mod tests {
             diverge_one_side: false,
             element_bytes: vec![0],
             max_neighbours: None,
+            churn: 0.0,
             out: out.to_path_buf(),
         }
     }

@@ -166,6 +166,11 @@ impl Overlay {
         net
     }
 
+    /// `id`'s active view (empty for a node never added).
+    pub fn view(&self, id: u32) -> &[u32] {
+        self.nodes.get(&id).map_or(&[], |m| m.active())
+    }
+
     /// Every node's active view, in id order (a killed node's as it was).
     pub fn views(&self) -> Vec<Vec<u32>> {
         self.nodes.values().map(|m| m.active().to_vec()).collect()

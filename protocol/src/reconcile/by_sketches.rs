@@ -43,6 +43,21 @@ fn check(h: Hash) -> u32 {
     h as u32
 }
 
+/// The hashes of `mine` whose keys are roots of `poly` (each root divided out once found), the
+/// check of the others (the wrapping sum of their low 32 bits), and what is left of `poly`.
+fn roots_among(mine: &[Hash], mut poly: Vec<u32>) -> (Vec<Hash>, u32, Vec<u32>) {
+    let (mut roots, mut check_sum) = (Vec::new(), 0u32);
+    for h in mine {
+        if !poly.is_empty() && pinsketch::eval(&poly, key(*h)) == 0 {
+            poly = pinsketch::divide(&poly, key(*h));
+            roots.push(*h);
+        } else {
+            check_sum = check_sum.wrapping_add(check(*h));
+        }
+    }
+    (roots, check_sum, poly)
+}
+
 /// The sketch's capacity for a range expected to hold `load` differing irreducibles: about the
 /// load (with the estimate's and the load's spread, a third of the ranges ask for more words;
 /// a word of room in every range would cost more than that).
@@ -108,7 +123,7 @@ pub(super) fn answer_sketch(
     let mine = &index.hashes[i..j];
     let ours = pinsketch::sketch(mine.iter().map(|h| key(*h)), theirs.len());
     let both: Vec<u32> = theirs.iter().zip(&ours).map(|(a, b)| a ^ b).collect();
-    let Some(mut poly) = pinsketch::decode(&both) else {
+    let Some(poly) = pinsketch::decode(&both) else {
         let c = theirs.len();
         if c < MAX_CAPACITY && ex.sketches.len() < MAX_PENDING {
             ex.sketches.insert(lower, (theirs, extended + 1));
@@ -127,16 +142,7 @@ pub(super) fn answer_sketch(
         }
         return Ok(());
     };
-    let mut lacking = Vec::new();
-    let mut shared = 0u32;
-    for h in mine {
-        if !poly.is_empty() && pinsketch::eval(&poly, key(*h)) == 0 {
-            poly = pinsketch::divide(&poly, key(*h));
-            lacking.push(*h);
-        } else {
-            shared = shared.wrapping_add(check(*h));
-        }
-    }
+    let (lacking, shared, poly) = roots_among(mine, poly);
     if send_where(&lacking, index.budget, |h| !ex.sent.contains(&h), out) {
         // No room for all of them: the range is narrowed again later.
         out.parts.push(index.fingerprint(lower, upper));
@@ -221,17 +227,7 @@ pub(super) fn answer_roots(
     }
     let (i, j) = index.span(lower, upper);
     let mine = &index.hashes[i..j];
-    let mut poly = poly.to_vec();
-    let mut lacking = Vec::new();
-    let mut ours = 0u32;
-    for h in mine {
-        if !poly.is_empty() && pinsketch::eval(&poly, key(*h)) == 0 {
-            poly = pinsketch::divide(&poly, key(*h));
-            lacking.push(*h);
-        } else {
-            ours = ours.wrapping_add(check(*h));
-        }
-    }
+    let (lacking, ours, poly) = roots_among(mine, poly.to_vec());
     let agreed = poly.is_empty() && ours == shared;
     if !agreed || send_where(&lacking, index.budget, |h| !ex.sent.contains(&h), out) {
         // Keys shared by two hashes hid part of the difference (or not all fits): fingerprints

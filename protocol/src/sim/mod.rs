@@ -13,6 +13,7 @@
 //! (`deltanode sim` passes a monotonic clock; tests pass zero), so this crate reads no clock.
 
 pub mod catch_up;
+mod churn;
 pub mod node;
 mod report;
 pub mod topology;
@@ -110,6 +111,9 @@ pub struct SimConfig {
     /// Payload units of a state every node holds at the start (0: start from ⊥), for measuring
     /// how costs grow with the state. Only for the engine's algorithms and workloads that have one.
     pub preload: u64,
+    /// With `overlay:K`: the share of nodes that leave for good halfway through the events, as
+    /// many new ones joining through the membership protocol (0: none).
+    pub churn: f64,
 }
 
 impl SimConfig {
@@ -127,6 +131,7 @@ impl SimConfig {
             // Longer than `bp-rr-tree`'s grace (two beacon periods) for links that left the tree.
             quiesce_rounds: 25,
             preload: 0,
+            churn: 0.0,
         }
     }
 }
@@ -152,6 +157,10 @@ struct Sim<'a, L> {
     cpu_total: Duration,
     cpu: &'a dyn Fn() -> Duration,
     counting: bool,
+    /// Nodes that left for good (churn): not waited for.
+    gone: Vec<bool>,
+    /// The most neighbours any node has had.
+    max_neighbours: usize,
 }
 
 impl<L: Decompose + Measure + Serialize> Sim<'_, L> {
@@ -278,9 +287,13 @@ impl<L: Decompose + Measure + Serialize> Sim<'_, L> {
     }
 
     fn converged(&self) -> bool {
+        let staying: Vec<&SimNode<L>> = (0..self.nodes.len())
+            .filter(|i| !self.gone[*i])
+            .map(|i| &self.nodes[i])
+            .collect();
         self.cut.is_none()
-            && !self.down.iter().any(|d| *d)
-            && self.nodes.windows(2).all(|w| w[0].state() == w[1].state())
+            && !(0..self.down.len()).any(|i| self.down[i] && !self.gone[i])
+            && staying.windows(2).all(|w| w[0].state() == w[1].state())
     }
 }
 
@@ -295,7 +308,13 @@ where
     W::L: Serialize,
 {
     let n = cfg.nodes;
-    let adj = cfg.topology.neighbours(n, cfg.seed);
+    let (mut churn, adj) = match cfg.topology {
+        Topology::Overlay(k) if cfg.churn > 0.0 => {
+            let (c, adj) = churn::Churn::start(cfg, k);
+            (Some(c), adj)
+        }
+        t => (None, t.neighbours(n, cfg.seed)),
+    };
     let initial = match cfg.preload {
         0 => <W::L as crdt::Lattice>::bottom(),
         size => workload
@@ -317,7 +336,13 @@ where
         cpu_total: Duration::ZERO,
         cpu,
         counting: true,
+        gone: vec![false; n],
+        max_neighbours: 0,
     };
+    sim.max_neighbours = sim.adj.iter().map(Vec::len).max().unwrap_or(0);
+    for &j in churn.as_ref().map_or(&[][..], |c| c.joiners()) {
+        sim.down[j as usize] = true;
+    }
     let mut workload_rng = SmallRng::seed_from_u64(cfg.seed ^ 0x5eed);
     // The order in which nodes tick within a round: their phases within the sync interval.
     let mut phases: Vec<u32> = (0..n as u32).collect();
@@ -332,6 +357,9 @@ where
     let last_round = cfg.events + cfg.max_extra_rounds;
     let mut round = 0;
     while round < last_round + cfg.quiesce_rounds {
+        if let Some(c) = churn.as_mut() {
+            c.round(round, &mut sim);
+        }
         // Faults that start or end now.
         if f.partition && n >= 2 && (round == part_start || round == part_end) {
             sim.set_partition(round == part_start);
@@ -419,9 +447,14 @@ where
             / samples.len().max(1) as f64,
         rounds: converged_at.unwrap_or(round),
         converged: converged_at.is_some(),
-        lower_bound_units: updates * (n as u64).saturating_sub(1),
-        pending_after_quiescence: sim.nodes.iter().map(SimNode::pending).sum(),
-        max_neighbours: sim.adj.iter().map(Vec::len).max().unwrap_or(0),
+        // With churn, every update must reach the nodes there at the end (the joiners included).
+        lower_bound_units: updates
+            * (n - churn.as_ref().map_or(0, churn::Churn::leaving)).saturating_sub(1) as u64,
+        pending_after_quiescence: (0..n)
+            .filter(|i| !sim.gone[*i])
+            .map(|i| sim.nodes[i].pending())
+            .sum(),
+        max_neighbours: sim.max_neighbours,
         samples,
     }
 }
