@@ -29,6 +29,9 @@ pub struct NodeConfig {
     /// A peer disconnected for longer than this leaves `/v1/peers` and the per-peer metrics, and
     /// is no longer redialled (unless it is a `--peer`); it stays in the peer book for restarts.
     pub forget_after: Duration,
+    /// Bounded partial views (`protocol::membership`, HyParView): at most this many neighbours,
+    /// the other peers known kept as candidates. `None`: every sync peer found is a neighbour.
+    pub max_neighbours: Option<usize>,
 }
 
 impl NodeConfig {
@@ -45,6 +48,7 @@ impl NodeConfig {
             swarm_key: None,
             max_frame: wire::DEFAULT_MAX_FRAME,
             forget_after: Duration::from_secs(600),
+            max_neighbours: None,
         }
     }
 }

@@ -59,6 +59,9 @@ impl EventLoop {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    for ev in self.peers.views_tick() {
+                        self.on_peer_event(ev);
+                    }
                     self.peers.forget();
                     self.peers.redial();
                     let sends = self.replica.tick();

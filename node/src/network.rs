@@ -38,6 +38,8 @@ mod behaviour {
         pub sync: request_response::Behaviour<FrameCodec>,
         /// Peer exchange: a sample of the peer book out, the other side's back.
         pub exchange: request_response::Behaviour<FrameCodec>,
+        /// Bounded partial views (`--max-neighbours`): membership messages, answered empty.
+        pub membership: request_response::Behaviour<FrameCodec>,
         /// LAN discovery; off with `--no-mdns`.
         pub mdns: Toggle<mdns::tokio::Behaviour>,
         /// Which protocols a peer speaks, and its listen addresses.
@@ -90,6 +92,14 @@ pub fn build(
                     )],
                     request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
                 );
+                let membership = request_response::Behaviour::with_codec(
+                    crate::peers::views::codec(),
+                    [(
+                        crate::peers::views::PROTOCOL,
+                        request_response::ProtocolSupport::Full,
+                    )],
+                    request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+                );
                 let mdns = if mdns_on {
                     Some(mdns::tokio::Behaviour::new(
                         mdns::Config::default(),
@@ -106,6 +116,7 @@ pub fn build(
                 Ok(Behaviour {
                     sync,
                     exchange,
+                    membership,
                     mdns: mdns.into(),
                     identify,
                     ping: ping::Behaviour::new(ping::Config::new()),

@@ -178,7 +178,12 @@ impl Node {
                 &cfg.neighbours,
                 statics,
                 PeerBook::load(&cfg.data_dir),
-                (counters, cfg.max_frame, cfg.forget_after),
+                (
+                    counters,
+                    cfg.max_frame,
+                    cfg.forget_after,
+                    cfg.max_neighbours,
+                ),
             ),
             peer_id,
             early,

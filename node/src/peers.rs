@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 mod exchange;
 mod own_addrs;
 mod redial;
+pub(crate) mod views;
 
 /// External-address candidates remembered at most.
 const MAX_CANDIDATES: usize = 64;
@@ -118,6 +119,8 @@ pub(crate) struct Peers {
     /// External-address candidates (an address a peer saw us at, translated to our listen
     /// port by identify), with how many times one was reported: the second report confirms it.
     candidates: HashMap<Multiaddr, u32>,
+    /// Bounded partial views (`--max-neighbours`), if on.
+    views: Option<views::Views>,
 }
 
 impl Peers {
@@ -129,16 +132,32 @@ impl Peers {
         allowed: &[PeerId],
         statics: HashMap<PeerId, Multiaddr>,
         book: PeerBook,
-        (counters, max_frame, forget_after): (PeerCounters, usize, Duration),
+        (counters, max_frame, forget_after, max_neighbours): (
+            PeerCounters,
+            usize,
+            Duration,
+            Option<usize>,
+        ),
     ) -> Self {
         let now = Instant::now();
+        let mut swarm = swarm;
         let local = *swarm.local_peer_id();
+        let views = max_neighbours.map(|k| views::Views::new(local, k));
         let allowed: Option<HashSet<PeerId>> =
             (!allowed.is_empty()).then(|| allowed.iter().copied().collect());
         let mut redials: HashMap<PeerId, Redial> = book
             .entries()
             .filter(|(p, e)| **p != local && !e.addrs.is_empty())
             .filter(|(p, _)| allowed.as_ref().is_none_or(|a| a.contains(p)))
+            // With bounded views the book holds candidates, dialled when the protocol asks one.
+            .filter(|(p, e)| {
+                views.is_none() || {
+                    for a in &e.addrs {
+                        swarm.add_peer_address(**p, a.clone());
+                    }
+                    false
+                }
+            })
             .map(|(p, e)| {
                 let jitter = BOOK_JITTER.mul_f64(rand::random::<f64>());
                 let redial = Redial::at(e.addrs.clone(), Some(now + jitter));
@@ -164,6 +183,7 @@ impl Peers {
             max_frame,
             own,
             candidates: HashMap::new(),
+            views,
         }
     }
 
@@ -281,13 +301,30 @@ impl Peers {
             // A sync request proves it speaks sync, whatever identify has said yet.
             out.extend(self.speaks_sync(*peer));
         }
-        out.extend(self.on_event(ev));
+        let lost = match &ev {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => Some(*peer_id),
+            _ => None,
+        };
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Membership(e)) => {
+                out.extend(self.on_membership_event(e));
+            }
+            ev => out.extend(self.on_event(ev)),
+        }
+        if let Some(peer) = lost {
+            out.extend(self.neighbour_lost(peer));
+        }
         out
     }
 
     /// `peer` speaks `/deltanode/sync/1`: a neighbour now, if connected and not one yet.
     fn speaks_sync(&mut self, peer: PeerId) -> Option<PeerEvent> {
         self.peers.entry(peer).or_default().speaks_sync = true;
+        self.member_met(peer);
         self.up_if_ready(peer)
     }
 
@@ -295,8 +332,9 @@ impl Peers {
     /// stays connected.
     fn up_if_ready(&mut self, peer: PeerId) -> Option<PeerEvent> {
         let connected = self.connections.contains_key(&peer);
+        let in_view = self.in_view(&peer);
         let state = self.peers.get_mut(&peer)?;
-        if connected && state.speaks_sync && !state.up {
+        if connected && state.speaks_sync && !state.up && in_view {
             state.up = true;
             self.offer_sample(peer);
             return Some(PeerEvent::Up(peer));
@@ -435,6 +473,11 @@ impl Peers {
     /// discovers each other makes one connection.
     fn discovered(&mut self, peer: PeerId, addr: Multiaddr) {
         if peer == self.local || !self.allowed(&peer) || self.strangers.contains(&peer) {
+            return;
+        }
+        if self.views.is_some() {
+            self.swarm.add_peer_address(peer, addr);
+            self.candidate_found(peer);
             return;
         }
         let r = self

@@ -38,6 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         swarm_key: args.swarm_key,
         max_frame: wire::DEFAULT_MAX_FRAME,
         forget_after: Duration::from_secs(args.forget_after),
+        max_neighbours: args.max_neighbours.map(usize::from),
     };
     let (algorithm, sync_interval) = (cfg.algorithm, cfg.sync_interval);
     let runtime = tokio::runtime::Runtime::new()?;

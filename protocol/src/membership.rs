@@ -116,6 +116,31 @@ pub enum Msg<P> {
     },
 }
 
+impl<P> Msg<P> {
+    /// The same message with every peer id mapped by `f` (for the wire: to bytes and back),
+    /// `None` if `f` refuses one.
+    pub fn try_map<Q>(self, f: impl Fn(P) -> Option<Q>) -> Option<Msg<Q>> {
+        let all = |peers: Vec<P>| peers.into_iter().map(&f).collect::<Option<Vec<Q>>>();
+        Some(match self {
+            Msg::Join => Msg::Join,
+            Msg::ForwardJoin { joiner, ttl } => Msg::ForwardJoin {
+                joiner: f(joiner)?,
+                ttl,
+            },
+            Msg::Joined => Msg::Joined,
+            Msg::Neighbor { high } => Msg::Neighbor { high },
+            Msg::Refused => Msg::Refused,
+            Msg::Disconnect => Msg::Disconnect,
+            Msg::Shuffle { origin, ttl, peers } => Msg::Shuffle {
+                origin: f(origin)?,
+                ttl,
+                peers: all(peers)?,
+            },
+            Msg::ShuffleReply { peers } => Msg::ShuffleReply { peers: all(peers)? },
+        })
+    }
+}
+
 /// The largest sample a shuffle may carry (a peer sending more is ignored past it).
 pub const MAX_SAMPLE: usize = 64;
 

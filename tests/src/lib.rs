@@ -12,10 +12,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The built binary (`cargo build -p deltanode` runs once per test process; cheap when fresh).
+/// The built binary (`cargo build -p deltanode` runs once per test process; cheap when fresh), or
+/// the one `DELTANODE_E2E_BIN` names (a release build, for the large runs BENCHMARKS.md shows).
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("DELTANODE_E2E_BIN") {
+            return PathBuf::from(bin);
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-q", "-p", "deltanode", "--bin", "deltanode"])

@@ -53,6 +53,16 @@ impl Peers {
             })
             .collect();
         self.book.heard(&peers);
+        if self.views.is_some() {
+            // Candidates for the bounded views, dialled when the protocol asks one.
+            for (peer, addrs) in peers {
+                for a in addrs {
+                    self.swarm.add_peer_address(peer, a);
+                }
+                self.candidate_found(peer);
+            }
+            return;
+        }
         let now = Instant::now();
         for (peer, addrs) in peers {
             if self.swarm.is_connected(&peer) || self.redials.contains_key(&peer) {

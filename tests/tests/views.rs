@@ -1,0 +1,176 @@
+//! Bounded partial views on real processes (`--max-neighbours`): seven nodes that all know one hub
+//! through `--peer` — a star, where every node would otherwise take every peer it meets — hold at
+//! most two neighbours each, stay connected through the membership protocol and converge; with
+//! the hub killed, the others still sync.
+
+use deltanode_e2e::{await_convergence, NodeProc, TempDir};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const K: u64 = 2;
+
+fn neighbours(n: &NodeProc) -> u64 {
+    n.get("/health").1["neighbours"].as_u64().unwrap()
+}
+
+#[test]
+fn max_neighbours_bounds_every_view_and_the_cluster_still_converges() {
+    let dir = TempDir::new("views");
+    let args = |extra: &[String]| -> Vec<String> {
+        let mut a = vec!["--max-neighbours".to_string(), K.to_string()];
+        a.extend_from_slice(extra);
+        a
+    };
+    let hub = NodeProc::start(&dir.join("hub"), &args(&[]));
+    let mut nodes: Vec<NodeProc> = (1..7)
+        .map(|i| {
+            let peer = ["--peer".to_string(), hub.addr()];
+            NodeProc::start(&dir.join(&format!("n{i}")), &args(&peer))
+        })
+        .collect();
+    // Views fill and settle: everyone linked, nobody over the bound, watched for a while.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts: Vec<u64> = std::iter::once(&hub)
+            .chain(&nodes)
+            .map(neighbours)
+            .collect();
+        assert!(
+            counts.iter().all(|c| *c <= K),
+            "a view over {K}: {counts:?}"
+        );
+        if counts.iter().all(|c| *c >= 1) && Instant::now() + Duration::from_secs(25) > deadline {
+            break;
+        }
+        assert!(Instant::now() < deadline, "views never filled: {counts:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    nodes[0].op("k", json!({"type": "set", "op": "add", "value": "first"}));
+    nodes[5].op("k", json!({"type": "set", "op": "add", "value": "last"}));
+    let all: Vec<&NodeProc> = std::iter::once(&hub).chain(&nodes).collect();
+    await_convergence(&all, Duration::from_secs(60));
+    for n in &all {
+        assert!(neighbours(n) <= K);
+    }
+    // The hub goes: the others repair their views from their candidates and still sync.
+    hub.kill();
+    nodes[2].op(
+        "k",
+        json!({"type": "set", "op": "add", "value": "after the hub"}),
+    );
+    let rest: Vec<&NodeProc> = nodes.iter().collect();
+    await_convergence(&rest, Duration::from_secs(60));
+    assert_eq!(
+        nodes[4].get("/v1/objects/k").1["value"],
+        json!(["after the hub", "first", "last"])
+    );
+    for n in nodes.drain(..) {
+        assert!(neighbours(&n) <= K);
+    }
+}
+
+/// Twelve nodes in network namespaces on one bridge, finding each other by mDNS alone — where
+/// each would take the eleven others as neighbours — hold at most three neighbours, converge,
+/// and converge again after a sixth of them are killed. `DELTANODE_VIEWS_NODES` and
+/// `DELTANODE_VIEWS_K` change the size (BENCHMARKS.md runs 60 nodes with K = 8). Needs root
+/// (`DELTANODE_SKIP_NETNS=1` skips).
+#[test]
+fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
+    use deltanode_e2e::netns::Lan;
+    if std::env::var_os("DELTANODE_SKIP_NETNS").is_some() {
+        eprintln!("skipped: DELTANODE_SKIP_NETNS is set");
+        return;
+    }
+    let env = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let n = env("DELTANODE_VIEWS_NODES", 12);
+    let k = env("DELTANODE_VIEWS_K", 3) as u64;
+    let started = Instant::now();
+    deltanode_e2e::binary();
+    let lan = Lan::create("vw", n);
+    let dir = TempDir::new("views-lan");
+    let mut nodes: Vec<Option<NodeProc>> = (0..n)
+        .map(|i| {
+            let args: Vec<String> = [
+                "--data-dir",
+                &dir.join(&format!("n{i}")).display().to_string(),
+                "--listen",
+                "/ip4/0.0.0.0/tcp/0",
+                "--api",
+                &format!("{}:7700", lan.addr(i)),
+                "--max-neighbours",
+                &k.to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            Some(NodeProc::start_with(
+                &["ip", "netns", "exec", &lan.ns(i)],
+                &args,
+                Some("views-token"),
+            ))
+        })
+        .collect();
+    let live = |nodes: &[Option<NodeProc>]| -> Vec<u64> {
+        nodes.iter().flatten().map(neighbours).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(40 + n as u64);
+    loop {
+        let counts = live(&nodes);
+        assert!(
+            counts.iter().all(|c| *c <= k),
+            "a view over {k}: {counts:?}"
+        );
+        if counts.iter().all(|c| *c >= 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "views never filled: {counts:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    nodes[0]
+        .as_ref()
+        .unwrap()
+        .op("k", json!({"type": "gset", "op": "add", "value": 0}));
+    nodes[n - 1]
+        .as_ref()
+        .unwrap()
+        .op("k", json!({"type": "gset", "op": "add", "value": 1}));
+    let all: Vec<&NodeProc> = nodes.iter().flatten().collect();
+    let t = Instant::now();
+    await_convergence(&all, Duration::from_secs(60));
+    let first = t.elapsed();
+    // A sixth killed, spread over the ids (never node 2, which writes next).
+    let kills: Vec<usize> = (0..n / 6)
+        .map(|j| 1 + 3 * j)
+        .filter(|i| *i != 2 && *i < n)
+        .collect();
+    for &i in &kills {
+        nodes[i].take().unwrap().kill();
+    }
+    nodes[2]
+        .as_ref()
+        .unwrap()
+        .op("k", json!({"type": "gset", "op": "add", "value": 2}));
+    let rest: Vec<&NodeProc> = nodes.iter().flatten().collect();
+    let t = Instant::now();
+    await_convergence(&rest, Duration::from_secs(60));
+    let second = t.elapsed();
+    assert_eq!(rest[0].get("/v1/objects/k").1["value"], json!([0, 1, 2]));
+    let counts = live(&nodes);
+    assert!(
+        counts.iter().all(|c| *c <= k),
+        "a view over {k}: {counts:?}"
+    );
+    let mean = counts.iter().sum::<u64>() as f64 / counts.len() as f64;
+    eprintln!(
+        "views: {n} nodes, K = {k}: converged in {first:.1?}; {} killed, converged again in \
+         {second:.1?}; neighbours now max {} mean {mean:.1}; {:.0?} in all",
+        kills.len(),
+        counts.iter().max().unwrap(),
+        started.elapsed()
+    );
+}
