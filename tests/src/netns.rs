@@ -1,7 +1,17 @@
 //! Network namespaces on a bridge, for the tests that run mDNS (its multicast must stay on
 //! interfaces a test creates and removes). Needs root and iproute2.
 
+use crate::{NodeProc, TempDir};
 use std::process::Command;
+
+/// Whether the namespace tests are to be skipped (`DELTANODE_SKIP_NETNS` set), said on stderr.
+pub fn skipped() -> bool {
+    let skip = std::env::var_os("DELTANODE_SKIP_NETNS").is_some();
+    if skip {
+        eprintln!("skipped: DELTANODE_SKIP_NETNS is set");
+    }
+    skip
+}
 
 /// Runs `ip ARGS…`, asserting it succeeds.
 pub fn ip(args: &[&str]) {
@@ -99,5 +109,25 @@ impl Drop for Lan {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge()])
             .output();
+    }
+}
+
+impl Lan {
+    /// Starts a node in namespace `i`: data in `dir`/n`i`, listening on every interface, its API
+    /// on the namespace's address (so it wants `token`), with `extra` arguments.
+    pub fn start_node(&self, i: usize, dir: &TempDir, extra: &[String], token: &str) -> NodeProc {
+        let mut args: Vec<String> = [
+            "--data-dir",
+            &dir.join(&format!("n{i}")).display().to_string(),
+            "--listen",
+            "/ip4/0.0.0.0/tcp/0",
+            "--api",
+            &format!("{}:7700", self.addr(i)),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend_from_slice(extra);
+        NodeProc::start_with(&["ip", "netns", "exec", &self.ns(i)], &args, Some(token))
     }
 }

@@ -10,8 +10,7 @@ use std::process::Command;
 
 #[test]
 fn every_acknowledged_write_survives_partitions_loss_and_kill_9() {
-    if std::env::var_os("DELTANODE_SKIP_NETNS").is_some() {
-        eprintln!("skipped: DELTANODE_SKIP_NETNS is set");
+    if deltanode_e2e::netns::skipped() {
         return;
     }
     let out = TempDir::new("faults");

@@ -4,7 +4,7 @@
 //! development and CI machines, so its multicast stays on interfaces this test creates and removes.
 //! Needs root and iproute2 (`scripts/setup.sh` installs it); `DELTANODE_SKIP_NETNS=1` skips it.
 
-use deltanode_e2e::netns::{ip, Lan};
+use deltanode_e2e::netns::{self, ip, Lan};
 use deltanode_e2e::{await_convergence, NodeProc, TempDir};
 use serde_json::json;
 use std::process::Command;
@@ -15,8 +15,7 @@ const TOKEN: &str = "lan-test-token";
 
 #[test]
 fn nodes_on_a_lan_find_each_other_by_mdns_alone_and_converge() {
-    if std::env::var_os("DELTANODE_SKIP_NETNS").is_some() {
-        eprintln!("skipped: DELTANODE_SKIP_NETNS is set");
+    if netns::skipped() {
         return;
     }
     let uid = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
@@ -28,23 +27,9 @@ fn nodes_on_a_lan_find_each_other_by_mdns_alone_and_converge() {
     deltanode_e2e::binary();
     let lan = Lan::create("lan", NODES);
     let dir = TempDir::new("lan");
+    let fast = ["--sync-interval".to_string(), "100".to_string()];
     let nodes: Vec<NodeProc> = (0..NODES)
-        .map(|i| {
-            let args: Vec<String> = [
-                "--data-dir",
-                &dir.join(&format!("n{i}")).display().to_string(),
-                "--listen",
-                "/ip4/0.0.0.0/tcp/0",
-                "--api",
-                &format!("{}:7700", lan.addr(i)),
-                "--sync-interval",
-                "100",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            NodeProc::start_with(&["ip", "netns", "exec", &lan.ns(i)], &args, Some(TOKEN))
-        })
+        .map(|i| lan.start_node(i, &dir, &fast, TOKEN))
         .collect();
     // Listening on 0.0.0.0, each announces its interfaces' addresses, not only loopback's.
     for (i, node) in nodes.iter().enumerate() {

@@ -8,8 +8,8 @@
 //! Needs root, iproute2 and python3 with `zeroconf` (`scripts/setup.sh` installs them);
 //! `DELTANODE_SKIP_NETNS=1` skips it.
 
-use deltanode_e2e::netns::Lan;
-use deltanode_e2e::{NodeProc, TempDir};
+use deltanode_e2e::netns::{self, Lan};
+use deltanode_e2e::TempDir;
 use std::process::Command;
 
 fn script() -> String {
@@ -18,33 +18,30 @@ fn script() -> String {
 
 #[test]
 fn mdns_discovery_works_both_ways_with_a_second_implementation() {
-    if std::env::var_os("DELTANODE_SKIP_NETNS").is_some() {
-        eprintln!("skipped: DELTANODE_SKIP_NETNS is set");
+    if netns::skipped() {
         return;
     }
     deltanode_e2e::binary();
     let lan = Lan::create("md", 2);
     let dir = TempDir::new("mdns-interop");
-    let node = NodeProc::start_with(
-        &["ip", "netns", "exec", &lan.ns(0)],
-        &[
-            "--data-dir".into(),
-            dir.join("n").display().to_string(),
-            "--listen".into(),
-            "/ip4/0.0.0.0/tcp/0".into(),
-            "--api".into(),
-            format!("{}:7700", lan.addr(0)),
-            "--sync-interval".into(),
-            "100".into(),
-        ],
-        Some("interop-token"),
-    );
-    // A peer id for the announced peer (any valid one: the test only sees whether it is dialled).
-    let out = Command::new(deltanode_e2e::binary())
-        .args(["id", "--data-dir", &dir.join("fake").display().to_string()])
-        .output()
+    // Of a pair that discovers each other only the smaller PeerId dials, so the announced peer
+    // gets a larger one than the node's (ed25519 ids: equal-length base58, whose order is the
+    // bytes' order).
+    let id_of = |name: &str| -> String {
+        let out = Command::new(deltanode_e2e::binary())
+            .args(["id", "--data-dir", &dir.join(name).display().to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let own = id_of("n0");
+    let fake = (0..)
+        .map(|i| id_of(&format!("fake{i}")))
+        .find(|f| f.len() == own.len() && *f > own)
         .unwrap();
-    let fake = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let fast = ["--sync-interval".to_string(), "100".to_string()];
+    let node = lan.start_node(0, &dir, &fast, "interop-token");
+    assert_eq!(node.peer_id, own);
     let python = |mode: &str, peer: &str| {
         Command::new("ip")
             .args(["netns", "exec", &lan.ns(1), "python3", &script(), mode])

@@ -76,9 +76,8 @@ fn max_neighbours_bounds_every_view_and_the_cluster_still_converges() {
 /// (`DELTANODE_SKIP_NETNS=1` skips).
 #[test]
 fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
-    use deltanode_e2e::netns::Lan;
-    if std::env::var_os("DELTANODE_SKIP_NETNS").is_some() {
-        eprintln!("skipped: DELTANODE_SKIP_NETNS is set");
+    use deltanode_e2e::netns::{self, Lan};
+    if netns::skipped() {
         return;
     }
     let env = |name: &str, default: usize| -> usize {
@@ -93,27 +92,9 @@ fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
     deltanode_e2e::binary();
     let lan = Lan::create("vw", n);
     let dir = TempDir::new("views-lan");
+    let bound = ["--max-neighbours".to_string(), k.to_string()];
     let mut nodes: Vec<Option<NodeProc>> = (0..n)
-        .map(|i| {
-            let args: Vec<String> = [
-                "--data-dir",
-                &dir.join(&format!("n{i}")).display().to_string(),
-                "--listen",
-                "/ip4/0.0.0.0/tcp/0",
-                "--api",
-                &format!("{}:7700", lan.addr(i)),
-                "--max-neighbours",
-                &k.to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            Some(NodeProc::start_with(
-                &["ip", "netns", "exec", &lan.ns(i)],
-                &args,
-                Some("views-token"),
-            ))
-        })
+        .map(|i| Some(lan.start_node(i, &dir, &bound, "views-token")))
         .collect();
     let live = |nodes: &[Option<NodeProc>]| -> Vec<u64> {
         nodes.iter().flatten().map(neighbours).collect()
