@@ -34,6 +34,8 @@ pub struct Lan {
     /// The third byte of its addresses, 10.213.SUBNET.0/24.
     pub subnet: u32,
     nodes: usize,
+    /// The neighbour-table limits found, to put back (when they were raised).
+    neigh_limits: Option<Vec<(String, String)>>,
 }
 
 impl Lan {
@@ -63,6 +65,7 @@ impl Lan {
             tag: format!("{name}{}", pid % 10_000),
             subnet: (pid + name.bytes().map(u32::from).sum::<u32>()) % 250 + 1,
             nodes,
+            neigh_limits: raise_neighbour_limits(nodes),
         };
         let br = lan.bridge();
         ip(&["link", "add", &br, "type", "bridge"]);
@@ -109,7 +112,37 @@ impl Drop for Lan {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge()])
             .output();
+        for (key, value) in self.neigh_limits.take().unwrap_or_default() {
+            let _ = std::fs::write(key, value);
+        }
     }
+}
+
+/// The kernel's ARP table is one for every namespace, bounded by `gc_thresh3` (1,024 by
+/// default): n nodes that each resolve the n − 1 others need n² entries, and past the bound new
+/// ones are refused ("neighbor table overflow") and TCP into the namespaces stalls. Raises the
+/// bounds for n nodes; returns the old values.
+fn raise_neighbour_limits(nodes: usize) -> Option<Vec<(String, String)>> {
+    let need = 2 * nodes * nodes + 256;
+    let keys = ["gc_thresh1", "gc_thresh2", "gc_thresh3"]
+        .map(|k| format!("/proc/sys/net/ipv4/neigh/default/{k}"));
+    let old: Vec<(String, String)> = keys
+        .iter()
+        .filter_map(|k| {
+            Some((
+                k.clone(),
+                std::fs::read_to_string(k).ok()?.trim().to_string(),
+            ))
+        })
+        .collect();
+    let current: usize = old.last()?.1.parse().ok()?;
+    if current >= need {
+        return None;
+    }
+    for (k, factor) in keys.iter().zip([4, 2, 1]) {
+        let _ = std::fs::write(k, (need / factor).to_string());
+    }
+    Some(old)
 }
 
 impl Lan {
