@@ -518,6 +518,21 @@ pub fn answer(index: &Index, parts: &[Part], exchange: &mut Exchange) -> Result<
     Ok(out)
 }
 
+/// The coder's symbols `[from, from + count)`, as the part that carries them.
+fn batch(coder: &mut coded::Coder, from: usize, count: usize) -> Part {
+    whole(Says::Coded {
+        from: from as u64,
+        symbols: coder.symbols(from + count)[from..].to_vec(),
+    })
+}
+
+/// This side's strata over the whole space ([`strata`]).
+fn strata_of(index: &Index) -> Part {
+    whole(Says::Strata {
+        cells: Words::of_cells(&strata::cells(&index.hashes)),
+    })
+}
+
 /// The part that carries `says` over the whole space.
 fn whole(says: Says) -> Part {
     Part {

@@ -1,8 +1,8 @@
 //! Narrowing ranges: a part's range answered by a skip, its own hashes, a split in
 //! [`BRANCH`] fingerprinted sub-ranges, a bitmap, or the irreducibles the other side lacks.
 
-use super::{by_sketches, strata, Words};
-use super::{short, whole, Answer, Bound, Exchange, Hash, Index, Malformed, Part, Phase, Says};
+use super::{batch, by_sketches, strata_of};
+use super::{short, Answer, Bound, Exchange, Hash, Index, Malformed, Part, Phase, Says};
 use super::{BRANCH, IDS_THRESHOLD, MAX_SYMBOLS};
 use std::collections::HashSet;
 
@@ -39,17 +39,12 @@ pub(super) fn answer_part(
                 if ex.expected as f64 >= by_sketches::SKETCH_FROM
                     && index.len() >= by_sketches::INDEX_FROM
                 {
-                    out.parts.push(whole(Says::Strata {
-                        cells: Words::of_cells(&strata::cells(&index.hashes)),
-                    }));
+                    out.parts.push(strata_of(index));
                     return Ok(());
                 }
                 let mut coder = index.coder();
                 let count = (ex.expected.saturating_mul(3) / 2 + 32).min(MAX_SYMBOLS);
-                out.parts.push(whole(Says::Coded {
-                    from: 0,
-                    symbols: coder.symbols(count).to_vec(),
-                }));
+                out.parts.push(batch(&mut coder, 0, count));
                 ex.phase = Phase::Coding(coder);
             } else if mine.len() <= IDS_THRESHOLD {
                 out.parts.push(Part {

@@ -66,11 +66,22 @@ fn capacity(load: f64) -> usize {
 }
 
 /// This side's sketch of `[lower, upper)`: its words `[from, to)`.
-fn words(index: &Index, (lower, upper): (Hash, Bound), from: usize, to: usize) -> Words {
+fn sketch_words(index: &Index, (lower, upper): (Hash, Bound), from: usize, to: usize) -> Vec<u32> {
     let (i, j) = index.span(lower, upper);
     let mut all = pinsketch::sketch(index.hashes[i..j].iter().map(|h| key(*h)), to);
     all.drain(..from.min(to));
-    Words(all)
+    all
+}
+
+/// The part carrying this side's sketch of `range`, words `[from, to)`.
+fn sketch_part(index: &Index, range: (Hash, Bound), from: usize, to: usize) -> Part {
+    Part {
+        upper: range.1,
+        says: Says::Sketch {
+            from: from as u32,
+            words: Words(sketch_words(index, range, from, to)),
+        },
+    }
 }
 
 /// The parts that open the sketch phase for a difference estimated at `d`: the space cut into
@@ -87,14 +98,7 @@ pub(super) fn tiling(index: &Index, d: f64) -> Vec<Part> {
             } else {
                 Bound(Some(at(r + 1) << 112))
             };
-            let range = (at(r) << 112, upper);
-            Part {
-                upper,
-                says: Says::Sketch {
-                    from: 0,
-                    words: words(index, range, 0, c),
-                },
-            }
+            sketch_part(index, (at(r) << 112, upper), 0, c)
         })
         .collect()
 }
@@ -121,7 +125,7 @@ pub(super) fn answer_sketch(
     }
     let (i, j) = index.span(lower, upper);
     let mine = &index.hashes[i..j];
-    let ours = pinsketch::sketch(mine.iter().map(|h| key(*h)), theirs.len());
+    let ours = sketch_words(index, (lower, upper), 0, theirs.len());
     let both: Vec<u32> = theirs.iter().zip(&ours).map(|(a, b)| a ^ b).collect();
     let Some(poly) = pinsketch::decode(&both) else {
         let c = theirs.len();
@@ -169,13 +173,8 @@ pub(super) fn answer_extend(
     if count == 0 || from + count > MAX_CAPACITY {
         return Err(Malformed("a sketch's extension over the bound"));
     }
-    out.parts.push(Part {
-        upper: range.1,
-        says: Says::Sketch {
-            from: from as u32,
-            words: words(index, range, from, from + count),
-        },
-    });
+    out.parts
+        .push(sketch_part(index, range, from, from + count));
     Ok(())
 }
 
@@ -203,13 +202,7 @@ fn over_capacity(
     let mid = lower + half;
     let c = (c * 3 / 4 + 1).clamp(2, MAX_CAPACITY);
     for range in [(lower, Bound(Some(mid))), (mid, upper)] {
-        out.parts.push(Part {
-            upper: range.1,
-            says: Says::Sketch {
-                from: 0,
-                words: words(index, range, 0, c),
-            },
-        });
+        out.parts.push(sketch_part(index, range, 0, c));
     }
 }
 

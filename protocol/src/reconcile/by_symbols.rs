@@ -1,8 +1,8 @@
 //! The coded phase of an exchange: coded symbols answered with requests for more, then, once
 //! decoded, irreducibles sent and asked for in chunks until both sides are done.
 
-use super::Words;
-use super::{by_sketches, coded, strata, whole, Answer, Exchange, Index, Malformed, Phase, Says};
+use super::{batch, by_sketches, coded, strata, strata_of, whole};
+use super::{Answer, Exchange, Index, Malformed, Phase, Says};
 use super::{MAX_CODED, MAX_SYMBOLS, MAX_WANTS};
 
 /// Answers a part of the coded phase (see [`Says::Coded`]).
@@ -42,9 +42,7 @@ pub(super) fn answer(index: &Index, says: &Says, ex: &mut Exchange) -> Result<An
                 Err(_) if *from == 0 && index.len() >= by_sketches::INDEX_FROM => {
                     // The first batch was too few: measure the difference (the coder then sends
                     // sketches, or as many more symbols as it needs).
-                    out.parts.push(whole(Says::Strata {
-                        cells: Words::of_cells(&strata::cells(&index.hashes)),
-                    }));
+                    out.parts.push(strata_of(index));
                 }
                 Err(estimate) if total < MAX_CODED => out.parts.push(whole(Says::More {
                     from: total as u64,
@@ -65,10 +63,7 @@ pub(super) fn answer(index: &Index, says: &Says, ex: &mut Exchange) -> Result<An
             if count == 0 || count > MAX_SYMBOLS || from > coder.len() || from > MAX_CODED {
                 return Err(Malformed("coded symbols asked for over the bound"));
             }
-            out.parts.push(whole(Says::Coded {
-                from: from as u64,
-                symbols: coder.symbols(from + count)[from..].to_vec(),
-            }));
+            out.parts.push(batch(coder, from, count));
         }
         Says::Strata { cells } => {
             let cells = cells.cells();
@@ -89,10 +84,7 @@ pub(super) fn answer(index: &Index, says: &Says, ex: &mut Exchange) -> Result<An
             };
             let from = coder.len();
             let count = more_symbols(from, Some(d));
-            out.parts.push(whole(Says::Coded {
-                from: from as u64,
-                symbols: coder.symbols(from + count)[from..].to_vec(),
-            }));
+            out.parts.push(batch(coder, from, count));
         }
         Says::Want { ids, done } => {
             if !matches!(ex.phase, Phase::Coding(_) | Phase::Over) {
