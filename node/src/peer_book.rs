@@ -90,34 +90,30 @@ impl PeerBook {
         }
     }
 
-    /// Peers heard of from a neighbour (peer exchange): added to the book, as never seen by this
-    /// node (the first to go when the book is full), with their addresses if it had none; `true`
-    /// for each peer the book did not hold. Saved once.
-    pub fn heard(&mut self, peers: &[(PeerId, Vec<Multiaddr>)]) -> Vec<bool> {
+    /// Peers heard of from a neighbour (peer exchange): those the book does not hold are added,
+    /// as never seen by this node (the first to go when the book is full). Saved once.
+    pub fn heard(&mut self, peers: &[(PeerId, Vec<Multiaddr>)]) {
         let mut changed = false;
-        let new = peers
-            .iter()
-            .map(|(peer, addrs)| {
-                let known = self.entries.contains_key(peer);
-                if !known && self.entries.len() < MAX_PEERS && !addrs.is_empty() {
-                    self.entries.insert(
-                        *peer,
-                        Entry {
-                            addrs: addrs.iter().take(MAX_ADDRS).cloned().collect(),
-                            last_seen_unix_ms: 0,
-                        },
-                    );
-                    changed = true;
-                }
-                !known
-            })
-            .collect();
+        for (peer, addrs) in peers {
+            if !self.entries.contains_key(peer)
+                && self.entries.len() < MAX_PEERS
+                && !addrs.is_empty()
+            {
+                self.entries.insert(
+                    *peer,
+                    Entry {
+                        addrs: addrs.iter().take(MAX_ADDRS).cloned().collect(),
+                        last_seen_unix_ms: 0,
+                    },
+                );
+                changed = true;
+            }
+        }
         if changed {
             if let Err(e) = self.save() {
                 tracing::warn!(path = %self.path.display(), error = %e, "the peer book was not saved");
             }
         }
-        new
     }
 
     /// A sample for `to`: the most recently seen peers with addresses, `to` left out.

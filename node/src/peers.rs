@@ -140,27 +140,23 @@ impl Peers {
         ),
     ) -> Self {
         let now = Instant::now();
-        let mut swarm = swarm;
         let local = *swarm.local_peer_id();
         let views = max_neighbours.map(|k| views::Views::new(local, k));
         let allowed: Option<HashSet<PeerId>> =
             (!allowed.is_empty()).then(|| allowed.iter().copied().collect());
-        let mut redials: HashMap<PeerId, Redial> = book
+        let booked: Vec<(PeerId, Vec<Multiaddr>)> = book
             .entries()
             .filter(|(p, e)| **p != local && !e.addrs.is_empty())
             .filter(|(p, _)| allowed.as_ref().is_none_or(|a| a.contains(p)))
-            // With bounded views the book holds candidates, dialled when the protocol asks one.
-            .filter(|(p, e)| {
-                views.is_none() || {
-                    for a in &e.addrs {
-                        swarm.add_peer_address(**p, a.clone());
-                    }
-                    false
-                }
-            })
-            .map(|(p, e)| {
+            .map(|(p, e)| (*p, e.addrs.clone()))
+            .collect();
+        // With bounded views the book holds candidates (below), dialled when the protocol asks.
+        let mut redials: HashMap<PeerId, Redial> = booked
+            .iter()
+            .filter(|_| views.is_none())
+            .map(|(p, addrs)| {
                 let jitter = BOOK_JITTER.mul_f64(rand::random::<f64>());
-                let redial = Redial::at(e.addrs.clone(), Some(now + jitter));
+                let redial = Redial::at(addrs.clone(), Some(now + jitter));
                 (*p, redial.until(now + forget_after))
             })
             .collect();
@@ -168,7 +164,7 @@ impl Peers {
         for (p, addr) in statics {
             redials.insert(p, Redial::new(addr, Some(now)));
         }
-        Peers {
+        let mut peers = Peers {
             local,
             swarm,
             allowed,
@@ -184,7 +180,11 @@ impl Peers {
             own,
             candidates: HashMap::new(),
             views,
+        };
+        for (p, addrs) in booked {
+            peers.candidate_found(p, addrs);
         }
+        peers
     }
 
     /// The next swarm event (cancel-safe: for `select!`).
@@ -476,8 +476,7 @@ impl Peers {
             return;
         }
         if self.views.is_some() {
-            self.swarm.add_peer_address(peer, addr);
-            self.candidate_found(peer);
+            self.candidate_found(peer, [addr]);
             return;
         }
         let r = self

@@ -8,12 +8,16 @@ use libp2p::{Multiaddr, PeerId};
 use std::time::Instant;
 
 impl Peers {
+    /// A sample of the peer book for `to`, encoded (and counted as sent).
+    fn sample_for(&mut self, to: &PeerId) -> Vec<u8> {
+        *self.counters.peer_samples.entry("sent").or_default() += 1;
+        peer_exchange::encode(&self.book.sample(to, peer_exchange::MAX_SAMPLE))
+    }
+
     /// Sends `to` a sample of the peer book (peer exchange); its answer is its own sample.
     pub(super) fn offer_sample(&mut self, to: PeerId) {
-        let sample = self.book.sample(&to, peer_exchange::MAX_SAMPLE);
-        let frame = peer_exchange::encode(&sample);
+        let frame = self.sample_for(&to);
         self.swarm.behaviour_mut().exchange.send_request(&to, frame);
-        *self.counters.peer_samples.entry("sent").or_default() += 1;
     }
 
     /// Sends a sample to one neighbour at random (every [`peer_exchange::EXCHANGE_EVERY`]), so
@@ -56,10 +60,7 @@ impl Peers {
         if self.views.is_some() {
             // Candidates for the bounded views, dialled when the protocol asks one.
             for (peer, addrs) in peers {
-                for a in addrs {
-                    self.swarm.add_peer_address(peer, a);
-                }
-                self.candidate_found(peer);
+                self.candidate_found(peer, addrs);
             }
             return;
         }
@@ -77,19 +78,19 @@ impl Peers {
         }
     }
 
+    /// A sample asked for (answered with ours, then learnt from) or answered.
     pub(super) fn on_exchange_event(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let sample = self.book.sample(&peer, peer_exchange::MAX_SAMPLE);
+                    let frame = self.sample_for(&peer);
                     let _ = self
                         .swarm
                         .behaviour_mut()
                         .exchange
-                        .send_response(channel, peer_exchange::encode(&sample));
-                    *self.counters.peer_samples.entry("sent").or_default() += 1;
+                        .send_response(channel, frame);
                     self.learn(peer, &request);
                 }
                 request_response::Message::Response { response, .. } => self.learn(peer, &response),

@@ -9,7 +9,7 @@
 use super::{PeerEvent, Peers};
 use crate::codec::FrameCodec;
 use libp2p::request_response;
-use libp2p::{PeerId, StreamProtocol};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use protocol::membership::{Effect, Membership, MembershipConfig, Msg};
 use std::time::{Duration, Instant};
 
@@ -79,10 +79,18 @@ impl Peers {
         }
     }
 
-    /// A candidate found outside the protocol (mDNS, the peer book).
-    pub(super) fn candidate_found(&mut self, peer: PeerId) {
+    /// A candidate found outside the protocol (mDNS, the peer book, peer exchange) at `addrs`:
+    /// kept in the swarm's address book, for when the protocol asks it to be a neighbour.
+    pub(super) fn candidate_found(
+        &mut self,
+        peer: PeerId,
+        addrs: impl IntoIterator<Item = Multiaddr>,
+    ) {
         if let Some(v) = self.views.as_mut() {
             v.membership.learn([peer]);
+            for a in addrs {
+                self.swarm.add_peer_address(peer, a);
+            }
         }
     }
 
@@ -124,19 +132,18 @@ impl Peers {
         &mut self,
         ev: request_response::Event<Vec<u8>, Vec<u8>>,
     ) -> Vec<PeerEvent> {
-        let effects = match (ev, self.views.as_mut()) {
-            (_, None) => return Vec::new(),
-            (
-                request_response::Event::Message {
-                    peer,
-                    message:
-                        request_response::Message::Request {
-                            request, channel, ..
-                        },
-                    ..
-                },
-                Some(_),
-            ) => {
+        let Some(v) = self.views.as_mut() else {
+            return Vec::new();
+        };
+        let effects = match ev {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
                 let _ = self
                     .swarm
                     .behaviour_mut()
@@ -147,10 +154,9 @@ impl Peers {
                     tracing::warn!(%peer, "dropped a malformed membership message");
                     return Vec::new();
                 };
-                let v = self.views.as_mut().expect("matched");
                 v.membership.on_message(peer, msg)
             }
-            (request_response::Event::OutboundFailure { peer, error, .. }, Some(v)) => {
+            request_response::Event::OutboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "membership message not delivered: peer unreachable");
                 v.membership.on_unreachable(peer)
             }
