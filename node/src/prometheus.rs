@@ -18,6 +18,20 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
+/// A counter family with one label, from `(label value, count)` entries; a value listed twice
+/// adds up, so known values listed first at 0 are always exported (dashboards get a series).
+fn counters_by(
+    registry: &mut Registry,
+    (name, help, label): (&str, &str, &str),
+    entries: impl IntoIterator<Item = (String, u64)>,
+) {
+    let family = Family::<Vec<(String, String)>, Counter>::default();
+    for (value, n) in entries {
+        family.get_or_create(&vec![(label.into(), value)]).inc_by(n);
+    }
+    registry.register(name, help, family);
+}
+
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     let g = Gauge::<i64>::default();
     g.set(value);
@@ -30,16 +44,15 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
     let stats = &snap.stats;
     let state = &snap.state;
     let mut r = Registry::default();
-    let kinds = Family::<Vec<(String, String)>, Counter>::default();
-    for kind in ["delta", "ack", "state", "digest"] {
-        kinds
-            .get_or_create(&vec![("kind".into(), kind.into())])
-            .inc_by(stats.messages_sent.get(kind).copied().unwrap_or(0));
-    }
-    r.register(
-        "deltanode_sync_messages_sent",
-        "Sync messages sent, by kind",
-        kinds,
+    counters_by(
+        &mut r,
+        (
+            "deltanode_sync_messages_sent",
+            "Sync messages sent, by kind",
+            "kind",
+        ),
+        ["delta", "ack", "state", "digest"]
+            .map(|k| (k.into(), stats.messages_sent.get(k).copied().unwrap_or(0))),
     );
     let peers = &snap.peers;
     let (forgotten_sent, forgotten_received) = shell.forgotten_bytes;
@@ -105,14 +118,14 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
         "Conflicts GET /v1/conflicts lists: type clashes, and registers and map fields holding concurrent values",
         state.conflicts() as i64,
     );
-    let updates = Family::<Vec<(String, String)>, Counter>::default();
-    updates
-        .get_or_create(&vec![("origin".into(), "local".into())])
-        .inc_by(counts.local);
-    updates
-        .get_or_create(&vec![("origin".into(), "remote".into())])
-        .inc_by(counts.remote);
-    r.register("deltanode_updates", "Updates applied, by origin", updates);
+    counters_by(
+        &mut r,
+        ("deltanode_updates", "Updates applied, by origin", "origin"),
+        [
+            ("local".into(), counts.local),
+            ("remote".into(), counts.remote),
+        ],
+    );
     counter(
         &mut r,
         "deltanode_unchanged_writes",
@@ -148,47 +161,44 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
         "Incoming frames refused for a length over the limit (the stream is dropped)",
         shell.oversized_frames.load(Ordering::Relaxed),
     );
-    let rejected = Family::<Vec<(String, String)>, Counter>::default();
-    // The known reasons are always exported (at 0 until one happens), so dashboards have a series.
-    for reason in ["handshake", "not_neighbour"] {
-        rejected
-            .get_or_create(&vec![("reason".into(), reason.into())])
-            .inc_by(0);
-    }
-    for (reason, n) in &shell.rejected_connections {
-        rejected
-            .get_or_create(&vec![("reason".into(), reason.to_string())])
-            .inc_by(*n);
-    }
-    r.register(
-        "deltanode_rejected_connections",
-        "Connections refused, by reason (not_neighbour, handshake)",
-        rejected,
+    counters_by(
+        &mut r,
+        (
+            "deltanode_rejected_connections",
+            "Connections refused, by reason (not_neighbour, handshake)",
+            "reason",
+        ),
+        ["handshake", "not_neighbour"]
+            .map(|k| (k.to_string(), 0))
+            .into_iter()
+            .chain(
+                shell
+                    .rejected_connections
+                    .iter()
+                    .map(|(k, n)| (k.to_string(), *n)),
+            ),
     );
-    let samples = Family::<Vec<(String, String)>, Counter>::default();
-    for result in ["sent", "received", "malformed"] {
-        samples
-            .get_or_create(&vec![("result".into(), result.into())])
-            .inc_by(shell.peer_samples.get(result).copied().unwrap_or(0));
-    }
-    r.register(
-        "deltanode_peer_samples",
-        "Peer-exchange samples, by result (sent, received, malformed)",
-        samples,
+    counters_by(
+        &mut r,
+        (
+            "deltanode_peer_samples",
+            "Peer-exchange samples, by result (sent, received, malformed)",
+            "result",
+        ),
+        ["sent", "received", "malformed"]
+            .map(|k| (k.into(), shell.peer_samples.get(k).copied().unwrap_or(0))),
     );
-    let api = Family::<Vec<(String, String)>, Counter>::default();
-    for status in [400, 401, 404, 409, 413, 500] {
-        api.get_or_create(&vec![("status".into(), status.to_string())])
-            .inc_by(0);
-    }
-    for (status, n) in api_errors {
-        api.get_or_create(&vec![("status".into(), status.to_string())])
-            .inc_by(*n);
-    }
-    r.register(
-        "deltanode_api_errors",
-        "API requests answered with an error, by HTTP status",
-        api,
+    counters_by(
+        &mut r,
+        (
+            "deltanode_api_errors",
+            "API requests answered with an error, by HTTP status",
+            "status",
+        ),
+        [400u16, 401, 404, 409, 413, 500]
+            .map(|k| (k.to_string(), 0))
+            .into_iter()
+            .chain(api_errors.iter().map(|(k, n)| (k.to_string(), *n))),
     );
     counter(
         &mut r,
@@ -208,27 +218,23 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
         "Full states sent (catch-ups and state-based rounds)",
         stats.full_state_sends,
     );
-    let (nsent, nrecv) = (
-        Family::<Vec<(String, String)>, Counter>::default(),
-        Family::<Vec<(String, String)>, Counter>::default(),
+    counters_by(
+        &mut r,
+        (
+            "deltanode_neighbour_bytes_sent",
+            "Sync frame bytes sent, per peer",
+            "peer",
+        ),
+        peers.iter().map(|p| (p.peer_id.clone(), p.bytes_sent)),
     );
-    for p in peers {
-        nsent
-            .get_or_create(&vec![("peer".into(), p.peer_id.clone())])
-            .inc_by(p.bytes_sent);
-        nrecv
-            .get_or_create(&vec![("peer".into(), p.peer_id.clone())])
-            .inc_by(p.bytes_received);
-    }
-    r.register(
-        "deltanode_neighbour_bytes_sent",
-        "Sync frame bytes sent, per peer",
-        nsent,
-    );
-    r.register(
-        "deltanode_neighbour_bytes_received",
-        "Sync frame bytes received, per peer",
-        nrecv,
+    counters_by(
+        &mut r,
+        (
+            "deltanode_neighbour_bytes_received",
+            "Sync frame bytes received, per peer",
+            "peer",
+        ),
+        peers.iter().map(|p| (p.peer_id.clone(), p.bytes_received)),
     );
     let mut out = String::new();
     let _ = encode(&mut out, &r);
