@@ -216,10 +216,9 @@ impl<P: Member> Membership<P> {
             return Vec::new();
         }
         self.add_passive(contact);
-        vec![Effect::Send {
-            to: contact,
-            msg: Msg::Join,
-        }]
+        let mut out = Vec::new();
+        send(&mut out, contact, Msg::Join);
+        out
     }
 
     /// Peers learnt outside the protocol (mDNS, `--peer`, the peer book): passive candidates,
@@ -393,14 +392,11 @@ impl<P: Member> Membership<P> {
         if self.asked.is_some() || self.passive.is_empty() {
             return;
         }
-        let p = self.passive[self.rng.gen_range(0..self.passive.len())];
-        self.asked = Some(p);
         let long_short = self.ticks.saturating_sub(since) >= self.cfg.shuffle_every;
-        let high = self.active.is_empty() || long_short;
         if long_short {
             self.short_since = Some(self.ticks);
         }
-        send(out, p, Msg::Neighbor { high });
+        self.ask(self.active.is_empty() || long_short, out);
     }
 
     /// Every [`MembershipConfig::rotate_every`] ticks (from a random phase of its own), a full
@@ -415,9 +411,14 @@ impl<P: Member> Membership<P> {
         {
             return;
         }
+        self.ask(true, out);
+    }
+
+    /// Asks a random passive peer (there is one) to become a neighbour, and waits for it.
+    fn ask(&mut self, high: bool, out: &mut Vec<Effect<P>>) {
         let p = self.passive[self.rng.gen_range(0..self.passive.len())];
         self.asked = Some(p);
-        send(out, p, Msg::Neighbor { high: true });
+        send(out, p, Msg::Neighbor { high });
     }
 
     /// `n` random peers of `from`, `except` left out.
