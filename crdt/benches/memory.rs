@@ -1,11 +1,12 @@
 //! Heap bytes per element of the sets, ours and the `crdts` crate's, at 10^3..10^6 elements,
-//! against the raw size of the elements (8 bytes for a `u64`, the string's bytes for a string).
+//! against the raw size of the elements: 8 bytes for a `u64`; for a [`Value`] (what a node's sets
+//! hold) the bytes of its canonical encoding, 18 for the JSON string of a 16-byte word.
 //!
 //! A counting global allocator reads the live heap before and after building each set, so the
 //! figure is what the set really holds, allocator rounding aside. Run:
 //! `cargo bench -p crdt --bench memory` (`BENCH_MAX=100000` stops at 10^5).
 
-use crdt::{AwSet, GSet, Lattice, ReplicaId};
+use crdt::{AwSet, GSet, Lattice, ReplicaId, Value};
 use crdts::{CmRDT, GSet as TheirGSet, Orswot};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -46,9 +47,9 @@ fn heap_of<T>(build: impl FnOnce() -> T) -> usize {
     (after - before).max(0) as usize
 }
 
-/// A 16-byte string element, distinct for each `i`.
-fn word(i: u64) -> String {
-    format!("user:{i:011}")
+/// A 16-byte string element, distinct for each `i`, as a node holds it.
+fn word(i: u64) -> Value {
+    Value::new(&serde_json::Value::String(format!("user:{i:011}")))
 }
 
 fn row(kind: &str, n: u64, raw: usize, bytes: usize) {
@@ -70,7 +71,7 @@ fn main() {
     println!("|---|---:|---:|---:|---:|");
     for n in sizes.into_iter().filter(|n| *n <= max) {
         let raw_u64 = 8 * n as usize;
-        let raw_str = 16 * n as usize;
+        let raw_str = word(0).as_str().len() * n as usize;
         row(
             "deltanode GSet<u64>",
             n,
@@ -114,13 +115,13 @@ fn main() {
             }),
         );
         row(
-            "deltanode GSet<String>",
+            "deltanode GSet<Value>",
             n,
             raw_str,
-            heap_of(|| (0..n).map(word).collect::<GSet<String>>()),
+            heap_of(|| (0..n).map(word).collect::<GSet<Value>>()),
         );
         row(
-            "deltanode AwSet<String>",
+            "deltanode AwSet<Value>",
             n,
             raw_str,
             heap_of(|| {

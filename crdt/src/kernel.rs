@@ -8,8 +8,13 @@
 //! Irreducibles: `({d ↦ kv}, {d})` for each live dot (a write) and `(∅, {d})` for each dot in the
 //! context but not the store (its removal).
 
+mod dot_index;
+mod key_order;
+mod live;
+
 use crate::dot::{CausalContext, Dot, ReplicaId};
 use crate::lattice::{Decompose, Lattice, Measure};
+use live::LiveWrites;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -18,67 +23,22 @@ use std::fmt::Debug;
 pub trait KernelItem: Clone + Ord + Debug {}
 impl<T: Clone + Ord + Debug> KernelItem for T {}
 
-/// A causal dot store with a by-key index. See the module docs.
+/// A causal dot store: its live writes, found by dot and by key, and its causal context. See the
+/// module docs.
 ///
-/// Encoded as its live writes `(dot, key, value)` in dot order and its context (the `by_key`
-/// index is rebuilt on decoding); encoding borrows, so it costs no copy of the kernel.
-#[derive(Clone, Debug, Deserialize)]
+/// Encoded as its live writes `(dot, key, value)` in dot order and its context (the indexes are
+/// rebuilt on decoding); encoding borrows, so it costs no copy of the kernel.
+#[derive(Clone, Deserialize)]
 #[serde(
     from = "KernelRepr<K, V>",
     bound(deserialize = "K: KernelItem + Deserialize<'de>, V: KernelItem + Deserialize<'de>")
 )]
 pub struct DotKernel<K: KernelItem, V: KernelItem> {
-    /// Live writes, by dot.
-    entries: BTreeMap<Dot, (K, V)>,
-    /// Which dots hold each key. Derived from `entries` (never serialised): it makes "the dots of
-    /// key k" cost log n, which every write needs to overwrite what it saw.
-    by_key: BTreeMap<K, KeyDots>,
-    /// Every dot ever seen, live or not. Invariant: it contains every dot of `entries`.
+    /// Live writes, each held once, indexed by dot (for joins against a causal context) and by
+    /// key (for the writes that overwrite what they saw, and for reads in key order).
+    live: LiveWrites<K, V>,
+    /// Every dot ever seen, live or not. Invariant: it contains every live dot.
     context: CausalContext,
-}
-
-/// The live dots of one key, in order. Almost always one (several only while concurrent writes
-/// of the key stand), so one is kept inline: a `BTreeSet` per key cost ~200 heap bytes each.
-#[derive(Clone, Debug)]
-enum KeyDots {
-    One(Dot),
-    Many(Box<[Dot]>),
-}
-
-impl KeyDots {
-    fn as_slice(&self) -> &[Dot] {
-        match self {
-            KeyDots::One(d) => std::slice::from_ref(d),
-            KeyDots::Many(ds) => ds,
-        }
-    }
-
-    fn with(&self, dot: Dot) -> KeyDots {
-        let mut ds = self.as_slice().to_vec();
-        if let Err(i) = ds.binary_search(&dot) {
-            ds.insert(i, dot);
-        }
-        KeyDots::from_sorted(ds).expect("not empty")
-    }
-
-    /// Without `dot`; `None` when no dot is left.
-    fn without(&self, dot: &Dot) -> Option<KeyDots> {
-        KeyDots::from_sorted(
-            self.as_slice()
-                .iter()
-                .copied()
-                .filter(|d| d != dot)
-                .collect(),
-        )
-    }
-
-    fn from_sorted(ds: Vec<Dot>) -> Option<KeyDots> {
-        match ds[..] {
-            [] => None,
-            [d] => Some(KeyDots::One(d)),
-            _ => Some(KeyDots::Many(ds.into_boxed_slice())),
-        }
-    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -92,16 +52,15 @@ impl<K: KernelItem, V: KernelItem> From<KernelRepr<K, V>> for DotKernel<K, V> {
     /// peer is always well formed: a dot it lists twice keeps its first value.
     fn from(r: KernelRepr<K, V>) -> Self {
         let mut k = DotKernel {
-            entries: BTreeMap::new(),
-            by_key: BTreeMap::new(),
+            live: LiveWrites::default(),
             context: r.context,
         };
         for (dot, key, value) in r.entries {
-            if dot.counter == 0 || k.entries.contains_key(&dot) {
+            if dot.counter == 0 || k.live.contains(&dot) {
                 continue;
             }
             k.context.insert(dot);
-            k.insert_live(dot, key, value);
+            k.live.insert(dot, key, value);
         }
         k
     }
@@ -111,14 +70,19 @@ impl<K: KernelItem + Serialize, V: KernelItem + Serialize> Serialize for DotKern
     /// The encoding of a [`KernelRepr`], from borrowed parts.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        struct Entries<'a, K, V>(&'a BTreeMap<Dot, (K, V)>);
-        impl<K: Serialize, V: Serialize> Serialize for Entries<'_, K, V> {
+        struct Entries<'a, K, V>(&'a LiveWrites<K, V>);
+        impl<K: KernelItem + Serialize, V: Serialize> Serialize for Entries<'_, K, V> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.iter().map(|(d, (k, v))| (d, k, v)))
+                use serde::ser::SerializeSeq;
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for write in self.0.iter() {
+                    seq.serialize_element(&write)?;
+                }
+                seq.end()
             }
         }
         let mut st = s.serialize_struct("KernelRepr", 2)?;
-        st.serialize_field("entries", &Entries(&self.entries))?;
+        st.serialize_field("entries", &Entries(&self.live))?;
         st.serialize_field("context", &self.context)?;
         st.end()
     }
@@ -126,23 +90,31 @@ impl<K: KernelItem + Serialize, V: KernelItem + Serialize> Serialize for DotKern
 
 impl<K: KernelItem, V: KernelItem> PartialEq for DotKernel<K, V> {
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries && self.context == other.context
+        self.context == other.context && self.live.iter().eq(other.live.iter())
+    }
+}
+
+impl<K: KernelItem, V: KernelItem> Debug for DotKernel<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DotKernel")
+            .field("entries", &self.live.iter().collect::<Vec<_>>())
+            .field("context", &self.context)
+            .finish()
     }
 }
 
 impl<K: KernelItem, V: KernelItem> Default for DotKernel<K, V> {
     fn default() -> Self {
         DotKernel {
-            entries: BTreeMap::new(),
-            by_key: BTreeMap::new(),
+            live: LiveWrites::default(),
             context: CausalContext::new(),
         }
     }
 }
 
 /// Live writes grouped by value, in value order, each with its writers (in order, no repeats).
-pub(crate) fn group_writers<'a, V: Ord>(
-    writes: impl Iterator<Item = (&'a Dot, &'a V)>,
+pub(crate) fn group_writers<'a, V: Ord + 'a>(
+    writes: impl Iterator<Item = (Dot, &'a V)>,
 ) -> Vec<(&'a V, Vec<ReplicaId>)> {
     let mut by_value: BTreeMap<&V, Vec<ReplicaId>> = BTreeMap::new();
     for (dot, v) in writes {
@@ -160,60 +132,48 @@ pub(crate) fn group_writers<'a, V: Ord>(
 
 impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
     /// Live `(dot, key, value)` writes in dot order.
-    pub fn entries(&self) -> impl Iterator<Item = (&Dot, &K, &V)> {
-        self.entries.iter().map(|(d, (k, v))| (d, k, v))
+    pub fn entries(&self) -> impl Iterator<Item = (Dot, &K, &V)> {
+        self.live.iter()
     }
 
     /// Live writes of one key, in dot order.
     pub fn values_of<'a>(&'a self, key: &K) -> impl Iterator<Item = &'a V> + 'a {
-        self.by_key
-            .get(key)
-            .map_or(&[][..], KeyDots::as_slice)
-            .iter()
-            .map(move |d| &self.entries[d].1)
+        self.live.of_key(key).map(|(_, v)| v)
     }
 
     /// Live writes of one key with their dots (whose replica is the writer), in dot order.
-    pub fn writes_of<'a>(&'a self, key: &K) -> impl Iterator<Item = (&'a Dot, &'a V)> + 'a {
-        self.by_key
-            .get(key)
-            .map_or(&[][..], KeyDots::as_slice)
-            .iter()
-            .map(move |d| (d, &self.entries[d].1))
+    pub fn writes_of<'a>(&'a self, key: &K) -> impl Iterator<Item = (Dot, &'a V)> + 'a {
+        self.live.of_key(key)
     }
 
     /// Keys with at least one live write, in order.
     pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.by_key.keys()
+        self.live.keys_after(None)
     }
 
     /// Keys with a live write, in order, from just past `after` (from the first when `None`).
     pub fn keys_after<'a>(&'a self, after: Option<&K>) -> Box<dyn Iterator<Item = &'a K> + 'a> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        match after {
-            Some(a) => Box::new(self.by_key.range((Excluded(a), Unbounded)).map(|(k, _)| k)),
-            None => Box::new(self.by_key.keys()),
-        }
+        Box::new(self.live.keys_after(after))
     }
 
     /// Number of keys with a live write.
     pub fn key_count(&self) -> usize {
-        self.by_key.len()
+        self.live.key_count()
     }
 
     /// Whether `key` has a live write.
     pub fn contains_key(&self, key: &K) -> bool {
-        self.by_key.contains_key(key)
+        self.live.contains_key(key)
     }
 
     /// Number of live writes.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.live.len()
     }
 
     /// Whether no write is live.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// The causal context.
@@ -231,7 +191,7 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
             self.remove_key(&key)
         };
         delta.context.insert(dot);
-        delta.insert_live(dot, key, value);
+        delta.live.insert(dot, key, value);
         delta
     }
 
@@ -242,12 +202,12 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
         let first = self.context.next_dot(replica).counter;
         let mut delta = Self::default();
         for (i, (key, value)) in items.into_iter().enumerate() {
-            for d in self.by_key.get(&key).map_or(&[][..], KeyDots::as_slice) {
-                delta.context.insert(*d);
+            for (d, _) in self.live.of_key(&key) {
+                delta.context.insert(d);
             }
             let dot = Dot::new(replica, first.saturating_add(i as u64));
             delta.context.insert(dot);
-            delta.insert_live(dot, key, value);
+            delta.live.insert(dot, key, value);
         }
         delta
     }
@@ -255,8 +215,8 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
     /// Delta-mutator: remove every live write of `key` (its dots go into the delta's context).
     pub fn remove_key(&self, key: &K) -> Self {
         let mut delta = Self::default();
-        for d in self.by_key.get(key).map_or(&[][..], KeyDots::as_slice) {
-            delta.context.insert(*d);
+        for (d, _) in self.live.of_key(key) {
+            delta.context.insert(d);
         }
         delta
     }
@@ -264,42 +224,10 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
     /// Delta-mutator: remove every live write.
     pub fn remove_all(&self) -> Self {
         let mut delta = Self::default();
-        for d in self.entries.keys() {
-            delta.context.insert(*d);
+        for (d, ..) in self.live.iter() {
+            delta.context.insert(d);
         }
         delta
-    }
-
-    fn insert_live(&mut self, dot: Dot, key: K, value: V) {
-        match self.by_key.get_mut(&key) {
-            Some(dots) => *dots = dots.with(dot),
-            None => {
-                self.by_key.insert(key.clone(), KeyDots::One(dot));
-            }
-        }
-        self.entries.insert(dot, (key, value));
-    }
-
-    fn remove_live(&mut self, dot: &Dot) {
-        if let Some((key, _)) = self.entries.remove(dot) {
-            if let Some(dots) = self.by_key.get_mut(&key) {
-                match dots.without(dot) {
-                    Some(rest) => *dots = rest,
-                    None => {
-                        self.by_key.remove(&key);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Live dots of `replica` numbered `1..=upto`, in order (none when `upto` is 0).
-    fn live_dots_in(&self, replica: ReplicaId, upto: u64) -> impl Iterator<Item = &Dot> {
-        let range = (upto > 0).then(|| {
-            self.entries
-                .range(Dot::new(replica, 1)..=Dot::new(replica, upto))
-        });
-        range.into_iter().flatten().map(|(d, _)| d)
     }
 
     /// Live dots of `self` that `context` has seen: in a join with a state of that context, the
@@ -310,12 +238,12 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
     ) -> impl Iterator<Item = Dot> + 'a {
         let in_prefixes = context
             .prefixes()
-            .flat_map(move |(r, n)| self.live_dots_in(r, n));
+            .flat_map(move |(r, n)| self.live.dots_in(r, 1, n));
         let in_cloud = context
             .cloud()
-            .filter(move |d| self.entries.contains_key(d))
+            .filter(move |d| self.live.contains(d))
             .copied();
-        in_prefixes.copied().chain(in_cloud)
+        in_prefixes.chain(in_cloud)
     }
 }
 
@@ -332,15 +260,15 @@ impl<K: KernelItem, V: KernelItem> Lattice for DotKernel<K, V> {
         // Live here, seen there, not live there: removed there.
         let removed: Vec<Dot> = self
             .live_dots_seen_by(&other.context)
-            .filter(|d| !other.entries.contains_key(d))
+            .filter(|d| !other.live.contains(d))
             .collect();
         for d in &removed {
-            self.remove_live(d);
+            self.live.remove(d);
         }
         // Live there, never seen here: a new write.
-        for (d, (k, v)) in &other.entries {
-            if !self.context.contains(d) {
-                self.insert_live(*d, k.clone(), v.clone());
+        for (d, k, v) in other.live.iter() {
+            if !self.context.contains(&d) {
+                self.live.insert(d, k.clone(), v.clone());
             }
         }
         self.context.join(&other.context);
@@ -351,7 +279,7 @@ impl<K: KernelItem, V: KernelItem> Lattice for DotKernel<K, V> {
         self.context.is_subset(&other.context)
             && other
                 .live_dots_seen_by(&self.context)
-                .all(|d| self.entries.contains_key(&d))
+                .all(|d| self.live.contains(&d))
     }
 }
 
@@ -366,8 +294,8 @@ impl<K: KernelItem, V: KernelItem> Decompose for DotKernel<K, V> {
         for d in self.context.dots() {
             let mut y = Self::default();
             y.context.insert(d);
-            if let Some((k, v)) = self.entries.get(&d) {
-                y.insert_live(d, k.clone(), v.clone());
+            if let Some((k, v)) = self.live.get(&d) {
+                y.live.insert(d, k.clone(), v.clone());
             }
             f(y);
         }
@@ -376,33 +304,32 @@ impl<K: KernelItem, V: KernelItem> Decompose for DotKernel<K, V> {
     fn delta(&self, base: &Self) -> Self {
         let mut d = Self::default();
         // Writes: a live dot is news unless base has seen it.
-        for (dot, (k, v)) in &self.entries {
-            if !base.context.contains(dot) {
-                d.context.insert(*dot);
-                d.insert_live(*dot, k.clone(), v.clone());
+        for (dot, k, v) in self.live.iter() {
+            if !base.context.contains(&dot) {
+                d.context.insert(dot);
+                d.live.insert(dot, k.clone(), v.clone());
             }
         }
         // Removals (dots seen here, not live here): news if base never saw the dot, or still has it
         // live. Within base's prefix only the latter can hold, so look those up in base's store.
         for (r, n) in self.context.prefixes() {
             let known = base.context.prefix(r).min(n);
-            for dot in base.live_dots_in(r, known) {
-                if !self.entries.contains_key(dot) {
-                    d.context.insert(*dot);
+            for dot in base.live.dots_in(r, 1, known) {
+                if !self.live.contains(&dot) {
+                    d.context.insert(dot);
                 }
             }
             for c in known + 1..=n {
                 let dot = Dot::new(r, c);
-                if !self.entries.contains_key(&dot)
-                    && (!base.context.contains(&dot) || base.entries.contains_key(&dot))
+                if !self.live.contains(&dot)
+                    && (!base.context.contains(&dot) || base.live.contains(&dot))
                 {
                     d.context.insert(dot);
                 }
             }
         }
         for dot in self.context.cloud() {
-            if !self.entries.contains_key(dot)
-                && (!base.context.contains(dot) || base.entries.contains_key(dot))
+            if !self.live.contains(dot) && (!base.context.contains(dot) || base.live.contains(dot))
             {
                 d.context.insert(*dot);
             }
@@ -413,11 +340,11 @@ impl<K: KernelItem, V: KernelItem> Decompose for DotKernel<K, V> {
 
 impl<K: KernelItem, V: KernelItem> Measure for DotKernel<K, V> {
     fn payload_units(&self) -> u64 {
-        self.entries.len() as u64
+        self.live.len() as u64
     }
 
     fn metadata_units(&self) -> u64 {
-        self.entries.len() as u64 + self.context.units()
+        self.live.len() as u64 + self.context.units()
     }
 }
 
@@ -477,9 +404,8 @@ mod tests {
         }
         let repr = KernelRepr {
             entries: k
-                .entries
-                .iter()
-                .map(|(d, (key, v))| (*d, key.clone(), *v))
+                .entries()
+                .map(|(d, key, v)| (d, key.clone(), *v))
                 .collect(),
             context: k.context.clone(),
         };
