@@ -393,9 +393,10 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
 
     /// `bp-rr-tree`: moves the tree on a tick, sends the beacons due, and applies what changed to
     /// the links. A link leaving the tree keeps its ack and holds the buffer back for a grace of
-    /// two beacon periods; rejoining while the buffer still reaches back to its ack, it resumes
-    /// with delta-groups (every growth of the state since is buffered), else it is caught up by
-    /// state. Trees settle and re-form within the grace, so they cost no state transfers.
+    /// two beacon periods; rejoining while the buffer still reaches back to its ack and what it
+    /// has not acked is small (`resume_limit_units`), it resumes with delta-groups (every growth
+    /// of the state since is buffered), else it is caught up — by reconciliation, which sends only
+    /// what the far side lacks (it was fed through another path meanwhile).
     fn tend_tree(&mut self, out: &mut Vec<Output<P, L>>) {
         let Some(tree) = &mut self.tree else {
             return;
@@ -417,7 +418,12 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                 (Some(_), true) => {
                     n.lazy_since = None;
                     n.catch_up_sent = None;
-                    if n.acked.is_some_and(|a| a < oldest) {
+                    let backlog_too_big = |a: u64| {
+                        self.config.reconcile
+                            && self.buffer.group_since(a, Some(*peer)).payload_units()
+                                > self.config.resume_limit_units
+                    };
+                    if n.acked.is_some_and(|a| a < oldest || backlog_too_big(a)) {
                         n.acked = None;
                     }
                 }

@@ -205,10 +205,27 @@ pub fn table(reports: &[SimReport]) -> String {
     };
     let state = reports.iter().find(|r| r.algorithm == Algorithm::State);
     let mut s = String::new();
+    // With churn, an update whose origin left before it got out is not counted, so the bound can
+    // differ between algorithms.
+    let bound = if reports
+        .iter()
+        .all(|r| r.lower_bound_units == first.lower_bound_units)
+    {
+        format!("{} units", first.lower_bound_units)
+    } else {
+        let each: Vec<String> = reports
+            .iter()
+            .map(|r| format!("{} {}", r.algorithm.name(), r.lower_bound_units))
+            .collect();
+        format!(
+            "{} units (updates lost with their origin not counted)",
+            each.join(", ")
+        )
+    };
     let _ = writeln!(
         s,
-        "\n{} nodes, {} topology, {} workload; lower bound {} units",
-        first.nodes, first.topology, first.workload, first.lower_bound_units
+        "\n{} nodes, {} topology, {} workload; lower bound {bound}",
+        first.nodes, first.topology, first.workload
     );
     let _ = writeln!(
         s,

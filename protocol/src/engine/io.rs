@@ -29,6 +29,12 @@ pub struct Config {
     /// Ticks to wait for the next message of a reconciliation before opening a new one (the
     /// other side may be indexing a large state).
     pub reconcile_retry_ticks: u64,
+    /// `bp-rr-tree` with `reconcile`: a link that rejoins the tree resumes with the delta-groups
+    /// it has not acked only when they hold at most this many payload units; a larger backlog is
+    /// caught up by reconciliation instead. While the link was off the tree its far side was fed
+    /// through another path, so most of that backlog is what it already holds: resuming sent it
+    /// again (on 1,000 nodes with 5% churn, a third of all payload was such repeats).
+    pub resume_limit_units: u64,
 }
 
 impl Config {
@@ -43,6 +49,7 @@ impl Config {
             reconcile: true,
             max_reconcile_rounds: 1_000,
             reconcile_retry_ticks: 10,
+            resume_limit_units: 64,
         }
     }
 }

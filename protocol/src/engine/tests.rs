@@ -2,14 +2,34 @@
 
 use super::*;
 use crate::reconcile;
+use crate::tree;
 use crdt::GSet;
 use proptest::prelude::*;
 
 type E = Engine<u32, GSet<u64>>;
 
+/// An engine with synced `neighbours`; under `bp-rr-tree` they are its children in a settled
+/// tree (links are lazy until then).
 fn engine(alg: Algorithm, neighbours: &[u32]) -> E {
     let mut e = Engine::new(Config::new(alg), GSet::default(), 0);
     neighbours.iter().for_each(|&j| e.add_synced_neighbour(j));
+    if alg.tree() {
+        for &j in neighbours {
+            let child = tree::Beacon {
+                root: 0,
+                epoch: 1,
+                dist: 1,
+                parent: true,
+            };
+            e.handle(Input::Received {
+                from: j,
+                msg: Message::Beacon(child),
+            });
+        }
+        for _ in 0..tree::SETTLE_TICKS {
+            e.handle(Input::Tick);
+        }
+    }
     e
 }
 

@@ -353,6 +353,9 @@ where
     let mut restarts: Vec<(u64, u32)> = Vec::new();
     let mut samples = Vec::new();
     let mut updates = 0;
+    // With churn, each update and its origin: what the lower bound counts depends on whether the
+    // origin stayed and whether its update got out before it left.
+    let mut churned_updates: Vec<(usize, W::L)> = Vec::new();
     let mut converged_at = None;
     let last_round = cfg.events + cfg.max_extra_rounds;
     let mut round = 0;
@@ -398,6 +401,9 @@ where
                     &mut workload_rng,
                 );
                 updates += delta.payload_units();
+                if churn.is_some() {
+                    churned_updates.push((i, delta.clone()));
+                }
                 let sends = sim.timed(|nodes| nodes[i].update(delta));
                 sim.send(round, i as u32, sends, &mut queue);
             }
@@ -447,9 +453,10 @@ where
             / samples.len().max(1) as f64,
         rounds: converged_at.unwrap_or(round),
         converged: converged_at.is_some(),
-        // With churn, every update must reach the nodes there at the end (the joiners included).
-        lower_bound_units: updates
-            * (n - churn.as_ref().map_or(0, churn::Churn::leaving)).saturating_sub(1) as u64,
+        lower_bound_units: match &churn {
+            None => updates * (n as u64).saturating_sub(1),
+            Some(c) => churn_lower_bound(&sim, n - c.leaving(), &churned_updates),
+        },
         pending_after_quiescence: (0..n)
             .filter(|i| !sim.gone[*i])
             .map(|i| sim.nodes[i].pending())
@@ -457,6 +464,33 @@ where
         max_neighbours: sim.max_neighbours,
         samples,
     }
+}
+
+/// The lower bound of a run with churn: every update must reach each node there at the end (the
+/// joiners included) but its origin — all of them if its origin left, and none if its origin
+/// left before it got out (no protocol can deliver it then).
+fn churn_lower_bound<L: Decompose + Measure + Serialize>(
+    sim: &Sim<'_, L>,
+    at_end: usize,
+    updates: &[(usize, L)],
+) -> u64 {
+    let Some(last) = (0..sim.nodes.len()).find(|&i| !sim.gone[i] && !sim.down[i]) else {
+        return 0;
+    };
+    let end = sim.nodes[last].state();
+    updates
+        .iter()
+        .map(|(origin, delta)| {
+            let reach = if !sim.gone[*origin] {
+                at_end.saturating_sub(1)
+            } else if delta.leq(end) {
+                at_end
+            } else {
+                0
+            };
+            delta.payload_units() * reach as u64
+        })
+        .sum()
 }
 
 /// Runs the named workload.
