@@ -368,6 +368,36 @@ mod tests {
     }
 
     #[test]
+    fn links_are_lazy_until_the_tree_takes_them_in_and_while_the_root_changes() {
+        let mut t: SpanningTree<u32> = SpanningTree::new(5, 0, 10);
+        let child = Beacon {
+            root: 5,
+            epoch: 1,
+            dist: 1,
+            parent: true,
+        };
+        t.tick(1, [1, 2].into_iter());
+        assert!(!t.is_eager(&1) && !t.is_eager(&2), "nothing heard: lazy");
+        t.heard(1, child);
+        t.tick(2, [1, 2].into_iter());
+        assert!(t.is_eager(&1), "a child, root held since the start");
+        assert!(!t.is_eager(&2), "heard nothing from 2");
+        // A lower root appears through 2: the node follows it and waits SETTLE_TICKS.
+        let lower = Beacon {
+            root: 3,
+            epoch: 1,
+            dist: 0,
+            parent: false,
+        };
+        t.heard(2, lower);
+        t.tick(3, [1, 2].into_iter());
+        assert_eq!((t.root(), t.parent()), (3, Some(2)));
+        assert!(!t.is_eager(&2) && !t.is_eager(&1), "root just changed");
+        t.tick(3 + SETTLE_TICKS, [1, 2].into_iter());
+        assert!(t.is_eager(&2), "the parent, root settled");
+    }
+
+    #[test]
     fn a_mesh_settles_on_a_shortest_path_tree_to_the_lowest_rank() {
         let mut net = Net::new(15, &mesh(15), 10);
         let alive = vec![true; 15];

@@ -958,3 +958,47 @@ fn a_state_larger_than_a_frame_reaches_a_new_neighbour_in_chunks() {
         assert_eq!(nodes[0].stats().full_state_sends, 0);
     }
 }
+
+/// Under `bp-rr-tree`, a link that rejoins the tree resumes with delta-groups when what it has
+/// not acked is small, and is reconciled when it is larger than `resume_limit_units`.
+#[test]
+fn a_rejoining_tree_link_resumes_a_small_backlog_and_reconciles_a_large_one() {
+    for (backlog, resumes) in [(10u64, true), (100, false)] {
+        let mut e = engine(Algorithm::BpRrTree, &[1, 2]);
+        let beacon = |parent| tree::Beacon {
+            root: 0,
+            epoch: 1,
+            dist: 1,
+            parent,
+        };
+        e.handle(Input::Received {
+            from: 1,
+            msg: Message::Beacon(beacon(false)),
+        });
+        e.handle(Input::Tick);
+        e.handle(Input::Update((0..backlog).collect()));
+        let off_tree = sends(&e.handle(Input::Tick));
+        assert!(
+            off_tree
+                .iter()
+                .all(|(to, m)| *to == 2 || matches!(m, Message::Beacon(_))),
+            "no data over a lazy link: {off_tree:?}"
+        );
+        e.handle(Input::Received {
+            from: 1,
+            msg: Message::Beacon(beacon(true)),
+        });
+        let to_1: Vec<_> = sends(&e.handle(Input::Tick))
+            .into_iter()
+            .filter(|(to, _)| *to == 1)
+            .map(|(_, m)| m)
+            .collect();
+        let delta = to_1.iter().any(|m| matches!(m, Message::Delta { .. }));
+        let reconcile = to_1.iter().any(|m| matches!(m, Message::Reconcile { .. }));
+        assert_eq!(
+            (delta, reconcile),
+            (resumes, !resumes),
+            "backlog {backlog}: {to_1:?}"
+        );
+    }
+}
