@@ -209,10 +209,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 600)]
     pub forget_after: u64,
     /// At most this many neighbours (bounded partial views, HyParView): the other peers found
-    /// are kept as candidates and exchanged, and replace a neighbour that fails. Without it every
-    /// sync peer found is a neighbour.
-    #[arg(long, env = "DELTANODE_MAX_NEIGHBOURS", value_parser = clap::value_parser!(u16).range(1..))]
-    pub max_neighbours: Option<u16>,
+    /// are kept as candidates and exchanged, and replace a neighbour that fails; while fewer are
+    /// known, every one is a neighbour. 0: no bound (every sync peer found is a neighbour).
+    /// Ignored with --neighbour, which names the neighbours itself.
+    #[arg(long, env = "DELTANODE_MAX_NEIGHBOURS", default_value_t = 8)]
+    pub max_neighbours: u16,
     /// Bearer token the API requires (required when --api is not loopback; not empty).
     #[arg(long, env = "DELTANODE_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub api_token: Option<String>,

@@ -65,6 +65,8 @@ pub struct PeerCounters {
     pub forgotten_peers: u64,
     /// Peer samples (peer exchange) by result: `sent`, `received`, `malformed`.
     pub peer_samples: BTreeMap<&'static str, u64>,
+    /// Membership messages past the protocol's bounds, cut back (`protocol::membership::BadInput`).
+    pub membership_bad_input: protocol::membership::BadInput,
 }
 
 impl Metrics {

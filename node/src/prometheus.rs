@@ -143,6 +143,28 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
         "Frames that failed to decode (dropped)",
         shell.decode_errors,
     );
+    counters_by(
+        &mut r,
+        (
+            "deltanode_membership_bad_input",
+            "Membership messages past the protocol's bounds (cut back, never fatal), by kind",
+            "kind",
+        ),
+        [
+            (
+                "repeated_join".into(),
+                shell.membership_bad_input.repeated_joins,
+            ),
+            (
+                "overlong_walk".into(),
+                shell.membership_bad_input.overlong_walks,
+            ),
+            (
+                "oversized_sample".into(),
+                shell.membership_bad_input.oversized_samples,
+            ),
+        ],
+    );
     counter(
         &mut r,
         "deltanode_forgotten_peers",

@@ -27,6 +27,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "--api {} is not a loopback address: set --api-token (or DELTANODE_API_TOKEN)",
         args.api
     );
+    // `--neighbour` fixes the neighbours; 0 lifts the bound.
+    let max_neighbours = (args.max_neighbours > 0 && args.neighbour.is_empty())
+        .then_some(usize::from(args.max_neighbours));
     let cfg = NodeConfig {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -38,7 +41,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         swarm_key: args.swarm_key,
         max_frame: wire::DEFAULT_MAX_FRAME,
         forget_after: Duration::from_secs(args.forget_after),
-        max_neighbours: args.max_neighbours.map(usize::from),
+        max_neighbours,
     };
     let (algorithm, sync_interval) = (cfg.algorithm, cfg.sync_interval);
     let runtime = tokio::runtime::Runtime::new()?;

@@ -144,6 +144,20 @@ impl<P> Msg<P> {
 /// The largest sample a shuffle may carry (a peer sending more is ignored past it).
 pub const MAX_SAMPLE: usize = 64;
 
+/// Messages that broke the protocol's bounds, by kind: each was cut back to what the protocol
+/// allows (never fatal), and counted so an operator sees a misbehaving peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BadInput {
+    /// `Join`s from a peer already in the active view: answered with `Joined`, not forwarded
+    /// again (each forward costs a message per neighbour, so a repeated join would amplify).
+    pub repeated_joins: u64,
+    /// `ForwardJoin`s and `Shuffle`s whose walk was longer than this node would start: cut to
+    /// its own walk length.
+    pub overlong_walks: u64,
+    /// Shuffle samples of more than [`MAX_SAMPLE`] peers: cut to that.
+    pub oversized_samples: u64,
+}
+
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect<P> {
@@ -175,6 +189,7 @@ pub struct Membership<P> {
     /// This node's offset in the rotation period (drawn once), so nodes do not rotate together.
     phase: u64,
     rng: SmallRng,
+    bad_input: BadInput,
 }
 
 impl<P: Member> Membership<P> {
@@ -190,6 +205,7 @@ impl<P: Member> Membership<P> {
             short_since: None,
             phase: 0,
             rng: SmallRng::seed_from_u64(seed),
+            bad_input: BadInput::default(),
         }
         .with_phase()
     }
@@ -207,6 +223,28 @@ impl<P: Member> Membership<P> {
     /// The passive view.
     pub fn passive(&self) -> &[P] {
         &self.passive
+    }
+
+    /// The messages received that broke the protocol's bounds.
+    pub fn bad_input(&self) -> BadInput {
+        self.bad_input
+    }
+
+    /// `ttl` cut to the longest walk this node starts (counted when it was longer).
+    fn bounded_walk(&mut self, ttl: u8) -> u8 {
+        if ttl > self.cfg.active_walk {
+            self.bad_input.overlong_walks += 1;
+        }
+        ttl.min(self.cfg.active_walk)
+    }
+
+    /// `peers` cut to [`MAX_SAMPLE`] (counted when it was larger).
+    fn bounded_sample(&mut self, mut peers: Vec<P>) -> Vec<P> {
+        if peers.len() > MAX_SAMPLE {
+            self.bad_input.oversized_samples += 1;
+            peers.truncate(MAX_SAMPLE);
+        }
+        peers
     }
 
     /// Joins the cluster through `contact` (kept as a passive candidate, so a lost join is
@@ -236,6 +274,10 @@ impl<P: Member> Membership<P> {
             return out;
         }
         match msg {
+            Msg::Join if self.active.contains(&from) => {
+                self.bad_input.repeated_joins += 1;
+                send(&mut out, from, Msg::Joined);
+            }
             Msg::Join => {
                 self.add_active(from, &mut out);
                 for p in self.active.clone() {
@@ -249,6 +291,7 @@ impl<P: Member> Membership<P> {
                 if joiner == self.me {
                     return out;
                 }
+                let ttl = self.bounded_walk(ttl);
                 if ttl == 0 || self.active.len() <= 1 {
                     self.add_active(joiner, &mut out);
                 } else {
@@ -294,12 +337,9 @@ impl<P: Member> Membership<P> {
                     self.add_passive(from);
                 }
             }
-            Msg::Shuffle {
-                origin,
-                ttl,
-                mut peers,
-            } => {
-                peers.truncate(MAX_SAMPLE);
+            Msg::Shuffle { origin, ttl, peers } => {
+                let ttl = self.bounded_walk(ttl);
+                let peers = self.bounded_sample(peers);
                 let next = (ttl > 0)
                     .then(|| self.random_active_except(&[from, origin]))
                     .flatten();
@@ -325,9 +365,8 @@ impl<P: Member> Membership<P> {
                     None => {}
                 }
             }
-            Msg::ShuffleReply { mut peers } => {
-                peers.truncate(MAX_SAMPLE);
-                for p in peers {
+            Msg::ShuffleReply { peers } => {
+                for p in self.bounded_sample(peers) {
                     self.add_passive(p);
                 }
             }

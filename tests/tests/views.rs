@@ -3,7 +3,7 @@
 //! most two neighbours each, stay connected through the membership protocol and converge; with
 //! the hub killed, the others still sync.
 
-use deltanode_e2e::{await_convergence, NodeProc, TempDir};
+use deltanode_e2e::{await_convergence, metrics, sample, NodeProc, TempDir};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,59 @@ fn max_neighbours_bounds_every_view_and_the_cluster_still_converges() {
     for n in nodes.drain(..) {
         assert!(neighbours(&n) <= K);
     }
+}
+
+/// Without `--max-neighbours`, a node holds at most 8 neighbours: ten nodes that all know one hub
+/// through `--peer` still converge with no view above 8; a cluster of four, where fewer are known,
+/// links every pair; and `--max-neighbours 0` lifts the bound (the hub of nine holds nine).
+#[test]
+fn by_default_views_hold_eight_and_small_clusters_link_every_pair() {
+    let dir = TempDir::new("views-default");
+    let star = |name: &str, spokes: usize, extra: &[&str]| -> Vec<NodeProc> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let hub = NodeProc::start(&dir.join(&format!("{name}-hub")), &extra);
+        let mut all = vec![];
+        for i in 0..spokes {
+            let mut a = extra.clone();
+            a.extend(["--peer".to_string(), hub.addr()]);
+            all.push(NodeProc::start(&dir.join(&format!("{name}-{i}")), &a));
+        }
+        all.insert(0, hub);
+        all
+    };
+    let until = |nodes: &[NodeProc], what: &str, ok: &dyn Fn(&[u64]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let counts: Vec<u64> = nodes.iter().map(neighbours).collect();
+            assert!(counts.iter().all(|c| *c <= 9), "{what}: {counts:?}");
+            if ok(&counts) {
+                return counts;
+            }
+            assert!(Instant::now() < deadline, "{what}: {counts:?}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    let big = star("big", 9, &[]);
+    big[3].op("k", json!({"type": "gset", "op": "add", "value": "x"}));
+    await_convergence(&big.iter().collect::<Vec<_>>(), Duration::from_secs(60));
+    let counts = until(&big, "views of ten", &|c| c.iter().all(|n| *n >= 1));
+    assert!(counts.iter().all(|c| *c <= 8), "a view over 8: {counts:?}");
+    // Well-behaved peers break no bound of the protocol.
+    let text = metrics(&big[0]);
+    for kind in ["repeated_join", "overlong_walk", "oversized_sample"] {
+        let name = format!("deltanode_membership_bad_input_total{{kind=\"{kind}\"}}");
+        assert_eq!(sample(&text, &name), 0.0, "{name}");
+    }
+    drop(big);
+    let small = star("small", 3, &[]);
+    until(&small, "four nodes link every pair", &|c| {
+        c.iter().all(|n| *n == 3)
+    });
+    drop(small);
+    let unbounded = star("unbounded", 9, &["--max-neighbours", "0"]);
+    until(&unbounded, "the unbounded hub takes all nine", &|c| {
+        c[0] == 9
+    });
 }
 
 /// Twelve nodes in network namespaces on one bridge, finding each other by mDNS alone — where

@@ -132,6 +132,10 @@ impl Peers {
         &mut self,
         ev: request_response::Event<Vec<u8>, Vec<u8>>,
     ) -> Vec<PeerEvent> {
+        if self.views.is_none() {
+            self.answer_as_fixed_view(ev);
+            return Vec::new();
+        }
         let Some(v) = self.views.as_mut() else {
             return Vec::new();
         };
@@ -154,7 +158,9 @@ impl Peers {
                     tracing::warn!(%peer, "dropped a malformed membership message");
                     return Vec::new();
                 };
-                v.membership.on_message(peer, msg)
+                let fx = v.membership.on_message(peer, msg);
+                self.counters.membership_bad_input = v.membership.bad_input();
+                fx
             }
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "membership message not delivered: peer unreachable");
@@ -163,6 +169,37 @@ impl Peers {
             _ => return Vec::new(),
         };
         self.apply(effects)
+    }
+
+    /// Without bounded views (`--max-neighbours 0`, or `--neighbour`), this node's neighbours are
+    /// fixed by the sync layer; it still answers a bounded peer's `Join` or `Neighbor` with
+    /// `Joined` when that peer may be its neighbour, so the bounded peer links it too (else
+    /// neither side would ever count the other as a neighbour).
+    fn answer_as_fixed_view(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
+        let request_response::Event::Message {
+            peer,
+            message:
+                request_response::Message::Request {
+                    request, channel, ..
+                },
+            ..
+        } = ev
+        else {
+            return;
+        };
+        let allowed = self.allowed(&peer);
+        let membership = &mut self.swarm.behaviour_mut().membership;
+        let _ = membership.send_response(channel, Vec::new());
+        match decode(&request) {
+            Some(Msg::Join | Msg::Neighbor { .. }) if allowed => {
+                membership.send_request(&peer, encode(Msg::Joined));
+            }
+            Some(_) => {}
+            None => {
+                self.counters.decode_errors += 1;
+                tracing::warn!(%peer, "dropped a malformed membership message");
+            }
+        }
     }
 
     /// The active view's neighbour was lost with its last connection.

@@ -20,6 +20,60 @@ fn a_random_bootstrap_builds_a_bounded_symmetric_connected_overlay() {
 }
 
 #[test]
+fn messages_past_the_bounds_are_cut_back_and_counted() {
+    let cfg = MembershipConfig::with_active(3);
+    let mut m = Membership::new(0u32, cfg, 5);
+    for p in 1..=3 {
+        m.on_message(p, Msg::Join);
+    }
+    assert_eq!(m.bad_input(), BadInput::default(), "first joins are fine");
+    // The same peer joining again: answered, not forwarded to every neighbour again.
+    let fx = m.on_message(1, Msg::Join);
+    assert_eq!(
+        fx,
+        vec![Effect::Send {
+            to: 1,
+            msg: Msg::Joined
+        }]
+    );
+    // A walk of 255 steps goes on with this node's own length.
+    let fx = m.on_message(
+        2,
+        Msg::ForwardJoin {
+            joiner: 9,
+            ttl: 255,
+        },
+    );
+    let ttls: Vec<u8> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                msg: Msg::ForwardJoin { ttl, .. },
+                ..
+            } => Some(*ttl),
+            _ => None,
+        })
+        .collect();
+    assert!(ttls.iter().all(|t| *t < cfg.active_walk), "{ttls:?}");
+    // A sample of thousands fills the passive view only up to its bound.
+    m.on_message(
+        3,
+        Msg::ShuffleReply {
+            peers: (100..5_100).collect(),
+        },
+    );
+    assert!(m.passive().len() <= cfg.passive);
+    assert_eq!(
+        m.bad_input(),
+        BadInput {
+            repeated_joins: 1,
+            overlong_walks: 1,
+            oversized_samples: 1,
+        }
+    );
+}
+
+#[test]
 fn a_lone_node_and_a_pair_are_fine() {
     let mut net = bootstrapped(1, 4, 1);
     net.check().unwrap();
