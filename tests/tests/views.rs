@@ -122,10 +122,82 @@ fn by_default_views_hold_eight_and_small_clusters_link_every_pair() {
     });
 }
 
+/// With `DELTANODE_VIEWS_TRACE=FILE`, a run's neighbour counts over time: a thread asks every
+/// node's `/health` four times a second and writes `t_s,what,min,mean,max,nodes` rows (`what` is
+/// `sample`, or an event: `write`, `converged`, `kill`), which `scripts/views_chart.py` draws.
+struct Trace {
+    rows: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    started: Instant,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Trace {
+    fn start(apis: Vec<String>, token: &str, started: Instant) -> Trace {
+        use std::sync::atomic::Ordering;
+        let rows = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, s, auth) = (rows.clone(), stop.clone(), format!("Bearer {token}"));
+        let thread = std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_millis(500)))
+                .build()
+                .into();
+            while !s.load(Ordering::Relaxed) {
+                let counts: Vec<u64> = apis
+                    .iter()
+                    .filter_map(|a| {
+                        let mut resp = agent
+                            .get(format!("{a}/health"))
+                            .header("authorization", &auth)
+                            .call()
+                            .ok()?;
+                        let v: serde_json::Value = resp.body_mut().read_json().ok()?;
+                        v["neighbours"].as_u64()
+                    })
+                    .collect();
+                if let (Some(min), Some(max)) = (counts.iter().min(), counts.iter().max()) {
+                    let mean = counts.iter().sum::<u64>() as f64 / counts.len() as f64;
+                    let t = started.elapsed().as_secs_f64();
+                    let row = format!("{t:.2},sample,{min},{mean:.2},{max},{}", counts.len());
+                    r.lock().unwrap().push(row);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        Trace {
+            rows,
+            stop,
+            started,
+            thread: Some(thread),
+        }
+    }
+
+    fn event(&self, what: &str) {
+        let t = self.started.elapsed().as_secs_f64();
+        self.rows.lock().unwrap().push(format!("{t:.2},{what},,,,"));
+    }
+
+    fn write(mut self, path: &str) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        let mut rows = self.rows.lock().unwrap().clone();
+        rows.sort_by(|a, b| {
+            let t = |r: &String| r.split(',').next().unwrap().parse::<f64>().unwrap();
+            t(a).total_cmp(&t(b))
+        });
+        let text = format!("t_s,what,min,mean,max,nodes\n{}\n", rows.join("\n"));
+        std::fs::write(path, text).unwrap();
+    }
+}
+
 /// Twelve nodes in network namespaces on one bridge, finding each other by mDNS alone — where
 /// each would take the eleven others as neighbours — hold at most three neighbours, converge,
 /// and converge again after a sixth of them are killed. `DELTANODE_VIEWS_NODES` and
-/// `DELTANODE_VIEWS_K` change the size (BENCHMARKS.md runs 60 nodes with K = 8). Needs root
+/// `DELTANODE_VIEWS_K` change the size (BENCHMARKS.md runs 60 nodes with K = 8), and
+/// `DELTANODE_VIEWS_TRACE` records the neighbour counts over time ([`Trace`]). Needs root
 /// (`DELTANODE_SKIP_NETNS=1` skips).
 #[test]
 fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
@@ -149,6 +221,15 @@ fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
     let mut nodes: Vec<Option<NodeProc>> = (0..n)
         .map(|i| Some(lan.start_node(i, &dir, &bound, "views-token")))
         .collect();
+    let trace = std::env::var("DELTANODE_VIEWS_TRACE").ok().map(|path| {
+        let apis = nodes.iter().flatten().map(|n| n.api.clone()).collect();
+        (Trace::start(apis, "views-token", started), path)
+    });
+    let event = |what: &str| {
+        if let Some((t, _)) = &trace {
+            t.event(what);
+        }
+    };
     let live = |nodes: &[Option<NodeProc>]| -> Vec<u64> {
         nodes.iter().flatten().map(neighbours).collect()
     };
@@ -173,10 +254,12 @@ fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
         .as_ref()
         .unwrap()
         .op("k", json!({"type": "gset", "op": "add", "value": 1}));
+    event("write");
     let all: Vec<&NodeProc> = nodes.iter().flatten().collect();
     let t = Instant::now();
     await_convergence(&all, Duration::from_secs(60));
     let first = t.elapsed();
+    event("converged");
     // A sixth killed, spread over the ids (never node 2, which writes next).
     let kills: Vec<usize> = (0..n / 6)
         .map(|j| 1 + 3 * j)
@@ -185,6 +268,7 @@ fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
     for &i in &kills {
         nodes[i].take().unwrap().kill();
     }
+    event("kill");
     nodes[2]
         .as_ref()
         .unwrap()
@@ -193,6 +277,12 @@ fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
     let t = Instant::now();
     await_convergence(&rest, Duration::from_secs(60));
     let second = t.elapsed();
+    event("converged");
+    if let Some((t, path)) = trace {
+        // A few more seconds of the views settling after the kills.
+        std::thread::sleep(Duration::from_secs(5));
+        t.write(&path);
+    }
     assert_eq!(rest[0].get("/v1/objects/k").1["value"], json!([0, 1, 2]));
     let counts = live(&nodes);
     assert!(
