@@ -17,24 +17,56 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Each subcommand's examples, shown after its help (a test parses every line, so none can rot).
+const RUN_EXAMPLES: &str = "Examples:
+  deltanode run --data-dir ./a     # on a LAN: mDNS finds the others, up to 8 become neighbours
+  deltanode run --data-dir ./b --no-mdns --api 127.0.0.1:7702 --peer /ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGQYS8mgBctYHpagtMDG6amBch26hLmtNv4RcqEM7gG3y
+  deltanode run --algorithm bp-rr --max-neighbours 0     # the paper's algorithm, every peer found a neighbour
+  DELTANODE_API_TOKEN=s3cret deltanode run --api 0.0.0.0:7700 --swarm-key swarm.key";
+const ID_EXAMPLES: &str = "Examples:
+  deltanode id --data-dir ./a      # the PeerId other nodes name in --peer …/p2p/ID and --neighbour";
+const CTL_EXAMPLES: &str = "Examples:
+  deltanode ctl health
+  deltanode ctl --api 127.0.0.1:7702 add tags rust
+  deltanode ctl inc visits 5
+  deltanode ctl put profile name ada
+  deltanode ctl --json get tags    # the API's JSON, for scripts";
+#[cfg(feature = "experiments")]
+const SIM_EXAMPLES: &str = "Examples:
+  deltanode sim --topology mesh,tree --workload gset,gcounter --out results/paper
+  deltanode sim --topology overlay --max-neighbours 8 --churn 0.05 --nodes 1000 --events 1 --algorithms bp-rr,bp-rr-tree --out results/churn
+  deltanode sim --preload 1000000 --diverge 10,1% --out results/catchup     # catch-up, reconciliation against full state";
+#[cfg(feature = "experiments")]
+const TOPOLOGY_EXAMPLES: &str = "Examples:
+  deltanode topology --topology mesh --nodes 15
+  deltanode topology --topology overlay:8 --nodes 100 --seed 3";
+#[cfg(feature = "experiments")]
+const CHARTS_EXAMPLES: &str = "Examples:
+  deltanode charts results/paper/results.csv --out results/paper/charts";
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node in the foreground.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Print the node's PeerId, creating its identity key if absent.
+    #[command(after_help = ID_EXAMPLES)]
     Id {
         /// The node's data directory.
         #[arg(long, default_value = "./deltanode-data")]
         data_dir: PathBuf,
     },
     /// Talk to a running node over its HTTP API.
+    #[command(after_help = CTL_EXAMPLES)]
     Ctl(CtlArgs),
     /// Run the deterministic multi-node simulation and compare algorithms.
     #[cfg(feature = "experiments")]
+    #[command(after_help = SIM_EXAMPLES)]
     Sim(SimArgs),
     /// Print a topology's edges as JSON (`[[a,b],…]`), as the simulator builds it (for scripts).
     #[cfg(feature = "experiments")]
+    #[command(after_help = TOPOLOGY_EXAMPLES)]
     Topology {
         /// mesh, tree, ring, line, full, random:D or overlay[:K].
         #[arg(long)]
@@ -48,6 +80,7 @@ pub enum Command {
     },
     /// Draw the charts of a results.csv (from `sim` or scripts/experiment.py) into a directory.
     #[cfg(feature = "experiments")]
+    #[command(after_help = CHARTS_EXAMPLES)]
     Charts {
         /// The results.csv to read.
         csv: PathBuf,
@@ -355,6 +388,51 @@ mod tests {
             })
         ));
         assert!(Cli::try_parse_from(["deltanode", "run", "--algorithm", "nope"]).is_err());
+    }
+
+    /// Every example line parses as a command (environment variables and comments aside), and
+    /// the help of `run` and `sim` names every algorithm they take.
+    #[cfg(feature = "experiments")]
+    #[test]
+    fn every_help_example_parses_and_the_help_lists_every_algorithm() {
+        let mut seen = 0;
+        for examples in [
+            RUN_EXAMPLES,
+            ID_EXAMPLES,
+            CTL_EXAMPLES,
+            SIM_EXAMPLES,
+            TOPOLOGY_EXAMPLES,
+            CHARTS_EXAMPLES,
+        ] {
+            for line in examples.lines().skip(1) {
+                let command = line.split(" #").next().unwrap();
+                let argv: Vec<&str> = command
+                    .split_whitespace()
+                    .skip_while(|w| w.contains('='))
+                    .collect();
+                assert_eq!(argv[0], "deltanode", "{line}");
+                Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{line}: {e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 15, "{seen} examples");
+        let mut cli = Cli::command();
+        let help = |cli: &mut clap::Command, sub: &str| {
+            let sub = cli.find_subcommand_mut(sub).unwrap();
+            sub.render_long_help().to_string()
+        };
+        let run = help(&mut cli, "run");
+        assert!(run.contains("Examples:") && run.contains("DELTANODE_MAX_NEIGHBOURS"));
+        for a in protocol::Algorithm::ON_THE_WIRE {
+            assert!(run.contains(a.name()), "run --help lacks {}", a.name());
+        }
+        let sim = help(&mut cli, "sim");
+        for a in protocol::Algorithm::ALL {
+            assert!(sim.contains(a.name()), "sim --help lacks {}", a.name());
+        }
+        for sub in ["id", "ctl", "topology", "charts"] {
+            assert!(help(&mut cli, sub).contains("Examples:"), "{sub}");
+        }
     }
 
     #[test]
