@@ -80,6 +80,13 @@ pub struct SpanningTree<P> {
     root_since: u64,
     /// Whether the root has held for [`SETTLE_TICKS`]: until then no link is eager.
     settled: bool,
+    /// The tick this node last detached (its path to the root lost), while it stays detached.
+    detached_since: Option<u64>,
+    /// Detached for over a period (no newer epoch came by another path, so the root is likely
+    /// gone): every link carries data until the tree re-forms, so a lost root stalls nothing
+    /// while it is presumed gone (4 periods). A parent lost is usually replaced within a period,
+    /// flooding nothing.
+    flooding: bool,
     /// The latest beacon from each neighbour.
     heard: BTreeMap<P, Beacon>,
     /// Roots presumed gone, with the newest epoch seen of each: older beacons of theirs are ignored.
@@ -104,6 +111,8 @@ impl<P: PeerId> SpanningTree<P> {
             fresh_at: 0,
             root_since: 0,
             settled: true,
+            detached_since: None,
+            flooding: false,
             heard: BTreeMap::new(),
             dismissed: BTreeMap::new(),
             sent: BTreeMap::new(),
@@ -136,6 +145,9 @@ impl<P: PeerId> SpanningTree<P> {
     /// waits a couple of ticks rather than flooding links that the settling tree then prunes (on
     /// 1,000 nodes whose every update came at once, that flood was 78% above the lower bound).
     pub fn is_eager(&self, peer: &P) -> bool {
+        if self.flooding {
+            return true;
+        }
         self.settled
             && (self.parent == Some(*peer) || self.heard.get(peer).is_some_and(|b| b.parent))
     }
@@ -173,6 +185,13 @@ impl<P: PeerId> SpanningTree<P> {
             self.root_since = now;
         }
         self.settled = now >= self.root_since + SETTLE_TICKS;
+        if self.dist == DETACHED {
+            let since = *self.detached_since.get_or_insert(now);
+            self.flooding = now > since + self.period;
+        } else {
+            self.detached_since = None;
+            self.flooding = false;
+        }
         // A dismissed root above ours can never win again: only lower roots need remembering.
         let root = self.root;
         self.dismissed.retain(|&r, _| r < root);
@@ -361,6 +380,16 @@ mod tests {
         }
     }
 
+    /// A beacon of epoch 1.
+    fn beacon(root: u64, dist: u32, parent: bool) -> Beacon {
+        Beacon {
+            root,
+            epoch: 1,
+            dist,
+            parent,
+        }
+    }
+
     fn mesh(n: u32) -> Vec<(u32, u32)> {
         (0..n)
             .flat_map(|i| [(i, (i + 1) % n), (i, (i + 2) % n)])
@@ -370,31 +399,44 @@ mod tests {
     #[test]
     fn links_are_lazy_until_the_tree_takes_them_in_and_while_the_root_changes() {
         let mut t: SpanningTree<u32> = SpanningTree::new(5, 0, 10);
-        let child = Beacon {
-            root: 5,
-            epoch: 1,
-            dist: 1,
-            parent: true,
-        };
         t.tick(1, [1, 2].into_iter());
         assert!(!t.is_eager(&1) && !t.is_eager(&2), "nothing heard: lazy");
-        t.heard(1, child);
+        t.heard(1, beacon(5, 1, true));
         t.tick(2, [1, 2].into_iter());
         assert!(t.is_eager(&1), "a child, root held since the start");
         assert!(!t.is_eager(&2), "heard nothing from 2");
         // A lower root appears through 2: the node follows it and waits SETTLE_TICKS.
-        let lower = Beacon {
-            root: 3,
-            epoch: 1,
-            dist: 0,
-            parent: false,
-        };
-        t.heard(2, lower);
+        t.heard(2, beacon(3, 0, false));
         t.tick(3, [1, 2].into_iter());
         assert_eq!((t.root(), t.parent()), (3, Some(2)));
         assert!(!t.is_eager(&2) && !t.is_eager(&1), "root just changed");
         t.tick(3 + SETTLE_TICKS, [1, 2].into_iter());
         assert!(t.is_eager(&2), "the parent, root settled");
+    }
+
+    #[test]
+    fn a_node_detached_for_over_a_period_sends_on_every_link_until_the_tree_reforms() {
+        let mut t: SpanningTree<u32> = SpanningTree::new(5, 0, 10);
+        t.heard(1, beacon(1, 0, false));
+        t.tick(1, [1, 2].into_iter());
+        t.tick(4, [1, 2].into_iter());
+        assert!(
+            t.is_eager(&1) && !t.is_eager(&2),
+            "on the tree: only the parent"
+        );
+        t.forget(&1);
+        t.tick(5, [2].into_iter());
+        assert_eq!(t.dist(), DETACHED);
+        assert!(
+            !t.is_eager(&2),
+            "a parent lost is usually replaced within a period"
+        );
+        t.tick(16, [2].into_iter());
+        assert!(t.is_eager(&2), "detached for over a period: every link");
+        // The root is presumed gone after STALE_PERIODS; the node roots a tree of its own.
+        t.tick(1 + STALE_PERIODS * 10 + 1, [2].into_iter());
+        assert_eq!((t.root(), t.dist()), (5, 0));
+        assert!(!t.is_eager(&2), "attached again: the tree decides");
     }
 
     #[test]
