@@ -231,9 +231,8 @@ pub struct RunArgs {
     /// Milliseconds between sync rounds.
     #[arg(long, default_value_t = 500)]
     pub sync_interval: u64,
-    /// Sync algorithm: bp-rr-tree (BP+RR over a spanning tree of the neighbours: each update
-    /// crosses each node about once), bp-rr (the paper's), bp, rr, delta or state.
-    #[arg(long, default_value = "bp-rr-tree")]
+    /// Sync algorithm: bp-rr, bp-rr-tree, bp, rr, delta or state.
+    #[arg(long, default_value = "bp-rr")]
     pub algorithm: Algorithm,
     /// Private-network pre-shared key file (swarm.key format).
     #[arg(long)]

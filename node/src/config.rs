@@ -44,7 +44,7 @@ impl NodeConfig {
             mdns: false,
             neighbours: vec![],
             sync_interval: Duration::from_millis(500),
-            algorithm: Algorithm::BpRrTree,
+            algorithm: Algorithm::BpRr,
             swarm_key: None,
             max_frame: wire::DEFAULT_MAX_FRAME,
             forget_after: Duration::from_secs(600),

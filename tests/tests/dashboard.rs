@@ -241,7 +241,7 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
     browser.click("#token-submit");
     browser.wait_for(
         "a's dashboard",
-        "document.getElementById('node-algorithm').textContent === 'bp-rr-tree'",
+        "document.getElementById('node-algorithm').textContent === 'bp-rr'",
     );
     assert_eq!(
         browser.script("return sessionStorage.getItem('deltanode-token')"),
