@@ -22,7 +22,8 @@ struct Slot<K, V> {
 /// Live writes by dot and by key. See the module docs.
 #[derive(Clone, Debug)]
 pub(super) struct LiveWrites<K, V> {
-    /// Dense: a removal moves the last slot into the hole, so ids stay below `len()`.
+    /// Dense: a removal moves the last slot into the hole, so ids stay below `len()`; every
+    /// chunk but the last holds exactly [`SLAB`] slots.
     slots: Vec<Vec<Slot<K, V>>>,
     by_dot: DotIndex,
     by_key: KeyOrder,
@@ -51,9 +52,12 @@ impl<K: Ord, V> LiveWrites<K, V> {
         id.map(|id| &self.slot(id).key)
     }
 
-    /// Number of live writes.
+    /// Number of live writes: every chunk but the last is full (writes go into the last chunk,
+    /// a new one starts when it holds [`SLAB`], and removals take from the last).
     pub(super) fn len(&self) -> usize {
-        self.slots.iter().map(Vec::len).sum()
+        self.slots
+            .last()
+            .map_or(0, |last| (self.slots.len() - 1) * SLAB + last.len())
     }
 
     /// Number of distinct keys with a live write.
@@ -248,6 +252,11 @@ mod tests {
         }
         assert_eq!(live.len(), (n / 2) as usize);
         assert_eq!(live.slots.len(), 2, "emptied chunks are given back");
+        assert_eq!(
+            live.slots[0].len(),
+            SLAB,
+            "every chunk but the last is full"
+        );
         assert!(live
             .iter()
             .all(|(d, k, _)| u64::from(*k) == d.counter && d.counter % 2 == 0));
