@@ -127,18 +127,12 @@ impl Peers {
         out
     }
 
-    /// A membership request or its failure.
+    /// A membership request or its failure. Every request is answered (empty) and decoded here;
+    /// a node without bounded views only answers joins (`answer_as_fixed_view`).
     pub(super) fn on_membership_event(
         &mut self,
         ev: request_response::Event<Vec<u8>, Vec<u8>>,
     ) -> Vec<PeerEvent> {
-        if self.views.is_none() {
-            self.answer_as_fixed_view(ev);
-            return Vec::new();
-        }
-        let Some(v) = self.views.as_mut() else {
-            return Vec::new();
-        };
         let effects = match ev {
             request_response::Event::Message {
                 peer,
@@ -158,11 +152,18 @@ impl Peers {
                     tracing::warn!(%peer, "dropped a malformed membership message");
                     return Vec::new();
                 };
+                let Some(v) = self.views.as_mut() else {
+                    self.answer_as_fixed_view(peer, msg);
+                    return Vec::new();
+                };
                 let fx = v.membership.on_message(peer, msg);
                 self.counters.membership_bad_input = v.membership.bad_input();
                 fx
             }
             request_response::Event::OutboundFailure { peer, error, .. } => {
+                let Some(v) = self.views.as_mut() else {
+                    return Vec::new();
+                };
                 tracing::debug!(%peer, %error, "membership message not delivered: peer unreachable");
                 v.membership.on_unreachable(peer)
             }
@@ -175,30 +176,12 @@ impl Peers {
     /// fixed by the sync layer; it still answers a bounded peer's `Join` or `Neighbor` with
     /// `Joined` when that peer may be its neighbour, so the bounded peer links it too (else
     /// neither side would ever count the other as a neighbour).
-    fn answer_as_fixed_view(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
-        let request_response::Event::Message {
-            peer,
-            message:
-                request_response::Message::Request {
-                    request, channel, ..
-                },
-            ..
-        } = ev
-        else {
-            return;
-        };
-        let allowed = self.allowed(&peer);
-        let membership = &mut self.swarm.behaviour_mut().membership;
-        let _ = membership.send_response(channel, Vec::new());
-        match decode(&request) {
-            Some(Msg::Join | Msg::Neighbor { .. }) if allowed => {
-                membership.send_request(&peer, encode(Msg::Joined));
-            }
-            Some(_) => {}
-            None => {
-                self.counters.decode_errors += 1;
-                tracing::warn!(%peer, "dropped a malformed membership message");
-            }
+    fn answer_as_fixed_view(&mut self, peer: PeerId, msg: Msg<PeerId>) {
+        if matches!(msg, Msg::Join | Msg::Neighbor { .. }) && self.allowed(&peer) {
+            self.swarm
+                .behaviour_mut()
+                .membership
+                .send_request(&peer, encode(Msg::Joined));
         }
     }
 
