@@ -411,13 +411,17 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
         for (peer, n) in self.neighbours.iter_mut() {
             match (n.lazy_since, tree.is_eager(peer)) {
                 (None, false) => {
-                    // Off the tree: no catch-up goes on over it (it is caught up if it rejoins).
+                    // Off the tree: no new catch-up starts over it (it is caught up if it
+                    // rejoins). An exchange under way runs to its end: it sends only what the
+                    // far side lacks, and ending it would throw its rounds away (a root too busy
+                    // merging a large catch-up to beacon in time flapped one three times).
                     n.lazy_since = Some(self.tick);
-                    n.end_reconciliation();
                 }
                 (Some(_), true) => {
                     n.lazy_since = None;
-                    n.catch_up_sent = None;
+                    if n.session.is_none() {
+                        n.catch_up_sent = None;
+                    }
                     let backlog_too_big = |a: u64| {
                         self.config.reconcile
                             && self.buffer.group_since(a, Some(*peer)).payload_units()

@@ -20,6 +20,10 @@
 //! - *Shuffle*: every [`MembershipConfig::shuffle_every`] ticks a node sends itself and a sample of
 //!   both views on a random walk; where the walk ends the sample is exchanged for one of that
 //!   node's passive view, so passive views stay a fresh random sample of the cluster.
+//! - *Half links*: should a `Joined` or a `Disconnect` be lost, one side holds a link the other
+//!   does not. Walks (forwarded joins, shuffles) go between neighbours only, so a node that gets
+//!   one from a peer outside its active view answers [`Msg::Disconnect`]; every node shuffles
+//!   through a random neighbour every period, so a half link is found and dropped.
 //!
 //! Effects come out as [`Effect::Send`], and as [`Effect::Up`] / [`Effect::Down`] when a peer
 //! enters or leaves the active view: the driver makes it a sync neighbour, or stops.
@@ -190,7 +194,12 @@ pub struct Membership<P> {
     phase: u64,
     rng: SmallRng,
     bad_input: BadInput,
+    /// Peers this node sent a `Disconnect` in the last [`DROP_MEMORY`] ticks, with the tick.
+    dropped: Vec<(P, u64)>,
 }
+
+/// Ticks a node remembers a peer it told `Disconnect` (see [`Membership::on_message`]).
+const DROP_MEMORY: u64 = 2;
 
 impl<P: Member> Membership<P> {
     /// A node `me` with no view yet; `seed` draws its random choices.
@@ -206,6 +215,7 @@ impl<P: Member> Membership<P> {
             phase: 0,
             rng: SmallRng::seed_from_u64(seed),
             bad_input: BadInput::default(),
+            dropped: Vec::new(),
         }
         .with_phase()
     }
@@ -272,6 +282,16 @@ impl<P: Member> Membership<P> {
         let mut out = Vec::new();
         if from == self.me {
             return out;
+        }
+        let walk = matches!(msg, Msg::ForwardJoin { .. } | Msg::Shuffle { .. });
+        if walk && !self.active.contains(&from) && !self.dropped.iter().any(|(p, _)| *p == from) {
+            // Walks go between neighbours only: the sender holds a link this node does not (a
+            // `Joined` or a `Disconnect` lost on the way). Dropping it there makes the link
+            // symmetric again; the walk itself goes on. Not when this node dropped it a moment
+            // ago: its `Disconnect` is on the way, and a second one, arriving after the two had
+            // linked again, would cut the new link on one side.
+            self.dropped.push((from, self.ticks));
+            send(&mut out, from, Msg::Disconnect);
         }
         match msg {
             Msg::Join if self.active.contains(&from) => {
@@ -391,6 +411,8 @@ impl<P: Member> Membership<P> {
     pub fn tick(&mut self) -> Vec<Effect<P>> {
         let mut out = Vec::new();
         self.ticks += 1;
+        let now = self.ticks;
+        self.dropped.retain(|(_, at)| now - at <= DROP_MEMORY);
         // An unanswered request is given up after a tick (the peer may be gone).
         self.asked = None;
         self.repair(&mut out);
@@ -487,6 +509,7 @@ impl<P: Member> Membership<P> {
         if self.active.len() >= self.cfg.active {
             let i = self.rng.gen_range(0..self.active.len());
             let dropped = self.active.swap_remove(i);
+            self.dropped.push((dropped, self.ticks));
             send(out, dropped, Msg::Disconnect);
             out.push(Effect::Down(dropped));
             self.add_passive(dropped);

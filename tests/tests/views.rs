@@ -1,7 +1,8 @@
 //! Bounded partial views on real processes (`--max-neighbours`): seven nodes that all know one hub
 //! through `--peer` — a star, where every node would otherwise take every peer it meets — hold at
-//! most two neighbours each, stay connected through the membership protocol and converge; with
-//! the hub killed, the others still sync.
+//! most two neighbours each, stay connected through the membership protocol and converge, their
+//! data over a spanning tree of the views (`bp-rr-tree`); with the hub killed, the others still
+//! sync.
 
 use deltanode_e2e::{await_convergence, metrics, sample, NodeProc, TempDir};
 use serde_json::json;
@@ -17,7 +18,15 @@ fn neighbours(n: &NodeProc) -> u64 {
 fn max_neighbours_bounds_every_view_and_the_cluster_still_converges() {
     let dir = TempDir::new("views");
     let args = |extra: &[String]| -> Vec<String> {
-        let mut a = vec!["--max-neighbours".to_string(), K.to_string()];
+        // Data over a spanning tree of the active views; the hub's death takes a link of it.
+        let mut a: Vec<String> = [
+            "--max-neighbours",
+            &K.to_string(),
+            "--algorithm",
+            "bp-rr-tree",
+        ]
+        .map(String::from)
+        .to_vec();
         a.extend_from_slice(extra);
         a
     };
@@ -194,8 +203,9 @@ impl Trace {
 }
 
 /// Twelve nodes in network namespaces on one bridge, finding each other by mDNS alone — where
-/// each would take the eleven others as neighbours — hold at most three neighbours, converge,
-/// and converge again after a sixth of them are killed. `DELTANODE_VIEWS_NODES` and
+/// each would take the eleven others as neighbours — hold at most three neighbours, converge
+/// with `bp-rr-tree` (`DELTANODE_VIEWS_ALGORITHM` for another algorithm), and converge again
+/// after a sixth of them are killed. `DELTANODE_VIEWS_NODES` and
 /// `DELTANODE_VIEWS_K` change the size (BENCHMARKS.md runs 60 nodes with K = 8), and
 /// `DELTANODE_VIEWS_TRACE` records the neighbour counts over time ([`Trace`]). Needs root
 /// (`DELTANODE_SKIP_NETNS=1` skips).
@@ -217,7 +227,15 @@ fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
     deltanode_e2e::binary();
     let lan = Lan::create("vw", n);
     let dir = TempDir::new("views-lan");
-    let bound = ["--max-neighbours".to_string(), k.to_string()];
+    // Data over a spanning tree of the active views (`DELTANODE_VIEWS_ALGORITHM` for another).
+    let algorithm =
+        std::env::var("DELTANODE_VIEWS_ALGORITHM").unwrap_or_else(|_| "bp-rr-tree".to_string());
+    let bound = [
+        "--max-neighbours".to_string(),
+        k.to_string(),
+        "--algorithm".to_string(),
+        algorithm.clone(),
+    ];
     let mut nodes: Vec<Option<NodeProc>> = (0..n)
         .map(|i| Some(lan.start_node(i, &dir, &bound, "views-token")))
         .collect();
@@ -291,8 +309,8 @@ fn on_a_lan_with_mdns_views_stay_bounded_and_survive_kills() {
     );
     let mean = counts.iter().sum::<u64>() as f64 / counts.len() as f64;
     eprintln!(
-        "views: {n} nodes, K = {k}: converged in {first:.1?}; {} killed, converged again in \
-         {second:.1?}; neighbours now max {} mean {mean:.1}; {:.0?} in all",
+        "views: {n} nodes, K = {k}, {algorithm}: converged in {first:.1?}; {} killed, converged \
+         again in {second:.1?}; neighbours now max {} mean {mean:.1}; {:.0?} in all",
         kills.len(),
         counts.iter().max().unwrap(),
         started.elapsed()

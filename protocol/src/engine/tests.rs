@@ -1002,3 +1002,98 @@ fn a_rejoining_tree_link_resumes_a_small_backlog_and_reconciles_a_large_one() {
         );
     }
 }
+
+/// Under `bp-rr-tree`, an exchange under way runs to its end when its link leaves the tree
+/// midway (a busy root that missed its beacons, a root changing): nothing is sent twice and no
+/// new exchange opens.
+#[test]
+fn an_exchange_under_way_survives_its_link_leaving_the_tree() {
+    use crdt::Lattice;
+    use std::collections::VecDeque;
+    // 2,000 new elements go in chunks of at most 128 (one 64 KiB element is among the shared).
+    let big = "x".repeat(64 << 10);
+    let shared: GSet<String> = (0..20_000).map(|i| format!("{i}")).chain([big]).collect();
+    let new: GSet<String> = (0..2_000).map(|i| format!("new {i}")).collect();
+    let config = |rank| Config {
+        rank,
+        ..Config::new(Algorithm::BpRrTree)
+    };
+    let mut nodes: Vec<Engine<u32, GSet<String>>> = [shared.clone().joined(&new), shared]
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| Engine::new(config(10 * (i as u64 + 1)), s, 0))
+        .collect();
+    nodes[0].handle(Input::NeighbourUp(1));
+    nodes[1].handle(Input::NeighbourUp(0));
+    // Node 0 (rank 10) becomes the root: only beacons cross until the link is on both sides'
+    // tree (the openings before are lost; they are sent again).
+    for _ in 0..10 {
+        let mut queue = ticked(&mut nodes, 0);
+        queue.extend(ticked(&mut nodes, 1));
+        for (from, to, msg) in queue {
+            if matches!(msg, Message::Beacon(_)) {
+                nodes[to as usize].handle(Input::Received { from, msg });
+            }
+        }
+    }
+    assert!(!nodes[0].neighbours()[&1].is_lazy() && !nodes[1].neighbours()[&0].is_lazy());
+    // Sync until a first chunk of items reaches node 1.
+    let mut queue: VecDeque<(u32, u32, Message<GSet<String>>)> = VecDeque::new();
+    let mut payload = 0;
+    for _ in 0..50 {
+        if queue.is_empty() {
+            queue.extend(ticked(&mut nodes, 0));
+            queue.extend(ticked(&mut nodes, 1));
+        }
+        let (from, to, msg) = queue.pop_front().unwrap();
+        payload += msg.payload_units();
+        let first_chunk = from == 0 && msg.payload_units() > 0;
+        for o in nodes[to as usize].handle(Input::Received { from, msg }) {
+            if let Output::Send { to: next, msg } = o {
+                queue.push_back((to, next, msg));
+            }
+        }
+        if first_chunk {
+            break;
+        }
+    }
+    assert!(
+        payload > 0 && payload < new.len() as u64,
+        "chunks of {payload} so far"
+    );
+    // Node 1 hears of a lower root behind node 0: its root changes, so the link leaves its tree
+    // for SETTLE_TICKS (it comes back once node 0's beacons say otherwise).
+    let lower = tree::Beacon {
+        root: 1,
+        epoch: 1,
+        dist: 1,
+        parent: false,
+    };
+    nodes[1].handle(Input::Received {
+        from: 0,
+        msg: Message::Beacon(lower),
+    });
+    queue.extend(ticked(&mut nodes, 1));
+    let mut openings = 0;
+    for _ in 0..200 {
+        if queue.is_empty() {
+            queue.extend(ticked(&mut nodes, 0));
+            queue.extend(ticked(&mut nodes, 1));
+        }
+        let Some((from, to, msg)) = queue.pop_front() else {
+            break;
+        };
+        payload += msg.payload_units();
+        if matches!(msg, Message::Reconcile { round: 0, .. }) {
+            openings += 1;
+        }
+        for o in nodes[to as usize].handle(Input::Received { from, msg }) {
+            if let Output::Send { to: next, msg } = o {
+                queue.push_back((to, next, msg));
+            }
+        }
+    }
+    assert!(nodes[0].state() == nodes[1].state(), "converged");
+    assert_eq!(openings, 0, "no exchange opened again");
+    assert_eq!(payload, new.len() as u64, "nothing sent twice");
+}

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// An in-memory network of membership machines with `u32` ids: messages in order per pair (as
 /// on a connection) and in random order across pairs; a message to a dead node fails at its
-/// sender. Used by the tests and by the simulator's `overlay` topology.
+/// sender; a share [`Overlay::loss`] of the others is lost without a word. Used by the tests and
+/// by the simulator's `overlay` topology.
 pub struct Overlay {
     cfg: MembershipConfig,
     nodes: BTreeMap<u32, Membership<u32>>,
@@ -17,6 +18,8 @@ pub struct Overlay {
     rng: SmallRng,
     /// The largest active view seen at any moment.
     pub max_active: usize,
+    /// The share of messages lost in flight, unseen by either side (0 unless set).
+    pub loss: f64,
 }
 
 impl Overlay {
@@ -29,6 +32,7 @@ impl Overlay {
             links: BTreeMap::new(),
             rng: SmallRng::seed_from_u64(seed),
             max_active: 0,
+            loss: 0.0,
         }
     }
 
@@ -90,7 +94,7 @@ impl Overlay {
                 if queue.is_empty() {
                     self.links.remove(&(from, to));
                 }
-                if self.dead.contains(&from) {
+                if self.dead.contains(&from) || (self.loss > 0.0 && self.rng.gen_bool(self.loss)) {
                     continue;
                 }
                 let (at, fx) = if self.dead.contains(&to) {

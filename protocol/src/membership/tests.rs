@@ -129,4 +129,27 @@ proptest! {
         prop_assert_eq!(net.check(), Ok(()));
         prop_assert!(net.max_active <= k);
     }
+
+    /// Messages lost without a word (a half-made or half-dropped link): while a tenth of them
+    /// are lost the views stay bounded; once loss stops, links are symmetric again and the
+    /// overlay connected.
+    #[test]
+    fn views_recover_symmetry_and_connectivity_after_message_loss(
+        seed: u64,
+        n in 20u32..150,
+        k in 3usize..9,
+    ) {
+        let mut net = Overlay::new(k, seed);
+        net.loss = 0.1;
+        for id in 0..n {
+            net.add(id);
+            net.settle();
+        }
+        net.ticks(100);
+        prop_assert!(net.max_active <= k);
+        net.loss = 0.0;
+        net.ticks(300);
+        prop_assert_eq!(net.check(), Ok(()));
+        prop_assert!(net.max_active <= k);
+    }
 }
