@@ -88,6 +88,10 @@ pub struct NodeInfo {
     pub sync_interval_ms: u64,
     /// When the node started.
     pub started: std::time::Instant,
+    /// What an operator should know, for `/health` (e.g. the node was re-keyed).
+    pub warnings: Vec<String>,
+    /// Whether this start gave the node a new network identity (its data dir was copied or moved).
+    pub rekeyed: bool,
 }
 
 /// The dashboard: one page, its script and style inline, compiled into the binary.
@@ -234,13 +238,18 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
         .client
         .read(|v| json!({"status": "ok", "peer_id": v.peer_id.to_string(), "neighbours": v.engine.neighbours().len(), "objects": v.engine.state().len()}))
         .await?;
+    let mut h = h;
+    h["warnings"] = json!(api.info.warnings);
     Ok(Json(h))
 }
 
 async fn metrics(State(api): State<Api>) -> ApiResult<Response> {
     let errors = api.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let text: String =
-        off_loop(&api, move |snap| crate::prometheus::render(&snap, &errors)).await?;
+    let rekeyed = api.info.rekeyed;
+    let text: String = off_loop(&api, move |snap| {
+        crate::prometheus::render(&snap, &errors, rekeyed)
+    })
+    .await?;
     Ok((
         [(
             header::CONTENT_TYPE,

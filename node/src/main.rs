@@ -26,6 +26,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             println!(
                 "{}",
                 deltanode::identity::load_or_create(&data_dir)?
+                    .key
                     .public()
                     .to_peer_id()
             );

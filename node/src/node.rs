@@ -41,6 +41,7 @@ const COMMAND_QUEUE: usize = 256;
 pub struct Node {
     client: Client,
     replica: crdt::ReplicaId,
+    rekeyed: Option<identity::Rekeyed>,
     listen_addrs: Vec<Multiaddr>,
     own_addrs: OwnAddrs,
     task: JoinHandle<()>,
@@ -56,7 +57,10 @@ impl Node {
             "{} runs in the simulator only",
             cfg.algorithm
         );
-        let key = identity::load_or_create(&cfg.data_dir)?;
+        let identity::Identity { key, rekeyed } = identity::load_or_create(&cfg.data_dir)?;
+        if let Some(r) = &rekeyed {
+            tracing::warn!("{}", r.describe());
+        }
         // The change feed is rebuilt from the log, so a reader resuming after a restart gets what
         // it missed (ids come from log indexes).
         let feed = Arc::new(Feed::default());
@@ -192,6 +196,7 @@ impl Node {
         Ok(Node {
             client: Client::new(tx, peer_id, feed),
             replica: writer,
+            rekeyed,
             listen_addrs,
             own_addrs,
             task,
@@ -199,10 +204,16 @@ impl Node {
         })
     }
 
-    /// The replica id its writes carry (drawn when its store was created): what
+    /// The replica id its writes carry (drawn afresh at every start): what
     /// `GET /v1/conflicts` names as a value's origin.
     pub fn replica_id(&self) -> crdt::ReplicaId {
         self.replica
+    }
+
+    /// Set when this start found the data dir copied or moved and gave the node a new network
+    /// identity.
+    pub fn rekeyed(&self) -> Option<&identity::Rekeyed> {
+        self.rekeyed.as_ref()
     }
 
     /// A client for this node.

@@ -103,14 +103,16 @@ impl Durable {
             .set_cache_size(CACHE_BYTES)
             .create(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        // First open: draw the replica id and create the tables, in one transaction.
+        // Every start draws a fresh replica id (an *incarnation*), committed before any write
+        // uses it: two copies of one data dir (a VM clone, a restored backup, a container image)
+        // then never write under the same dots or counter entries, and neither does a node whose
+        // state was lost. Each start adds one replica to the causal contexts and counters it
+        // writes to (8 bytes and a counter each).
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
-            if meta.get(REPLICA)?.is_none() {
-                let id: u64 = rand::random();
-                meta.insert(REPLICA, id.to_le_bytes().as_slice())?;
-            }
+            let id: u64 = rand::random();
+            meta.insert(REPLICA, id.to_le_bytes().as_slice())?;
             tx.open_table(LOG)?;
             tx.open_table(CHECKPOINTS)?;
             tx.open_table(ORIGINS)?;
@@ -317,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn reopening_recovers_the_state_and_the_replica_id() {
+    fn reopening_recovers_the_state_under_a_new_replica_id() {
         let d = dir("reopen");
         let Recovered {
             mut durable,
@@ -331,7 +333,7 @@ mod tests {
         durable.append([&a, &b]).unwrap();
         drop(durable);
         let again = Durable::open(&d).unwrap();
-        assert_eq!(again.replica, replica);
+        assert_ne!(again.replica, replica, "each start is a new incarnation");
         assert_eq!(again.state, state);
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -390,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_replica_continues_its_dots_and_counters() {
+    fn a_restarted_replica_never_reuses_a_dot_or_a_counter_entry() {
         let d = dir("dots");
         let Recovered {
             mut durable,
@@ -412,7 +414,7 @@ mod tests {
             state: mut s2,
             ..
         } = Durable::open(&d).unwrap();
-        assert_eq!(r2, replica, "the replica id is kept");
+        assert_ne!(r2, replica, "a new incarnation");
         let second = write(&mut s2, r2, "s", Op::SetAdd(Value::from(json!("y"))));
         let inc2 = write(&mut s2, r2, "c", Op::GCounterInc(1));
         // Another replica that saw only the writes before the restart still learns both new ones.
@@ -427,6 +429,17 @@ mod tests {
         other.join(&inc2);
         assert_eq!(other.get("s").unwrap().value(), json!(["x", "y"]));
         assert_eq!(other.get("c").unwrap().value(), json!(2));
+        // A copy of the data dir opened beside it writes under an id of its own too.
+        let copy = dir("dots-copy");
+        std::fs::copy(d.join(DB_FILE), copy.join(DB_FILE)).unwrap();
+        let (r3, mut s3) = {
+            let rec = Durable::open(&copy).unwrap();
+            (rec.replica, rec.state)
+        };
+        assert!(r3 != replica && r3 != r2);
+        let third = write(&mut s3, r3, "s", Op::SetAdd(Value::from(json!("z"))));
+        assert!(!third.leq(&other), "the copy's write is new to everyone");
         std::fs::remove_dir_all(d).unwrap();
+        std::fs::remove_dir_all(copy).unwrap();
     }
 }

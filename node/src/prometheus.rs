@@ -38,8 +38,9 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     registry.register(name, help, g);
 }
 
-/// The Prometheus text for `snap`, with the API's error answers by status (`api_errors`).
-pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
+/// The Prometheus text for `snap`, with the API's error answers by status (`api_errors`) and
+/// whether this start re-keyed the node (`rekeyed`).
+pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>, rekeyed: bool) -> String {
     let (counts, shell) = (&snap.counts, &snap.peer_counters);
     let stats = &snap.stats;
     let state = &snap.state;
@@ -93,6 +94,12 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>) -> String {
         "deltanode_neighbours",
         "Connected neighbours",
         snap.neighbours as i64,
+    );
+    gauge(
+        &mut r,
+        "deltanode_identity_rekeyed",
+        "1 when this start found the data dir copied or moved and gave the node a new network identity",
+        i64::from(rekeyed),
     );
     counter(
         &mut r,

@@ -59,6 +59,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             algorithm: algorithm.name().to_string(),
             sync_interval_ms: sync_interval.as_millis() as u64,
             started: std::time::Instant::now(),
+            warnings: node.rekeyed().map(|r| r.describe()).into_iter().collect(),
+            rekeyed: node.rekeyed().is_some(),
         };
         let app = crate::api::router(node.client(), args.api_token, info);
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -18,7 +18,7 @@ async fn listed(c: &Client) -> usize {
 }
 
 fn metrics(snap: &deltanode::snapshot::Snapshot) -> String {
-    deltanode::prometheus::render(snap, &Default::default())
+    deltanode::prometheus::render(snap, &Default::default(), false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
