@@ -25,6 +25,8 @@ const RUN_EXAMPLES: &str = "Examples:
   DELTANODE_API_TOKEN=s3cret deltanode run --api 0.0.0.0:7700 --swarm-key swarm.key";
 const ID_EXAMPLES: &str = "Examples:
   deltanode id --data-dir ./a      # the PeerId other nodes name in --peer …/p2p/ID and --neighbour";
+const REPAIR_EXAMPLES: &str = "Examples:
+  deltanode repair --data-dir ./a  # after `run` refused a damaged store; then run the node again";
 const CTL_EXAMPLES: &str = "Examples:
   deltanode ctl health
   deltanode ctl --api 127.0.0.1:7702 add tags rust
@@ -53,6 +55,14 @@ pub enum Command {
     /// Print the node's PeerId, creating its identity key if absent.
     #[command(after_help = ID_EXAMPLES)]
     Id {
+        /// The node's data directory.
+        #[arg(long, default_value = "./deltanode-data")]
+        data_dir: PathBuf,
+    },
+    /// Repair a node's damaged store (the node stopped): keep every intact record, set the
+    /// damaged file aside; the neighbours send the rest once the node runs again.
+    #[command(after_help = REPAIR_EXAMPLES)]
+    Repair {
         /// The node's data directory.
         #[arg(long, default_value = "./deltanode-data")]
         data_dir: PathBuf,
@@ -250,6 +260,11 @@ pub struct RunArgs {
     /// Bearer token the API requires (required when --api is not loopback; not empty).
     #[arg(long, env = "DELTANODE_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub api_token: Option<String>,
+    /// If the store (DATA_DIR/state.redb) is found damaged at start, set it aside
+    /// (state.redb.damaged-TIME) and start empty: the neighbours catch the node up. Without it a
+    /// damaged store stops the node with an error (see also `deltanode repair`).
+    #[arg(long)]
+    pub recover_from_peers: bool,
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

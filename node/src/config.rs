@@ -32,6 +32,9 @@ pub struct NodeConfig {
     /// Bounded partial views (`protocol::membership`, HyParView): at most this many neighbours,
     /// the other peers known kept as candidates. `None`: every sync peer found is a neighbour.
     pub max_neighbours: Option<usize>,
+    /// A store found damaged at start is set aside and the node starts empty, to be caught up by
+    /// its neighbours (else it refuses to start).
+    pub recover_from_peers: bool,
 }
 
 impl NodeConfig {
@@ -49,6 +52,7 @@ impl NodeConfig {
             max_frame: wire::DEFAULT_MAX_FRAME,
             forget_after: Duration::from_secs(600),
             max_neighbours: None,
+            recover_from_peers: false,
         }
     }
 }

@@ -32,6 +32,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Repair { data_dir } => {
+            println!("{}", deltanode::persist::repair(&data_dir)?);
+            Ok(())
+        }
         Command::Ctl(args) => deltanode::ctl::run(args),
         #[cfg(feature = "experiments")]
         Command::Sim(args) => deltanode::experiments::run(&args),

@@ -20,7 +20,7 @@ use crate::metrics::PeerCounters;
 use crate::network;
 use crate::peer_book::PeerBook;
 use crate::peers::Peers;
-use crate::persist::{Durable, Recovered};
+use crate::persist::{self, Durable, Recovered};
 use crate::replica::{entry_events, Replica};
 use anyhow::Context;
 use futures::StreamExt;
@@ -41,7 +41,8 @@ const COMMAND_QUEUE: usize = 256;
 pub struct Node {
     client: Client,
     replica: crdt::ReplicaId,
-    rekeyed: Option<identity::Rekeyed>,
+    rekeyed: bool,
+    warnings: Vec<String>,
     listen_addrs: Vec<Multiaddr>,
     own_addrs: OwnAddrs,
     task: JoinHandle<()>,
@@ -57,31 +58,43 @@ impl Node {
             "{} runs in the simulator only",
             cfg.algorithm
         );
+        let known = cfg.data_dir.join(identity::KEY_FILE).exists();
+        let stored =
+            std::fs::metadata(cfg.data_dir.join(persist::DB_FILE)).is_ok_and(|m| m.len() > 0);
         let identity::Identity { key, rekeyed } = identity::load_or_create(&cfg.data_dir)?;
+        let mut warnings = Vec::new();
         if let Some(r) = &rekeyed {
-            tracing::warn!("{}", r.describe());
+            warnings.push(r.describe());
         }
-        // The change feed is rebuilt from the log, so a reader resuming after a restart gets what
-        // it missed (ids come from log indexes).
-        let feed = Arc::new(Feed::default());
-        let mut replayed = None;
+        if known && !stored {
+            warnings.push(format!(
+                "{} has an identity but no stored state (deleted or emptied): starting empty; \
+                 the neighbours catch the node up",
+                cfg.data_dir.display()
+            ));
+        }
+        let (feed, replayed, recovered) = match open_store(&cfg.data_dir) {
+            Err(e) if cfg.recover_from_peers && e.downcast_ref::<persist::Damaged>().is_some() => {
+                let aside = persist::set_aside(&cfg.data_dir)?;
+                warnings.push(format!(
+                    "{e}; --recover-from-peers: it is now {}, and the node started empty: the \
+                     neighbours catch it up",
+                    aside.display()
+                ));
+                open_store(&cfg.data_dir)?
+            }
+            opened => opened?,
+        };
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
         let Recovered {
             durable,
             replica: writer,
             state,
             first_index,
             next_index,
-        } = Durable::open_replaying(&cfg.data_dir, &mut |entry| {
-            // Each entry makes one event or more and the feed keeps the newest `RING`: the older
-            // entries would be dropped at once, so their events are not built.
-            if entry.later >= feed::RING as u64 {
-                return;
-            }
-            replayed.get_or_insert(entry.index);
-            let (views, conflicts) = entry_events(entry.state, entry.delta, entry.remote);
-            let origin = if entry.remote { "remote" } else { "local" };
-            feed.publish(entry.index, &views, &conflicts, origin);
-        })?;
+        } = recovered;
         // Ids of entries before the first replayed one are gone.
         feed.restored(replayed.unwrap_or(first_index), next_index);
         let psk = cfg
@@ -196,7 +209,8 @@ impl Node {
         Ok(Node {
             client: Client::new(tx, peer_id, feed),
             replica: writer,
-            rekeyed,
+            rekeyed: rekeyed.is_some(),
+            warnings,
             listen_addrs,
             own_addrs,
             task,
@@ -210,10 +224,16 @@ impl Node {
         self.replica
     }
 
-    /// Set when this start found the data dir copied or moved and gave the node a new network
+    /// Whether this start found the data dir copied or moved and gave the node a new network
     /// identity.
-    pub fn rekeyed(&self) -> Option<&identity::Rekeyed> {
-        self.rekeyed.as_ref()
+    pub fn rekeyed(&self) -> bool {
+        self.rekeyed
+    }
+
+    /// What this start found that an operator should know (logged too): a new identity, a
+    /// store found missing or damaged and set aside.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// A client for this node.
@@ -241,6 +261,26 @@ impl Node {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
     }
+}
+
+/// Opens the store in `data_dir`, rebuilding the change feed from its log (so a reader resuming
+/// after a restart gets what it missed: ids come from log indexes); returns the feed, the first
+/// index replayed into it, and what was recovered.
+fn open_store(data_dir: &std::path::Path) -> anyhow::Result<(Arc<Feed>, Option<u64>, Recovered)> {
+    let feed = Arc::new(Feed::default());
+    let mut replayed = None;
+    let recovered = Durable::open_replaying(data_dir, &mut |entry| {
+        // Each entry makes one event or more and the feed keeps the newest `RING`: the older
+        // entries would be dropped at once, so their events are not built.
+        if entry.later >= feed::RING as u64 {
+            return;
+        }
+        replayed.get_or_insert(entry.index);
+        let (views, conflicts) = entry_events(entry.state, entry.delta, entry.remote);
+        let origin = if entry.remote { "remote" } else { "local" };
+        feed.publish(entry.index, &views, &conflicts, origin);
+    })?;
+    Ok((feed, replayed, recovered))
 }
 
 /// `bp-rr-tree`'s rank of a node: the last 8 bytes of its PeerId, which end in its public key, so

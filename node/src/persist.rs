@@ -5,13 +5,22 @@
 //! groups), and a snapshot of the state covering the log up to some index. The state is the
 //! snapshot joined with the log after it. When the log outgrows the snapshot (or 1 MiB), compaction
 //! writes the current state as the new snapshot and drops the log in the same transaction, so the
-//! file stays bounded by the state, not by history. The replica id is drawn once, when the store is
-//! created, and kept: together with the state (whose causal contexts and counter entries say what
-//! this replica already used) it keeps a restarted node from ever reusing a dot or a counter entry.
+//! file stays bounded by the state, not by history. Every record is sealed with a checksum
+//! ([`seal`]): a damaged file is refused at start ([`Damaged`]), never loaded as another state.
+//! Every start draws a fresh replica id, so no two runs — nor two copies of the data dir — ever
+//! write under the same dots or counter entries.
+
+mod damage;
+mod repair;
+mod seal;
+
+pub use damage::Damaged;
+pub use repair::{repair, set_aside, Repaired};
 
 use anyhow::Context;
 use crdt::{codec, Lattice, ReplicaId, Store};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// The store's file name inside the data dir.
@@ -27,6 +36,8 @@ const ORIGINS: TableDefinition<u64, u8> = TableDefinition::new("origin");
 const NEXT_INDEX: &str = "next_index";
 const REPLICA: &str = "replica";
 const SNAPSHOT: &str = "snapshot";
+/// Present once every record is sealed ([`seal`]); older stores are sealed on their first open.
+const SEALED: &str = "sealed";
 
 /// Log bytes below which compaction never runs.
 const MIN_COMPACT_BYTES: u64 = 1 << 20;
@@ -92,27 +103,59 @@ impl Durable {
     }
 
     /// [`Durable::open`], handing each log entry to `replay` as it is joined into the state.
+    ///
+    /// A damaged file — a record whose checksum fails or that does not decode, or a store redb
+    /// cannot read (even one that makes it panic) — is an error holding a [`Damaged`], with
+    /// nothing changed.
     pub fn open_replaying(
         data_dir: &Path,
         replay: &mut dyn FnMut(Replayed<'_>),
     ) -> anyhow::Result<Recovered> {
         let path = data_dir.join(DB_FILE);
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::open_unguarded(&path, replay)
+        }));
+        match opened {
+            Ok(Ok(recovered)) => Ok(recovered),
+            Ok(Err(e)) if e.downcast_ref::<Damaged>().is_some() => Err(e),
+            Ok(Err(e)) if damage::is_corruption(&e) => {
+                Err(Damaged::new(&path, format!("{e:#}")).into())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(Damaged::new(&path, format!("the store could not be read ({why})")).into())
+            }
+        }
+    }
+
+    fn open_unguarded(
+        path: &Path,
+        replay: &mut dyn FnMut(Replayed<'_>),
+    ) -> anyhow::Result<Recovered> {
+        let damaged = |what: String| Damaged::new(path, what);
         // The state lives in memory; redb's page cache only speeds up reads of the log and the
         // snapshot, done once at start. Its default (1 GiB) would keep every page written.
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
-            .create(&path)
+            .create(path)
+            .map_err(redb::Error::from)
             .with_context(|| format!("opening {}", path.display()))?;
+        seal_older_records(&db)?;
         // Every start draws a fresh replica id (an *incarnation*), committed before any write
         // uses it: two copies of one data dir (a VM clone, a restored backup, a container image)
         // then never write under the same dots or counter entries, and neither does a node whose
         // state was lost. Each start adds one replica to the causal contexts and counters it
         // writes to (8 bytes and a counter each).
+        let replica = ReplicaId(rand::random());
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
-            let id: u64 = rand::random();
-            meta.insert(REPLICA, id.to_le_bytes().as_slice())?;
+            meta.insert(REPLICA, replica.0.to_le_bytes().as_slice())?;
             tx.open_table(LOG)?;
             tx.open_table(CHECKPOINTS)?;
             tx.open_table(ORIGINS)?;
@@ -120,20 +163,9 @@ impl Durable {
         tx.commit()?;
         let rx = db.begin_read()?;
         let meta = rx.open_table(META)?;
-        let replica_bytes = meta
-            .get(REPLICA)?
-            .context("replica id missing")?
-            .value()
-            .to_vec();
-        let replica = ReplicaId(u64::from_le_bytes(
-            replica_bytes
-                .as_slice()
-                .try_into()
-                .context("replica id is not 8 bytes")?,
-        ));
         let (mut state, snapshot_bytes) = match meta.get(SNAPSHOT)? {
             Some(v) => (
-                codec::decode_stored::<Store>(v.value()).context("the snapshot does not decode")?,
+                unsealed::<Store>(v.value()).map_err(|e| damaged(format!("the snapshot: {e}")))?,
                 v.value().len() as u64,
             ),
             None => (Store::default(), 0),
@@ -143,6 +175,13 @@ impl Durable {
             Some(v) => u64::from_le_bytes(v.value().try_into().unwrap_or_default()),
             None => 1,
         };
+        // Checkpoints are read when used; their checksums are checked now, so damage is found
+        // at start rather than by a rollback.
+        for entry in rx.open_table(CHECKPOINTS)?.range::<&str>(..)? {
+            let (k, v) = entry?;
+            seal::unseal(v.value())
+                .map_err(|e| damaged(format!("checkpoint {:?}: {e}", k.value())))?;
+        }
         let log = rx.open_table(LOG)?;
         let origins = rx.open_table(ORIGINS)?;
         let mut first_index = None;
@@ -151,8 +190,8 @@ impl Durable {
         for (n, entry) in log.range(0..)?.enumerate() {
             let (k, v) = entry?;
             let index = k.value();
-            let delta: Store = codec::decode_stored(v.value())
-                .with_context(|| format!("log entry {index} does not decode"))?;
+            let delta: Store =
+                unsealed(v.value()).map_err(|e| damaged(format!("log entry {index}: {e}")))?;
             state.join(&delta);
             let remote = origins.get(index)?.is_some_and(|o| o.value() == 1);
             replay(Replayed {
@@ -204,7 +243,7 @@ impl Durable {
             let mut log = tx.open_table(LOG)?;
             let mut origins = tx.open_table(ORIGINS)?;
             for d in deltas {
-                let bytes = codec::encode(d)?;
+                let bytes = seal::seal(&codec::encode(d)?);
                 log.insert(index, bytes.as_slice())?;
                 if remote {
                     origins.insert(index, 1)?;
@@ -231,7 +270,7 @@ impl Durable {
 
     /// Writes `state` as the snapshot and empties the log.
     pub fn compact(&mut self, state: &Store) -> anyhow::Result<()> {
-        let bytes = codec::encode(state)?;
+        let bytes = seal::seal(&codec::encode(state)?);
         let tx = self.db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
@@ -258,7 +297,7 @@ impl Durable {
             if table.get(label)?.is_some() {
                 return Ok(false);
             }
-            table.insert(label, codec::encode(checkpoint)?.as_slice())?;
+            table.insert(label, seal::seal(&codec::encode(checkpoint)?).as_slice())?;
         }
         tx.commit().context("committing a checkpoint")?;
         Ok(true)
@@ -270,10 +309,7 @@ impl Durable {
         let table = rx.open_table(CHECKPOINTS)?;
         let found = table.get(label)?;
         found
-            .map(|v| {
-                codec::decode_stored(v.value())
-                    .with_context(|| format!("checkpoint {label:?} does not decode"))
-            })
+            .map(|v| unsealed(v.value()).map_err(|e| anyhow::anyhow!("checkpoint {label:?}: {e}")))
             .transpose()
     }
 
@@ -284,7 +320,8 @@ impl Durable {
         let mut all = Vec::new();
         for entry in table.range::<&str>(..)? {
             let (k, v) = entry?;
-            let c: Checkpoint = codec::decode_stored(v.value())?;
+            let c: Checkpoint = unsealed(v.value())
+                .map_err(|e| anyhow::anyhow!("checkpoint {:?}: {e}", k.value()))?;
             all.push((k.value().to_string(), c.digest, c.created_unix_ms));
         }
         Ok(all)
@@ -294,6 +331,46 @@ impl Durable {
     pub fn log_entries(&self) -> anyhow::Result<u64> {
         Ok(self.db.begin_read()?.open_table(LOG)?.len()?)
     }
+}
+
+/// A sealed record's value, or what is wrong with it (checksum, or a value that does not decode).
+fn unsealed<T: DeserializeOwned>(record: &[u8]) -> Result<T, String> {
+    let payload = seal::unseal(record)?;
+    codec::decode_stored(payload).map_err(|e| format!("does not decode ({e})"))
+}
+
+/// Seals the records of a store written before records were sealed, in one transaction (once).
+fn seal_older_records(db: &Database) -> anyhow::Result<()> {
+    let tx = db.begin_write()?;
+    {
+        let mut meta = tx.open_table(META)?;
+        if meta.get(SEALED)?.is_some() {
+            return Ok(());
+        }
+        let snapshot = meta.get(SNAPSHOT)?.map(|v| seal::seal(v.value()));
+        if let Some(sealed) = snapshot {
+            meta.insert(SNAPSHOT, sealed.as_slice())?;
+        }
+        meta.insert(SEALED, [1u8].as_slice())?;
+        let mut log = tx.open_table(LOG)?;
+        let entries: Vec<(u64, Vec<u8>)> = log
+            .range(0..)?
+            .map(|e| e.map(|(k, v)| (k.value(), seal::seal(v.value()))))
+            .collect::<Result<_, _>>()?;
+        for (k, v) in entries {
+            log.insert(k, v.as_slice())?;
+        }
+        let mut checkpoints = tx.open_table(CHECKPOINTS)?;
+        let all: Vec<(String, Vec<u8>)> = checkpoints
+            .range::<&str>(..)?
+            .map(|e| e.map(|(k, v)| (k.value().to_string(), seal::seal(v.value()))))
+            .collect::<Result<_, _>>()?;
+        for (k, v) in all {
+            checkpoints.insert(k.as_str(), v.as_slice())?;
+        }
+    }
+    tx.commit().context("sealing the store's records")?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -441,5 +518,157 @@ mod tests {
         assert!(!third.leq(&other), "the copy's write is new to everyone");
         std::fs::remove_dir_all(d).unwrap();
         std::fs::remove_dir_all(copy).unwrap();
+    }
+
+    /// A store with a snapshot, log entries after it and a checkpoint; returns its state.
+    fn filled(d: &std::path::Path) -> Store {
+        let Recovered {
+            mut durable,
+            replica,
+            mut state,
+            ..
+        } = Durable::open(d).unwrap();
+        for i in 0..300 {
+            let delta = write(&mut state, replica, "s", Op::SetAdd(Value::from(json!(i))));
+            durable.append([&delta]).unwrap();
+        }
+        durable.compact(&state).unwrap();
+        let checkpoint = Checkpoint {
+            created_unix_ms: 1,
+            digest: "d".into(),
+            state: state.clone(),
+        };
+        assert!(durable.save_checkpoint("cp", &checkpoint).unwrap());
+        for i in 0..20 {
+            let delta = write(&mut state, replica, "c", Op::GCounterInc(i));
+            durable.append([&delta]).unwrap();
+        }
+        state
+    }
+
+    #[test]
+    fn a_damaged_record_is_refused_naming_the_file_and_the_way_out() {
+        for (what, table) in [
+            ("log entry", "log"),
+            ("the snapshot", "meta"),
+            ("checkpoint", "cp"),
+        ] {
+            let d = dir(&format!("damaged-{table}"));
+            filled(&d);
+            {
+                // One byte of one record changed, as a bit flip on the disk would.
+                let db = Database::create(d.join(DB_FILE)).unwrap();
+                let tx = db.begin_write().unwrap();
+                let flip = |v: &[u8]| {
+                    let mut v = v.to_vec();
+                    let i = v.len() / 2;
+                    v[i] ^= 0x10;
+                    v
+                };
+                match table {
+                    "log" => {
+                        let mut log = tx.open_table(LOG).unwrap();
+                        let (k, v) = {
+                            let (k, v) = log.first().unwrap().unwrap();
+                            (k.value(), flip(v.value()))
+                        };
+                        log.insert(k, v.as_slice()).unwrap();
+                    }
+                    "meta" => {
+                        let mut meta = tx.open_table(META).unwrap();
+                        let v = flip(meta.get(SNAPSHOT).unwrap().unwrap().value());
+                        meta.insert(SNAPSHOT, v.as_slice()).unwrap();
+                    }
+                    _ => {
+                        let mut cps = tx.open_table(CHECKPOINTS).unwrap();
+                        let v = flip(cps.get("cp").unwrap().unwrap().value());
+                        cps.insert("cp", v.as_slice()).unwrap();
+                    }
+                }
+                drop(tx.commit());
+            }
+            let err = Durable::open(&d).err().expect("a damaged store is refused");
+            let damaged = err.downcast_ref::<Damaged>().expect("a Damaged error");
+            assert_eq!(damaged.file, d.join(DB_FILE));
+            let text = err.to_string();
+            assert!(text.contains(what), "{text}");
+            assert!(text.contains("deltanode repair") && text.contains("--recover-from-peers"));
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+
+    #[test]
+    fn damaged_bytes_anywhere_in_the_file_give_the_same_state_or_an_error_never_a_panic() {
+        use rand::{Rng, SeedableRng};
+        let d = dir("bytes");
+        let state = filled(&d);
+        let pristine = std::fs::read(d.join(DB_FILE)).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut refused, mut same) = (0, 0);
+        for _ in 0..40 {
+            let mut bytes = pristine.clone();
+            let len = rng.gen_range(1..=256);
+            let at = rng.gen_range(0..bytes.len() - len);
+            for b in &mut bytes[at..at + len] {
+                *b ^= rng.gen_range(1..=255u8);
+            }
+            std::fs::write(d.join(DB_FILE), &bytes).unwrap();
+            match Durable::open(&d) {
+                Ok(r) => {
+                    assert!(
+                        r.state == state,
+                        "damage at {at}+{len} loaded another state"
+                    );
+                    same += 1;
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(refused > 0, "{same} opened the same, none refused");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_store_written_before_records_were_sealed_is_sealed_on_open() {
+        let d = dir("unsealed");
+        let state = filled(&d);
+        {
+            // Strip the seals, as an older node wrote its records.
+            let db = Database::create(d.join(DB_FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut meta = tx.open_table(META).unwrap();
+                meta.remove(SEALED).unwrap();
+                let v = seal::unseal(meta.get(SNAPSHOT).unwrap().unwrap().value())
+                    .unwrap()
+                    .to_vec();
+                meta.insert(SNAPSHOT, v.as_slice()).unwrap();
+                let mut log = tx.open_table(LOG).unwrap();
+                let all: Vec<(u64, Vec<u8>)> = log
+                    .range(0..)
+                    .unwrap()
+                    .map(|e| {
+                        let (k, v) = e.unwrap();
+                        (k.value(), seal::unseal(v.value()).unwrap().to_vec())
+                    })
+                    .collect();
+                for (k, v) in all {
+                    log.insert(k, v.as_slice()).unwrap();
+                }
+                let mut cps = tx.open_table(CHECKPOINTS).unwrap();
+                let v = seal::unseal(cps.get("cp").unwrap().unwrap().value())
+                    .unwrap()
+                    .to_vec();
+                cps.insert("cp", v.as_slice()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let r = Durable::open(&d).unwrap();
+        assert!(r.state == state);
+        assert!(r.durable.checkpoint("cp").unwrap().is_some());
+        drop(r);
+        let again = Durable::open(&d).unwrap();
+        assert!(again.state == state, "and reads the same once sealed");
+        std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -42,6 +42,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         max_frame: wire::DEFAULT_MAX_FRAME,
         forget_after: Duration::from_secs(args.forget_after),
         max_neighbours,
+        recover_from_peers: args.recover_from_peers,
     };
     let (algorithm, sync_interval) = (cfg.algorithm, cfg.sync_interval);
     let runtime = tokio::runtime::Runtime::new()?;
@@ -59,8 +60,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             algorithm: algorithm.name().to_string(),
             sync_interval_ms: sync_interval.as_millis() as u64,
             started: std::time::Instant::now(),
-            warnings: node.rekeyed().map(|r| r.describe()).into_iter().collect(),
-            rekeyed: node.rekeyed().is_some(),
+            warnings: node.warnings().to_vec(),
+            rekeyed: node.rekeyed(),
         };
         let app = crate::api::router(node.client(), args.api_token, info);
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,66 @@
+//! A store found damaged at start: the error that names the file and the ways out.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// `file` is damaged (`what` says where): the node refuses to start rather than load another
+/// state or pass it on to its peers.
+#[derive(Debug)]
+pub struct Damaged {
+    /// The damaged file.
+    pub file: PathBuf,
+    /// What is wrong, and where.
+    pub what: String,
+}
+
+impl Damaged {
+    /// `file` damaged as `what` says.
+    pub fn new(file: &Path, what: String) -> Self {
+        Damaged {
+            file: file.to_path_buf(),
+            what,
+        }
+    }
+}
+
+impl fmt::Display for Damaged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        write!(
+            f,
+            "{} is damaged: {}. Nothing was changed. Ways out: `deltanode repair --data-dir {}` \
+             keeps what is intact and sets the damaged file aside; or start with \
+             `--recover-from-peers`, which sets it aside and lets the neighbours catch the node up",
+            self.file.display(),
+            self.what,
+            dir.display()
+        )
+    }
+}
+
+impl std::error::Error for Damaged {}
+
+/// Whether redb said, anywhere in `e`'s chain, that the file is corrupted.
+pub fn is_corruption(e: &anyhow::Error) -> bool {
+    use redb::StorageError::Corrupted;
+    e.chain().any(|c| {
+        matches!(c.downcast_ref(), Some(Corrupted(_)))
+            || matches!(c.downcast_ref(), Some(redb::Error::Corrupted(_)))
+            || matches!(
+                c.downcast_ref(),
+                Some(redb::DatabaseError::Storage(Corrupted(_)))
+            )
+            || matches!(
+                c.downcast_ref(),
+                Some(redb::TableError::Storage(Corrupted(_)))
+            )
+            || matches!(
+                c.downcast_ref(),
+                Some(redb::TransactionError::Storage(Corrupted(_)))
+            )
+            || matches!(
+                c.downcast_ref(),
+                Some(redb::CommitError::Storage(Corrupted(_)))
+            )
+    })
+}
