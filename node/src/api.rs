@@ -60,7 +60,12 @@ impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
         match e {
             ApplyError::Crdt(e) => e.into(),
-            ApplyError::Storage(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            ApplyError::Unavailable(ref d) | ApplyError::NotStored(ref d) if d.disk_full => {
+                ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+            }
+            ApplyError::Unavailable(_) | ApplyError::NotStored(_) => {
+                ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
         }
     }
 }
@@ -236,7 +241,14 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     // `objects` counts what `GET /v1/objects` lists (a key with a type clash once).
     let h = api
         .client
-        .read(|v| json!({"status": "ok", "peer_id": v.peer_id.to_string(), "neighbours": v.engine.neighbours().len(), "objects": v.engine.state().len()}))
+        .read(|v| {
+            let mut h = json!({"status": "ok", "peer_id": v.peer_id.to_string(), "neighbours": v.engine.neighbours().len(), "objects": v.engine.state().len()});
+            if let Some(reason) = v.degraded {
+                h["status"] = json!("degraded");
+                h["reason"] = json!(format!("the store takes no writes (writes refused, sync paused): {reason}"));
+            }
+            h
+        })
         .await?;
     let mut h = h;
     h["warnings"] = json!(api.info.warnings);

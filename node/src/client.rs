@@ -23,6 +23,8 @@ pub struct View<'a> {
     pub engine: &'a Engine<PeerId, Store>,
     /// What the replica counts.
     pub metrics: &'a Metrics,
+    /// Why the store takes no writes, if it does not.
+    pub degraded: Option<&'a str>,
 }
 
 pub(crate) type Reader = Box<dyn FnOnce(&View<'_>) + Send>;

@@ -70,10 +70,6 @@ impl EventLoop {
                 _ = exchange.tick() => self.peers.exchange(),
                 _ = &mut shutdown => break,
             }
-            if self.replica.failed() {
-                tracing::error!("stopping: the store failed");
-                break;
-            }
         }
         tracing::info!("node stopped");
     }

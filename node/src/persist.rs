@@ -47,7 +47,9 @@ const CACHE_BYTES: usize = 16 << 20;
 
 /// The open store.
 pub struct Durable {
-    db: Database,
+    /// `None` only while [`Durable::compact_reopened`] reopens it.
+    db: Option<Database>,
+    path: std::path::PathBuf,
     /// The index the next log entry gets.
     next_index: u64,
     /// Bytes in the log since the last compaction.
@@ -208,7 +210,8 @@ impl Durable {
         drop((meta, log, origins, rx));
         Ok(Recovered {
             durable: Durable {
-                db,
+                db: Some(db),
+                path: path.to_path_buf(),
                 next_index,
                 log_bytes,
                 snapshot_bytes,
@@ -235,7 +238,7 @@ impl Durable {
         deltas: impl IntoIterator<Item = &'a Store>,
         remote: bool,
     ) -> anyhow::Result<u64> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let mut added = 0;
         let first = self.next_index;
         let mut index = first;
@@ -268,10 +271,27 @@ impl Durable {
         Ok(true)
     }
 
+    fn db(&self) -> anyhow::Result<&Database> {
+        self.db.as_ref().context("the store is closed")
+    }
+
+    /// Reopens the file, then writes `state` as the snapshot and empties the log: after an I/O
+    /// error (a full disk) redb refuses every transaction until the file is reopened, and the
+    /// state in memory may hold what no commit stored.
+    pub fn compact_reopened(&mut self, state: &Store) -> anyhow::Result<()> {
+        self.db = None;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&self.path)
+            .with_context(|| format!("reopening {}", self.path.display()))?;
+        self.db = Some(db);
+        self.compact(state)
+    }
+
     /// Writes `state` as the snapshot and empties the log.
     pub fn compact(&mut self, state: &Store) -> anyhow::Result<()> {
         let bytes = seal::seal(&codec::encode(state)?);
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             meta.insert(SNAPSHOT, bytes.as_slice())?;
@@ -291,7 +311,7 @@ impl Durable {
         label: &str,
         checkpoint: &Checkpoint,
     ) -> anyhow::Result<bool> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut table = tx.open_table(CHECKPOINTS)?;
             if table.get(label)?.is_some() {
@@ -305,7 +325,7 @@ impl Durable {
 
     /// The checkpoint `label`.
     pub fn checkpoint(&self, label: &str) -> anyhow::Result<Option<Checkpoint>> {
-        let rx = self.db.begin_read()?;
+        let rx = self.db()?.begin_read()?;
         let table = rx.open_table(CHECKPOINTS)?;
         let found = table.get(label)?;
         found
@@ -315,7 +335,7 @@ impl Durable {
 
     /// Every checkpoint's label, digest and time (not its state), by label.
     pub fn checkpoints(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
-        let rx = self.db.begin_read()?;
+        let rx = self.db()?.begin_read()?;
         let table = rx.open_table(CHECKPOINTS)?;
         let mut all = Vec::new();
         for entry in table.range::<&str>(..)? {
@@ -329,7 +349,7 @@ impl Durable {
 
     /// Entries in the log.
     pub fn log_entries(&self) -> anyhow::Result<u64> {
-        Ok(self.db.begin_read()?.open_table(LOG)?.len()?)
+        Ok(self.db()?.begin_read()?.open_table(LOG)?.len()?)
     }
 }
 

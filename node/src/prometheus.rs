@@ -97,6 +97,12 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>, rekeyed: bool) -
     );
     gauge(
         &mut r,
+        "deltanode_store_degraded",
+        "1 while the store takes no writes (a full disk, an I/O error): writes refused, sync paused",
+        i64::from(snap.store_degraded),
+    );
+    gauge(
+        &mut r,
         "deltanode_identity_rekeyed",
         "1 when this start found the data dir copied or moved and gave the node a new network identity",
         i64::from(rekeyed),

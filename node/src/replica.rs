@@ -13,6 +13,7 @@ use crate::snapshot::{digest, Snapshot};
 use crate::views::{ApplyError, CheckpointInfo, ObjectView, PeerView, Return, RollbackOutcome};
 use anyhow::Context;
 use crdt::{Lattice, ReplicaId, Store, Writer};
+pub use degraded::Degraded;
 use libp2p::PeerId;
 use protocol::{Engine, Event, Input, Message, Output};
 use std::collections::{BTreeMap, HashSet};
@@ -36,8 +37,9 @@ pub(crate) struct Replica {
     metrics: Metrics,
     /// When each neighbour last acknowledged us (`Event::Acked`), ms since the epoch.
     last_ack: BTreeMap<PeerId, u64>,
-    /// The store failed: the node stops rather than run ahead of its disk.
-    failed: bool,
+    /// The store takes no writes (disk full, I/O error): writes are refused and sync paused until
+    /// a probe commit succeeds (each tick).
+    degraded: Option<Degraded>,
 }
 
 /// What one engine input produced: the deltas to commit and the messages to send after.
@@ -60,13 +62,8 @@ impl Replica {
             feed,
             metrics: Metrics::default(),
             last_ack: BTreeMap::new(),
-            failed: false,
+            degraded: None,
         }
-    }
-
-    /// Whether the store failed (the node must stop).
-    pub(crate) fn failed(&self) -> bool {
-        self.failed
     }
 
     /// A view for a small read on the loop.
@@ -75,6 +72,7 @@ impl Replica {
             peer_id,
             engine: &self.engine,
             metrics: &self.metrics,
+            degraded: self.degraded.as_ref().map(|d| d.reason.as_str()),
         }
     }
 
@@ -105,6 +103,7 @@ impl Replica {
             counts: self.metrics.counts,
             replication_lag: self.metrics.replication_lag.clone(),
             peer_counters,
+            store_degraded: self.degraded.is_some(),
         }
     }
 
@@ -150,14 +149,38 @@ impl Replica {
         self.drive(Input::NeighbourDown(peer));
     }
 
-    /// A sync interval elapsed (or a client asked for a round): what to send.
+    /// A sync interval elapsed (or a client asked for a round): what to send. While the store
+    /// takes no writes, nothing is sent (the state may hold what the disk does not) and the store
+    /// is probed instead: the whole state committed as the snapshot, after which all is as before.
     pub(crate) fn tick(&mut self) -> Sends {
+        if let Some(d) = &mut self.degraded {
+            // Probes back off (1, 2, 4 … 32 ticks apart): each writes the whole state.
+            if d.wait > 0 {
+                d.wait -= 1;
+                return Vec::new();
+            }
+            match self.durable.compact_reopened(self.engine.state()) {
+                Ok(()) => {
+                    tracing::info!(was = %d.reason, "the store takes writes again");
+                    self.degraded = None;
+                }
+                Err(_) => {
+                    d.backoff = (d.backoff * 2).clamp(1, 32);
+                    d.wait = d.backoff;
+                    return Vec::new();
+                }
+            }
+        }
         self.drive(Input::Tick).sends
     }
 
     /// A message from `from`: merges what is new, commits it, then returns what to send (its ack
     /// among them). Nothing is returned if the commit failed: no ack for what is not on disk.
+    /// While the store takes no writes, messages are dropped unread (their senders send again).
     pub(crate) fn receive(&mut self, from: PeerId, msg: Message<Store>) -> Sends {
+        if self.degraded.is_some() {
+            return Vec::new();
+        }
         let Driven { applied, sends } = self.drive(Input::Received { from, msg });
         let Ok(first) = self.commit(&applied, true) else {
             return Vec::new();
@@ -184,6 +207,12 @@ impl Replica {
     /// Replies and feed events cost what the writes changed: each object's size and change come
     /// from the deltas; its whole value only for small objects or when a write asks for it.
     pub(crate) fn apply_group(&mut self, group: WriteGroup) {
+        if let Some(d) = &self.degraded {
+            for Write { reply, .. } in group {
+                let _ = reply.send(Err(ApplyError::Unavailable(d.clone())));
+            }
+            return;
+        }
         let writer = Writer {
             replica: self.writer,
             now_ms: unix_ms(),
@@ -221,7 +250,7 @@ impl Replica {
         let state = self.engine.state();
         for (reply, answer) in answers {
             let answer = match (&stored, answer) {
-                (Err(e), Ok(_)) => Err(ApplyError::Storage(e.clone())),
+                (Err(d), Ok(_)) => Err(ApplyError::NotStored(d.clone())),
                 (_, Ok((None, _))) => Ok(Vec::new()),
                 (_, Ok((Some((keys, delta)), ret))) => Ok(views_of(state, &keys, &delta, ret)),
                 (_, Err(e)) => Err(e),
@@ -230,21 +259,31 @@ impl Replica {
         }
     }
 
-    /// Commits `deltas` (one fsync) and compacts when due. A failure stops the node.
-    /// Returns the log index of the first.
-    fn commit(&mut self, deltas: &[Store], remote: bool) -> Result<u64, String> {
+    /// Commits `deltas` (one fsync) and compacts when due; returns the log index of the first.
+    /// A failed commit, or a failed compaction after a commit that succeeded (the commit stands),
+    /// puts the store in degraded mode: no writes, no sync, until a probe succeeds.
+    fn commit(&mut self, deltas: &[Store], remote: bool) -> Result<u64, Degraded> {
         if deltas.is_empty() {
             return Ok(0);
         }
-        let result = self.durable.append_from(deltas, remote).and_then(|first| {
-            self.durable.maybe_compact(self.engine.state())?;
-            Ok(first)
-        });
-        result.map_err(|e| {
-            tracing::error!(error = %format!("{e:#}"), "store failure");
-            self.failed = true;
-            format!("{e:#}")
-        })
+        let first = self
+            .durable
+            .append_from(deltas, remote)
+            .map_err(|e| self.degrade(&e))?;
+        if let Err(e) = self.durable.maybe_compact(self.engine.state()) {
+            self.degrade(&e);
+        }
+        Ok(first)
+    }
+
+    fn degrade(&mut self, e: &anyhow::Error) -> Degraded {
+        let d = Degraded::of(e);
+        tracing::error!(
+            error = %d.reason,
+            "the store takes no writes: writes are refused and sync paused until it does"
+        );
+        self.degraded = Some(d.clone());
+        d
     }
 
     /// Saves the current state as checkpoint `label`; `None` if the label is taken.
@@ -366,3 +405,5 @@ fn views_of(state: &Store, keys: &[String], delta: &Store, ret: Return) -> Vec<O
 
 #[cfg(test)]
 mod tests;
+
+mod degraded;

@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub replication_lag: Histogram,
     /// What the peers layer counts.
     pub peer_counters: PeerCounters,
+    /// The store takes no writes (a full disk, an I/O error).
+    pub store_degraded: bool,
 }
 
 impl Snapshot {

@@ -131,9 +131,14 @@ pub enum ApplyError {
     /// The write itself was refused (a type clash); nothing changed.
     #[error(transparent)]
     Crdt(#[from] CrdtError),
-    /// The store could not commit it; the node stops rather than run ahead of its disk.
-    #[error("the store failed ({0}); the node has stopped")]
-    Storage(String),
+    /// Refused: the store takes no writes (a full disk, an I/O error); nothing changed. The node
+    /// takes writes again by itself once its store does.
+    #[error("{}: writes are refused until it is fixed (reads go on): {}", if .0.disk_full { "the disk is full" } else { "the store failed" }, .0.reason)]
+    Unavailable(crate::replica::Degraded),
+    /// Applied in memory but the commit failed: not acknowledged. It is kept (and written with
+    /// the whole state) if the store takes writes again before the node stops.
+    #[error("{}: the write was not stored: {}", if .0.disk_full { "the disk is full" } else { "the store failed" }, .0.reason)]
+    NotStored(crate::replica::Degraded),
 }
 
 /// The node's own addresses as they change: where it listens (a wildcard listener gains and loses
