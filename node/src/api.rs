@@ -23,6 +23,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 mod objects;
+pub mod serve;
 mod state;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -109,16 +110,32 @@ struct Api {
     token: Option<Arc<str>>,
     /// Error answers by HTTP status, for `deltanode_api_errors_total`.
     errors: Arc<Mutex<BTreeMap<u16, u64>>>,
+    /// Change-feed streams open, and the most allowed at once.
+    streams: Arc<std::sync::atomic::AtomicUsize>,
+    max_streams: usize,
+    /// Turns true when the node stops: every change-feed stream ends at once.
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+/// How many change-feed streams may be open at once, and what ends them all.
+pub struct Streams {
+    /// The most at once (503 beyond).
+    pub max: usize,
+    /// Turns true when the node stops.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The router for `client`; with `token`, every request but the dashboard page itself must carry
 /// `Authorization: Bearer TOKEN` (the page asks for it).
-pub fn router(client: Client, token: Option<String>, info: NodeInfo) -> Router {
+pub fn router(client: Client, token: Option<String>, info: NodeInfo, streams: Streams) -> Router {
     let api = Api {
         client,
         info: Arc::new(info),
         token: token.map(Into::into),
         errors: Arc::default(),
+        streams: Arc::default(),
+        max_streams: streams.max,
+        closing: streams.closing,
     };
     let page = Router::new().route("/", get(|| async { axum::response::Html(DASHBOARD) }));
     Router::new()
@@ -146,6 +163,7 @@ pub fn router(client: Client, token: Option<String>, info: NodeInfo) -> Router {
         .layer(middleware::from_fn_with_state(api.clone(), auth))
         .merge(page)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn_with_state(api.clone(), count_errors))
         .with_state(api)
 }
@@ -160,6 +178,42 @@ async fn count_errors(State(api): State<Api>, req: Request, next: Next) -> Respo
     }
     response
 }
+
+/// A body declared over [`MAX_BODY`] is refused with a 413 — after reading what the client sends
+/// (up to [`DRAIN_BYTES`], for at most [`DRAIN_TIME`]), so the client is reading when the answer
+/// comes instead of seeing the connection reset under its upload.
+async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(len) = declared.filter(|l| *l > MAX_BODY as u64) else {
+        return next.run(req).await;
+    };
+    if len <= DRAIN_BYTES {
+        let mut body = req.into_body().into_data_stream();
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            while let Some(Ok(_)) = body.next().await {}
+        })
+        .await;
+    }
+    let mut response = ApiError(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is {len} bytes, over the length limit of {MAX_BODY} bytes"),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// The most of an over-limit body read before answering 413 (a larger one is answered at once).
+const DRAIN_BYTES: u64 = 256 << 20;
+/// The longest an over-limit body is read before answering 413.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
     if let Some(token) = &api.token {
@@ -364,6 +418,7 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let full = q.values.as_deref() == Some("full");
+    let slot = StreamSlot::take(&api)?;
     let (rx, backlog, newest) = api.client.feed().subscribe(last);
     // The backlog (or the reset) covers everything up to `newest`; live events at or below it are
     // ones published while subscribing, already covered. `Err`: an event ready to send.
@@ -401,17 +456,49 @@ async fn events(
             }
         }
     });
-    let stream = stream::iter(first).chain(live).then(move |item| {
-        let api = api.clone();
-        async move {
-            Ok(match item {
-                Ok(ev) if full => sse(&*with_value(&api, ev).await),
-                Ok(ev) => sse(&ev),
-                Err(ready) => ready,
-            })
-        }
-    });
+    let mut closing = api.closing.clone();
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let stream = stream::iter(first)
+        .chain(live)
+        .then(move |item| {
+            let api = api.clone();
+            let _slot = &slot;
+            async move {
+                Ok(match item {
+                    Ok(ev) if full => sse(&*with_value(&api, ev).await),
+                    Ok(ev) => sse(&ev),
+                    Err(ready) => ready,
+                })
+            }
+        })
+        .take_until(closed);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One open change-feed stream, counted against `max_streams` while it lives.
+struct StreamSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl StreamSlot {
+    fn take(api: &Api) -> Result<StreamSlot, ApiError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let open = api.streams.fetch_add(1, SeqCst);
+        let slot = StreamSlot(api.streams.clone());
+        if open >= api.max_streams {
+            return Err(ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{open} change-feed streams are open, the most this node serves"),
+            ));
+        }
+        Ok(slot)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// `ev` with its object's current value, if it is a change event that left it out.

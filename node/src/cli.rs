@@ -260,6 +260,20 @@ pub struct RunArgs {
     /// Bearer token the API requires (required when --api is not loopback; not empty).
     #[arg(long, env = "DELTANODE_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub api_token: Option<String>,
+    /// API connections served at once; beyond, a 503 and the connection closed.
+    #[arg(long, default_value_t = 1024)]
+    pub api_max_connections: usize,
+    /// Change-feed streams (GET /v1/events) open at once; beyond, a 503.
+    #[arg(long, default_value_t = 256)]
+    pub api_max_streams: usize,
+    /// Seconds an API client has to send a request's headers (and an idle keep-alive connection
+    /// its next request) before the connection is closed.
+    #[arg(long, default_value_t = 10)]
+    pub api_header_timeout: u64,
+    /// Seconds an API write may make no progress (a client that stopped reading, a change-feed
+    /// reader among them) before the connection is closed.
+    #[arg(long, default_value_t = 30)]
+    pub api_write_timeout: u64,
     /// If the store (DATA_DIR/state.redb) is found damaged at start, set it aside
     /// (state.redb.damaged-TIME) and start empty: the neighbours catch the node up. Without it a
     /// damaged store stops the node with an error (see also `deltanode repair`).

@@ -63,15 +63,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             warnings: node.warnings().to_vec(),
             rekeyed: node.rekeyed(),
         };
-        let app = crate::api::router(node.client(), args.api_token, info);
+        let (closing, closed) = tokio::sync::watch::channel(false);
+        let streams = crate::api::Streams {
+            max: args.api_max_streams,
+            closing: closed,
+        };
+        let app = crate::api::router(node.client(), args.api_token, info, streams);
+        let limits = crate::api::serve::Limits {
+            header_timeout: Duration::from_secs(args.api_header_timeout.max(1)),
+            write_timeout: Duration::from_secs(args.api_write_timeout.max(1)),
+            max_connections: args.api_max_connections.max(1),
+            ..Default::default()
+        };
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = api_stopped.await;
-                })
-                .await
-        });
+        let server = tokio::spawn(crate::api::serve::serve(listener, app, limits, async {
+            let _ = api_stopped.await;
+        }));
         let ready = Ready {
             event: "ready",
             peer_id: node.peer_id().to_string(),
@@ -93,8 +100,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         }
+        // Change-feed streams end at once; requests in flight get up to a second.
+        let _ = closing.send(true);
         let _ = stop_api.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
         node.shutdown().await;
         Ok(())
     })
