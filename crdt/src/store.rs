@@ -538,6 +538,7 @@ impl Store {
 }
 
 mod read;
+mod skew;
 pub use read::Page;
 #[cfg(test)]
 mod tests;

@@ -84,6 +84,8 @@ pub struct NodeInfo {
     pub peer_id: String,
     /// The replica id its writes carry (16 hex digits), as `/v1/conflicts` names origins.
     pub replica: String,
+    /// Every replica id its starts wrote under, oldest first (each start draws one).
+    pub replicas: Vec<String>,
     /// Listen and confirmed external addresses, as they change.
     pub addrs: crate::views::OwnAddrs,
     /// The API's address.
@@ -281,6 +283,7 @@ async fn node_info(State(api): State<Api>) -> Json<Json_> {
     Json(json!({
         "peer_id": i.peer_id,
         "replica": i.replica,
+        "replicas": i.replicas,
         "listen": i.addrs.listen(),
         "external": i.addrs.external(),
         "api": i.api,
@@ -292,20 +295,40 @@ async fn node_info(State(api): State<Api>) -> Json<Json_> {
 }
 
 async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
-    // `objects` counts what `GET /v1/objects` lists (a key with a type clash once).
-    let h = api
+    let mut warnings = api.info.warnings.clone();
+    let (mut h, skewed) = api
         .client
         .read(|v| {
-            let mut h = json!({"status": "ok", "peer_id": v.peer_id.to_string(), "neighbours": v.engine.neighbours().len(), "objects": v.engine.state().len()});
+            // `objects` counts what `GET /v1/objects` lists (a key with a type clash once).
+            let mut h = json!({
+                "status": "ok",
+                "peer_id": v.peer_id.to_string(),
+                "neighbours": v.engine.neighbours().len(),
+                "objects": v.engine.state().len(),
+            });
             if let Some(reason) = v.degraded {
                 h["status"] = json!("degraded");
-                h["reason"] = json!(format!("the store takes no writes (writes refused, sync paused): {reason}"));
+                h["reason"] = json!(format!(
+                    "the store takes no writes (writes refused, sync paused): {reason}"
+                ));
             }
-            h
+            let skewed: Vec<String> = v
+                .quarantine
+                .into_iter()
+                .flat_map(|q| q.per_peer().iter())
+                .map(|(p, s)| {
+                    format!(
+                        "neighbour {p} stamped writes {} s ahead of this node's clock, past \
+                         --max-clock-skew: they are held until the clock catches up",
+                        s.ahead_ms / 1000
+                    )
+                })
+                .collect();
+            (h, skewed)
         })
         .await?;
-    let mut h = h;
-    h["warnings"] = json!(api.info.warnings);
+    warnings.extend(skewed);
+    h["warnings"] = json!(warnings);
     Ok(Json(h))
 }
 

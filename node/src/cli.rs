@@ -260,6 +260,11 @@ pub struct RunArgs {
     /// Bearer token the API requires (required when --api is not loopback; not empty).
     #[arg(long, env = "DELTANODE_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub api_token: Option<String>,
+    /// Seconds a neighbour's last-writer-wins write may be stamped ahead of this node's clock;
+    /// later ones are held until the clock is within it (counted, shown per peer and in /health).
+    /// 0: no bound.
+    #[arg(long, env = "DELTANODE_MAX_CLOCK_SKEW", default_value_t = 30)]
+    pub max_clock_skew: u64,
     /// API connections served at once; beyond, a 503 and the connection closed.
     #[arg(long, default_value_t = 1024)]
     pub api_max_connections: usize,

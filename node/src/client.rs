@@ -25,6 +25,8 @@ pub struct View<'a> {
     pub metrics: &'a Metrics,
     /// Why the store takes no writes, if it does not.
     pub degraded: Option<&'a str>,
+    /// Neighbours' writes held for being stamped too far ahead, if the bound is on.
+    pub quarantine: Option<&'a crate::replica::Quarantine>,
 }
 
 pub(crate) type Reader = Box<dyn FnOnce(&View<'_>) + Send>;

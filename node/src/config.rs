@@ -35,6 +35,9 @@ pub struct NodeConfig {
     /// A store found damaged at start is set aside and the node starts empty, to be caught up by
     /// its neighbours (else it refuses to start).
     pub recover_from_peers: bool,
+    /// Neighbours' last-writer-wins writes stamped more than this ahead of the local clock are
+    /// held until it is within it. `None`: no bound.
+    pub max_clock_skew: Option<Duration>,
 }
 
 impl NodeConfig {
@@ -53,6 +56,7 @@ impl NodeConfig {
             forget_after: Duration::from_secs(600),
             max_neighbours: None,
             recover_from_peers: false,
+            max_clock_skew: Some(Duration::from_secs(30)),
         }
     }
 }

@@ -41,6 +41,7 @@ const COMMAND_QUEUE: usize = 256;
 pub struct Node {
     client: Client,
     replica: crdt::ReplicaId,
+    replicas: Vec<crdt::ReplicaId>,
     rekeyed: bool,
     warnings: Vec<String>,
     listen_addrs: Vec<Multiaddr>,
@@ -91,6 +92,7 @@ impl Node {
         let Recovered {
             durable,
             replica: writer,
+            replicas,
             state,
             first_index,
             next_index,
@@ -189,7 +191,8 @@ impl Node {
         };
         let engine = Engine::new(config, state, now_us);
         let event_loop = EventLoop {
-            replica: Replica::new(engine, writer, durable, feed.clone()),
+            replica: Replica::new(engine, writer, durable, feed.clone())
+                .with_max_clock_skew(cfg.max_clock_skew),
             peers: Peers::new(
                 (swarm, own_addrs.clone()),
                 &cfg.neighbours,
@@ -209,6 +212,7 @@ impl Node {
         Ok(Node {
             client: Client::new(tx, peer_id, feed),
             replica: writer,
+            replicas,
             rekeyed: rekeyed.is_some(),
             warnings,
             listen_addrs,
@@ -222,6 +226,12 @@ impl Node {
     /// `GET /v1/conflicts` names as a value's origin.
     pub fn replica_id(&self) -> crdt::ReplicaId {
         self.replica
+    }
+
+    /// Every replica id this node's starts wrote under, oldest first (the current one last): the
+    /// origins `GET /v1/conflicts` may name for this node.
+    pub fn replica_ids(&self) -> &[crdt::ReplicaId] {
+        &self.replicas
     }
 
     /// Whether this start found the data dir copied or moved and gave the node a new network

@@ -35,6 +35,8 @@ const ORIGINS: TableDefinition<u64, u8> = TableDefinition::new("origin");
 /// The next log index, kept across compactions so indexes (and the feed's ids) never repeat.
 const NEXT_INDEX: &str = "next_index";
 const REPLICA: &str = "replica";
+/// Every replica id the store's starts drew, oldest first (8 bytes each, little-endian).
+const REPLICAS: &str = "replicas";
 const SNAPSHOT: &str = "snapshot";
 /// Present once every record is sealed ([`seal`]); older stores are sealed on their first open.
 const SEALED: &str = "sealed";
@@ -73,8 +75,10 @@ pub struct Checkpoint {
 pub struct Recovered {
     /// The store.
     pub durable: Durable,
-    /// This replica's id (drawn when the store was created).
+    /// The replica id this start writes under (drawn afresh at every start).
     pub replica: ReplicaId,
+    /// Every replica id this store's starts drew, oldest first, this one last.
+    pub replicas: Vec<ReplicaId>,
     /// The state as last committed.
     pub state: Store,
     /// Index of the oldest log entry (entries before it were compacted into the snapshot).
@@ -155,13 +159,26 @@ impl Durable {
         // writes to (8 bytes and a counter each).
         let replica = ReplicaId(rand::random());
         let tx = db.begin_write()?;
-        {
+        let replicas = {
             let mut meta = tx.open_table(META)?;
+            // Stores from before the history was kept start it with the id they had.
+            let mut ids = match meta.get(REPLICAS)? {
+                Some(v) => v.value().to_vec(),
+                None => meta
+                    .get(REPLICA)?
+                    .map(|v| v.value().to_vec())
+                    .unwrap_or_default(),
+            };
+            ids.extend_from_slice(&replica.0.to_le_bytes());
             meta.insert(REPLICA, replica.0.to_le_bytes().as_slice())?;
+            meta.insert(REPLICAS, ids.as_slice())?;
             tx.open_table(LOG)?;
             tx.open_table(CHECKPOINTS)?;
             tx.open_table(ORIGINS)?;
-        }
+            ids.chunks_exact(8)
+                .map(|c| ReplicaId(u64::from_le_bytes(c.try_into().expect("8 bytes"))))
+                .collect::<Vec<_>>()
+        };
         tx.commit()?;
         let rx = db.begin_read()?;
         let meta = rx.open_table(META)?;
@@ -217,6 +234,7 @@ impl Durable {
                 snapshot_bytes,
             },
             replica,
+            replicas,
             state,
             first_index: first_index.unwrap_or(next_index),
             next_index,
@@ -431,6 +449,11 @@ mod tests {
         drop(durable);
         let again = Durable::open(&d).unwrap();
         assert_ne!(again.replica, replica, "each start is a new incarnation");
+        assert_eq!(
+            again.replicas,
+            vec![replica, again.replica],
+            "and is remembered"
+        );
         assert_eq!(again.state, state);
         std::fs::remove_dir_all(d).unwrap();
     }

@@ -97,6 +97,12 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>, rekeyed: bool) -
     );
     gauge(
         &mut r,
+        "deltanode_writes_held_ahead",
+        "Neighbours' writes held for being stamped more than --max-clock-skew ahead (by release time)",
+        snap.writes_held as i64,
+    );
+    gauge(
+        &mut r,
         "deltanode_store_degraded",
         "1 while the store takes no writes (a full disk, an I/O error): writes refused, sync paused",
         i64::from(snap.store_degraded),

@@ -16,6 +16,7 @@ use crdt::{Lattice, ReplicaId, Store, Writer};
 pub use degraded::Degraded;
 use libp2p::PeerId;
 use protocol::{Engine, Event, Input, Message, Output};
+pub use quarantine::Quarantine;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -40,6 +41,8 @@ pub(crate) struct Replica {
     /// The store takes no writes (disk full, I/O error): writes are refused and sync paused until
     /// a probe commit succeeds (each tick).
     degraded: Option<Degraded>,
+    /// Neighbours' writes stamped too far ahead of this node's clock, held (`None`: no bound).
+    quarantine: Option<Quarantine>,
 }
 
 /// What one engine input produced: the deltas to commit and the messages to send after.
@@ -63,7 +66,15 @@ impl Replica {
             metrics: Metrics::default(),
             last_ack: BTreeMap::new(),
             degraded: None,
+            quarantine: None,
         }
+    }
+
+    /// Holds neighbours' writes stamped more than `max_skew` ahead of this node's clock until it
+    /// is within it (see [`Quarantine`]).
+    pub(crate) fn with_max_clock_skew(mut self, max_skew: Option<std::time::Duration>) -> Self {
+        self.quarantine = max_skew.map(|d| Quarantine::new(d.as_millis() as u64));
+        self
     }
 
     /// A view for a small read on the loop.
@@ -73,6 +84,7 @@ impl Replica {
             engine: &self.engine,
             metrics: &self.metrics,
             degraded: self.degraded.as_ref().map(|d| d.reason.as_str()),
+            quarantine: self.quarantine.as_ref(),
         }
     }
 
@@ -86,10 +98,15 @@ impl Replica {
     ) -> Snapshot {
         let peers = peers
             .into_iter()
-            .map(|(p, view)| PeerView {
-                pending_groups: self.engine.unacked_groups(&p) as u64,
-                last_ack_unix_ms: self.last_ack.get(&p).copied(),
-                ..view
+            .map(|(p, view)| {
+                let skewed = self.quarantine.as_ref().and_then(|q| q.per_peer().get(&p));
+                PeerView {
+                    pending_groups: self.engine.unacked_groups(&p) as u64,
+                    last_ack_unix_ms: self.last_ack.get(&p).copied(),
+                    clock_ahead_ms: skewed.map(|s| s.ahead_ms),
+                    held_ahead: skewed.map_or(0, |s| s.held),
+                    ..view
+                }
             })
             .collect();
         Snapshot {
@@ -104,6 +121,7 @@ impl Replica {
             replication_lag: self.metrics.replication_lag.clone(),
             peer_counters,
             store_degraded: self.degraded.is_some(),
+            writes_held: self.quarantine.as_ref().map_or(0, Quarantine::held),
         }
     }
 
@@ -171,15 +189,33 @@ impl Replica {
                 }
             }
         }
+        self.release_held();
         self.drive(Input::Tick).sends
+    }
+
+    /// Joins the held writes whose stamps this node's clock has come within the skew of.
+    fn release_held(&mut self) {
+        let Some(due) = self.quarantine.as_mut().and_then(|q| q.due(unix_ms())) else {
+            return;
+        };
+        let Driven { applied, .. } = self.drive(Input::Update(due));
+        if let Ok(first) = self.commit(&applied, true) {
+            self.metrics.counts.remote += applied.len() as u64;
+            for (i, delta) in applied.iter().enumerate() {
+                self.publish(first + i as u64, delta, true);
+            }
+        }
     }
 
     /// A message from `from`: merges what is new, commits it, then returns what to send (its ack
     /// among them). Nothing is returned if the commit failed: no ack for what is not on disk.
     /// While the store takes no writes, messages are dropped unread (their senders send again).
-    pub(crate) fn receive(&mut self, from: PeerId, msg: Message<Store>) -> Sends {
+    pub(crate) fn receive(&mut self, from: PeerId, mut msg: Message<Store>) -> Sends {
         if self.degraded.is_some() {
             return Vec::new();
+        }
+        if let Some(q) = &mut self.quarantine {
+            q.admit(from, &mut msg, unix_ms());
         }
         let Driven { applied, sends } = self.drive(Input::Received { from, msg });
         let Ok(first) = self.commit(&applied, true) else {
@@ -407,3 +443,4 @@ fn views_of(state: &Store, keys: &[String], delta: &Store, ret: Return) -> Vec<O
 mod tests;
 
 mod degraded;
+mod quarantine;

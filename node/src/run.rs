@@ -43,6 +43,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         forget_after: Duration::from_secs(args.forget_after),
         max_neighbours,
         recover_from_peers: args.recover_from_peers,
+        max_clock_skew: (args.max_clock_skew > 0).then(|| Duration::from_secs(args.max_clock_skew)),
     };
     let (algorithm, sync_interval) = (cfg.algorithm, cfg.sync_interval);
     let runtime = tokio::runtime::Runtime::new()?;
@@ -55,6 +56,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let info = crate::api::NodeInfo {
             peer_id: node.peer_id().to_string(),
             replica: format!("{:016x}", node.replica_id().0),
+            replicas: node
+                .replica_ids()
+                .iter()
+                .map(|r| format!("{:016x}", r.0))
+                .collect(),
             addrs: node.own_addrs(),
             api: api_addr.to_string(),
             algorithm: algorithm.name().to_string(),

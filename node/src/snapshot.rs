@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub peer_counters: PeerCounters,
     /// The store takes no writes (a full disk, an I/O error).
     pub store_degraded: bool,
+    /// Release times of neighbours' writes held for being stamped too far ahead.
+    pub writes_held: usize,
 }
 
 impl Snapshot {

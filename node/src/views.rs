@@ -93,6 +93,12 @@ pub struct PeerView {
     pub last_ack_unix_ms: Option<u64>,
     /// Buffered groups it has not acked.
     pub pending_groups: u64,
+    /// How far ahead of this node's clock its latest held write was stamped (ms), if any was
+    /// (`--max-clock-skew`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_ahead_ms: Option<u64>,
+    /// Messages from it whose writes were held for being stamped too far ahead.
+    pub held_ahead: u64,
 }
 
 /// A checkpoint as the API lists it.

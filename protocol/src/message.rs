@@ -63,6 +63,20 @@ pub enum Message<L> {
     },
 }
 
+impl<L> Message<L> {
+    /// The lattice data the message carries, if any (a delta-group, a state, reconciled items),
+    /// for a shell that must hold part of it back (writes stamped too far ahead of its clock).
+    pub fn payload_mut(&mut self) -> Option<&mut L> {
+        match self {
+            Message::Delta { group: l, .. }
+            | Message::CatchUp { state: l, .. }
+            | Message::State { state: l }
+            | Message::Reconcile { items: l, .. } => Some(l),
+            Message::Ack { .. } | Message::Beacon(_) => None,
+        }
+    }
+}
+
 impl<L: Measure> Message<L> {
     /// The metric label: `delta`, `ack`, `state` (full-state catch-ups count as state) or `digest`
     /// (beacons and reconciliation rounds).

@@ -75,6 +75,15 @@ pub struct NodeProc {
 impl NodeProc {
     /// Starts `deltanode run ARGS…` through `prefix` (e.g. `ip netns exec ns`), waits for its ready line.
     pub fn start_with(prefix: &[&str], args: &[String], token: Option<&str>) -> NodeProc {
+        NodeProc::spawn(prefix, args, token, &[])
+    }
+
+    fn spawn(
+        prefix: &[&str],
+        args: &[String],
+        token: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> NodeProc {
         let mut cmd = match prefix.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
@@ -87,7 +96,8 @@ impl NodeProc {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied());
         if let Some(t) = token {
             cmd.env("DELTANODE_API_TOKEN", t);
         }
@@ -128,23 +138,14 @@ impl NodeProc {
         NodeProc::start_local(data_dir, extra, None)
     }
 
+    /// [`NodeProc::start`] with environment variables `env` set for the process.
+    pub fn start_env(data_dir: &Path, extra: &[String], env: &[(&str, &str)]) -> NodeProc {
+        NodeProc::spawn(&[], &local_args(data_dir, extra), None, env)
+    }
+
     /// [`NodeProc::start`], with an API token when `token` is given.
     pub fn start_local(data_dir: &Path, extra: &[String], token: Option<&str>) -> NodeProc {
-        let mut args: Vec<String> = [
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--sync-interval",
-            "100",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
-        args.extend(extra.iter().cloned());
-        NodeProc::start_with(&[], &args, token)
+        NodeProc::start_with(&[], &local_args(data_dir, extra), token)
     }
 
     /// Its process id.
@@ -385,4 +386,23 @@ pub fn metrics(node: &NodeProc) -> String {
         .unwrap()
         .starts_with("text/plain"));
     resp.into_body().read_to_string().unwrap()
+}
+
+/// The arguments of a loopback node (mDNS off, fast sync) in `data_dir`, then `extra`.
+fn local_args(data_dir: &Path, extra: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--api",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--sync-interval",
+        "100",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
+    args.extend(extra.iter().cloned());
+    args
 }
