@@ -100,6 +100,8 @@ pub struct NodeInfo {
     pub warnings: Vec<String>,
     /// Whether this start gave the node a new network identity (its data dir was copied or moved).
     pub rekeyed: bool,
+    /// `--max-clock-skew` in ms (`None`: no bound).
+    pub max_clock_skew_ms: Option<u64>,
 }
 
 /// The dashboard: one page, its script and style inline, compiled into the binary.
@@ -296,7 +298,7 @@ async fn node_info(State(api): State<Api>) -> Json<Json_> {
 
 async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     let mut warnings = api.info.warnings.clone();
-    let (mut h, skewed) = api
+    let (mut h, skewed, median, n) = api
         .client
         .read(|v| {
             // `objects` counts what `GET /v1/objects` lists (a key with a type clash once).
@@ -320,14 +322,31 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
                     format!(
                         "neighbour {p} stamped writes {} s ahead of this node's clock, past \
                          --max-clock-skew: they are held until the clock catches up",
-                        s.ahead_ms / 1000
+                        (s.ahead_ms + 500) / 1000
                     )
                 })
                 .collect();
-            (h, skewed)
+            let n = v.clock_offsets.len();
+            (
+                h,
+                skewed,
+                crate::peers::clock::median(v.clock_offsets.clone()),
+                n,
+            )
         })
         .await?;
     warnings.extend(skewed);
+    if let (Some(median), Some(skew)) = (median, api.info.max_clock_skew_ms) {
+        if median.unsigned_abs() > skew {
+            let way = if median < 0 { "ahead of" } else { "behind" };
+            warnings.push(format!(
+                "this node's clock is {} s {way} its neighbours' (the median of {n}): past \
+                 --max-clock-skew, so register writes on the side that is ahead are held by the \
+                 other; check time synchronisation (with few neighbours either side may be off)",
+                (median.unsigned_abs() + 500) / 1000
+            ));
+        }
+    }
     h["warnings"] = json!(warnings);
     Ok(Json(h))
 }

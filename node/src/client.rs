@@ -27,6 +27,8 @@ pub struct View<'a> {
     pub degraded: Option<&'a str>,
     /// Neighbours' writes held for being stamped too far ahead, if the bound is on.
     pub quarantine: Option<&'a crate::replica::Quarantine>,
+    /// The connected neighbours' clock offsets (theirs minus ours, ms), those measured.
+    pub clock_offsets: Vec<i64>,
 }
 
 pub(crate) type Reader = Box<dyn FnOnce(&View<'_>) + Send>;

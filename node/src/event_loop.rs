@@ -67,7 +67,10 @@ impl EventLoop {
                     let sends = self.replica.tick();
                     self.peers.send(sends, None);
                 }
-                _ = exchange.tick() => self.peers.exchange(),
+                _ = exchange.tick() => {
+                    self.peers.exchange();
+                    self.peers.ask_times();
+                }
                 _ = &mut shutdown => break,
             }
         }
@@ -90,7 +93,11 @@ impl EventLoop {
         let r = &mut self.replica;
         match cmd {
             Command::Apply(write) => r.apply_group(vec![write]),
-            Command::Read(f) => f(&r.view(self.peer_id)),
+            Command::Read(f) => {
+                let mut view = r.view(self.peer_id);
+                view.clock_offsets = self.peers.clock_offsets();
+                f(&view)
+            }
             Command::Snapshot(reply) => {
                 let _ =
                     reply.send(r.snapshot(self.peer_id, self.peers.views(), self.peers.counters()));

@@ -38,6 +38,8 @@ mod behaviour {
         pub sync: request_response::Behaviour<FrameCodec>,
         /// Peer exchange: a sample of the peer book out, the other side's back.
         pub exchange: request_response::Behaviour<FrameCodec>,
+        /// Clock readings: the asker's time out, echoed with the answerer's.
+        pub clock: request_response::Behaviour<FrameCodec>,
         /// Bounded partial views (`--max-neighbours`): membership messages, answered empty.
         pub membership: request_response::Behaviour<FrameCodec>,
         /// LAN discovery; off with `--no-mdns`.
@@ -92,6 +94,14 @@ pub fn build(
                     )],
                     request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
                 );
+                let clock = request_response::Behaviour::with_codec(
+                    crate::peers::clock::codec(),
+                    [(
+                        crate::peers::clock::PROTOCOL,
+                        request_response::ProtocolSupport::Full,
+                    )],
+                    request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+                );
                 let membership = request_response::Behaviour::with_codec(
                     crate::peers::views::codec(),
                     [(
@@ -116,6 +126,7 @@ pub fn build(
                 Ok(Behaviour {
                     sync,
                     exchange,
+                    clock,
                     membership,
                     mdns: mdns.into(),
                     identify,

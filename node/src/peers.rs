@@ -24,6 +24,7 @@ use redial::Redial;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+pub(crate) mod clock;
 mod exchange;
 mod own_addrs;
 mod redial;
@@ -337,6 +338,7 @@ impl Peers {
         if connected && state.speaks_sync && !state.up && in_view {
             state.up = true;
             self.offer_sample(peer);
+            self.ask_time(peer);
             return Some(PeerEvent::Up(peer));
         }
         None
@@ -375,6 +377,7 @@ impl Peers {
         match ev {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => return self.on_sync_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Exchange(ev)) => self.on_exchange_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Clock(ev)) => self.on_clock_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,

@@ -85,6 +85,7 @@ impl Replica {
             metrics: &self.metrics,
             degraded: self.degraded.as_ref().map(|d| d.reason.as_str()),
             quarantine: self.quarantine.as_ref(),
+            clock_offsets: Vec::new(),
         }
     }
 

@@ -45,7 +45,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         recover_from_peers: args.recover_from_peers,
         max_clock_skew: (args.max_clock_skew > 0).then(|| Duration::from_secs(args.max_clock_skew)),
     };
-    let (algorithm, sync_interval) = (cfg.algorithm, cfg.sync_interval);
+    let (algorithm, sync_interval, max_clock_skew) =
+        (cfg.algorithm, cfg.sync_interval, cfg.max_clock_skew);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let node = Node::start(cfg).await?;
@@ -68,6 +69,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             started: std::time::Instant::now(),
             warnings: node.warnings().to_vec(),
             rekeyed: node.rekeyed(),
+            max_clock_skew_ms: max_clock_skew.map(|d| d.as_millis() as u64),
         };
         let (closing, closed) = tokio::sync::watch::channel(false);
         let streams = crate::api::Streams {

@@ -99,6 +99,9 @@ pub struct PeerView {
     pub clock_ahead_ms: Option<u64>,
     /// Messages from it whose writes were held for being stamped too far ahead.
     pub held_ahead: u64,
+    /// Its clock minus this node's (ms), as last measured (`/deltanode/clock/1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// A checkpoint as the API lists it.

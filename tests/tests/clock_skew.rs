@@ -2,7 +2,8 @@
 //! writes a last-writer-wins register; a normal node writes it a second later. The normal node
 //! holds the fast write back (`--max-clock-skew`, 30 s by default) instead of letting it win for
 //! the hour, says so per peer, in `/health` and in `/metrics`, and still takes the fast node's
-//! other writes.
+//! other writes; the fast node, reading its neighbour's clock, says in its own `/health` that its
+//! clock is the one off.
 
 use deltanode_e2e::{metrics, sample, NodeProc, TempDir};
 use serde_json::json;
@@ -55,6 +56,26 @@ fn a_write_stamped_an_hour_ahead_is_held_not_taken() {
     assert_eq!(
         sample(&metrics(&normal), "deltanode_writes_held_ahead"),
         1.0
+    );
+    // The fast node learns it is the one off: its neighbour's clock reads an hour behind.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let warnings = fast.get("/health").1["warnings"].to_string();
+        if warnings.contains("this node's clock is 3600 s ahead") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{warnings}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let offset = normal.get("/v1/peers").1[0]["clock_offset_ms"]
+        .as_i64()
+        .expect("measured");
+    assert!((3_590_000..3_610_000).contains(&offset), "{offset}");
+    // With one neighbour, the normal node cannot tell which side is off, and says so too.
+    let warnings = normal.get("/health").1["warnings"].to_string();
+    assert!(
+        warnings.contains("this node's clock is 3600 s behind its neighbours' (the median of 1)"),
+        "{warnings}"
     );
 }
 
