@@ -163,6 +163,7 @@ pub fn router(client: Client, token: Option<String>, info: NodeInfo, streams: St
         )
         .route("/v1/checkpoints/{label}", get(get_checkpoint))
         .route("/v1/rollback", post(rollback))
+        .route("/v1/backup", get(backup))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(api.clone(), auth))
         .merge(page)
@@ -596,6 +597,27 @@ async fn create_checkpoint(
             format!("checkpoint {label:?} exists"),
         )),
     }
+}
+
+/// `GET /v1/backup`: the state and every checkpoint as of one moment, as a backup file
+/// (`deltanode restore` reads it).
+async fn backup(State(api): State<Api>) -> ApiResult<Response> {
+    let backup = api.client.backup().await?.map_err(internal)?;
+    let bytes = tokio::task::spawn_blocking(move || backup.encode())
+        .await
+        .map_err(|e| internal(e.into()))?
+        .map_err(internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"deltanode.backup\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn list_checkpoints(State(api): State<Api>) -> ApiResult<Json<Json_>> {

@@ -27,12 +27,16 @@ const ID_EXAMPLES: &str = "Examples:
   deltanode id --data-dir ./a      # the PeerId other nodes name in --peer …/p2p/ID and --neighbour";
 const REPAIR_EXAMPLES: &str = "Examples:
   deltanode repair --data-dir ./a  # after `run` refused a damaged store; then run the node again";
+const RESTORE_EXAMPLES: &str = "Examples:
+  deltanode restore --data-dir ./a-restored a.backup     # a new node from a backup
+  deltanode restore --data-dir ./a --force a.backup      # back in place (the old store is set aside)";
 const CTL_EXAMPLES: &str = "Examples:
   deltanode ctl health
   deltanode ctl --api 127.0.0.1:7702 add tags rust
   deltanode ctl inc visits 5
   deltanode ctl put profile name ada
-  deltanode ctl --json get tags    # the API's JSON, for scripts";
+  deltanode ctl --json get tags    # the API's JSON, for scripts
+  deltanode ctl backup a.backup    # the running node's state and checkpoints, to a file";
 #[cfg(feature = "experiments")]
 const SIM_EXAMPLES: &str = "Examples:
   deltanode sim --topology mesh,tree --workload gset,gcounter --out results/paper
@@ -66,6 +70,18 @@ pub enum Command {
         /// The node's data directory.
         #[arg(long, default_value = "./deltanode-data")]
         data_dir: PathBuf,
+    },
+    /// Restore a backup (from `deltanode ctl backup`) into a data dir, the node stopped.
+    #[command(after_help = RESTORE_EXAMPLES)]
+    Restore {
+        /// The node's data directory.
+        #[arg(long, default_value = "./deltanode-data")]
+        data_dir: PathBuf,
+        /// Replace a store the data dir already has (it is set aside, not deleted).
+        #[arg(long)]
+        force: bool,
+        /// The backup file.
+        file: PathBuf,
     },
     /// Talk to a running node over its HTTP API.
     #[command(after_help = CTL_EXAMPLES)]
@@ -185,6 +201,12 @@ pub enum CtlCommand {
     },
     /// Start a sync round now.
     Sync,
+    /// Save a backup of the running node (its state and checkpoints, as of one moment) to FILE;
+    /// `deltanode restore` puts it back.
+    Backup {
+        /// Where to write it.
+        file: PathBuf,
+    },
     /// Save the current state as a named checkpoint.
     Checkpoint {
         /// Its name.

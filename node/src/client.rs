@@ -65,6 +65,9 @@ pub(crate) enum Command {
         partial: bool,
         reply: oneshot::Sender<anyhow::Result<RollbackOutcome>>,
     },
+    Backup {
+        reply: oneshot::Sender<anyhow::Result<crate::persist::Backup>>,
+    },
 }
 
 /// The node has stopped.
@@ -158,6 +161,11 @@ impl Client {
     /// Every checkpoint.
     pub async fn checkpoints(&self) -> Result<anyhow::Result<Vec<CheckpointInfo>>, Stopped> {
         self.ask(|reply| Command::Checkpoints { reply }).await
+    }
+
+    /// A backup of the node: its state and every checkpoint, as of one moment.
+    pub async fn backup(&self) -> Result<anyhow::Result<crate::persist::Backup>, Stopped> {
+        self.ask(|reply| Command::Backup { reply }).await
     }
 
     /// Checkpoint `label` with its state.

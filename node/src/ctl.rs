@@ -87,6 +87,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             })
         }),
         CtlCommand::Sync => ctl.show(ctl.post("/v1/sync", &json!({}))?, |_| "sync started".into()),
+        CtlCommand::Backup { file } => ctl.backup(&file),
         CtlCommand::Checkpoint { label } => ctl.show(
             ctl.post("/v1/checkpoints", &json!({ "label": label }))?,
             |v| {
@@ -154,6 +155,42 @@ struct Ctl {
 }
 
 impl Ctl {
+    /// Saves the node's backup to `file` (written beside it, then renamed into place).
+    fn backup(&self, file: &std::path::Path) -> anyhow::Result<()> {
+        let mut req = self
+            .agent(Some(Duration::from_secs(600)))
+            .get(format!("{}/v1/backup", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut resp = req
+            .call()
+            .with_context(|| format!("cannot reach the node at {}", self.base))?;
+        if !resp.status().is_success() {
+            let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+            bail!(
+                "{}: {}",
+                resp.status(),
+                body["error"].as_str().unwrap_or("(no message)")
+            );
+        }
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()?;
+        let tmp = file.with_extension("partial");
+        std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, file)?;
+        println!(
+            "backup of {} bytes written to {}",
+            bytes.len(),
+            file.display()
+        );
+        Ok(())
+    }
+
     fn agent(&self, timeout: Option<Duration>) -> ureq::Agent {
         ureq::Agent::config_builder()
             .http_status_as_error(false)

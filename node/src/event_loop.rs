@@ -115,6 +115,9 @@ impl EventLoop {
             Command::CheckpointState { label, reply } => {
                 let _ = reply.send(r.checkpoint_state(&label));
             }
+            Command::Backup { reply } => {
+                let _ = reply.send(r.backup());
+            }
             Command::Rollback {
                 label,
                 partial,

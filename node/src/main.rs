@@ -1,5 +1,6 @@
 //! The `deltanode` binary: parses the command line and hands over to the library.
 
+use anyhow::Context;
 use clap::Parser;
 use deltanode::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -34,6 +35,21 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Repair { data_dir } => {
             println!("{}", deltanode::persist::repair(&data_dir)?);
+            Ok(())
+        }
+        Command::Restore {
+            data_dir,
+            force,
+            file,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let backup = deltanode::persist::Backup::decode(&bytes)
+                .with_context(|| format!("{}", file.display()))?;
+            println!(
+                "{}",
+                deltanode::persist::restore(&data_dir, &backup, force)?
+            );
             Ok(())
         }
         Command::Ctl(args) => deltanode::ctl::run(args),

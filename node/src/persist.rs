@@ -10,10 +10,12 @@
 //! Every start draws a fresh replica id, so no two runs — nor two copies of the data dir — ever
 //! write under the same dots or counter entries.
 
+mod backup;
 mod damage;
 mod repair;
 mod seal;
 
+pub use backup::{restore, Backup, Restored};
 pub use damage::Damaged;
 pub use repair::{repair, set_aside, Repaired};
 
@@ -363,6 +365,25 @@ impl Durable {
             all.push((k.value().to_string(), c.digest, c.created_unix_ms));
         }
         Ok(all)
+    }
+
+    /// Every checkpoint with its state, by label.
+    pub fn all_checkpoints(&self) -> anyhow::Result<Vec<(String, Checkpoint)>> {
+        let rx = self.db()?.begin_read()?;
+        let table = rx.open_table(CHECKPOINTS)?;
+        let mut all = Vec::new();
+        for entry in table.range::<&str>(..)? {
+            let (k, v) = entry?;
+            let c: Checkpoint = unsealed(v.value())
+                .map_err(|e| anyhow::anyhow!("checkpoint {:?}: {e}", k.value()))?;
+            all.push((k.value().to_string(), c));
+        }
+        Ok(all)
+    }
+
+    /// The index the next log entry gets.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
     }
 
     /// Entries in the log.

@@ -356,6 +356,16 @@ impl Replica {
             .collect())
     }
 
+    /// A backup: the state and every checkpoint, as of now.
+    pub(crate) fn backup(&self) -> anyhow::Result<crate::persist::Backup> {
+        Ok(crate::persist::Backup {
+            created_unix_ms: unix_ms(),
+            state: self.engine.state().clone(),
+            checkpoints: self.durable.all_checkpoints()?,
+            next_index: self.durable.next_index(),
+        })
+    }
+
     /// Checkpoint `label` with its state.
     pub(crate) fn checkpoint_state(&self, label: &str) -> anyhow::Result<Option<Checkpoint>> {
         self.durable.checkpoint(label)
