@@ -328,6 +328,15 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
                 })
                 .collect();
             let n = v.clock_offsets.len();
+            let skewed: Vec<String> = skewed
+                .into_iter()
+                .chain(v.behind.iter().map(|p| {
+                    format!(
+                        "neighbour {p} is not up to date: a message to it was larger than a \
+                         frame (it is being caught up by reconciliation, in bounded messages)"
+                    )
+                }))
+                .collect();
             (
                 h,
                 skewed,

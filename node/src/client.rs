@@ -29,6 +29,8 @@ pub struct View<'a> {
     pub quarantine: Option<&'a crate::replica::Quarantine>,
     /// The connected neighbours' clock offsets (theirs minus ours, ms), those measured.
     pub clock_offsets: Vec<i64>,
+    /// Connected neighbours a message was too large for that have not acked since.
+    pub behind: Vec<PeerId>,
 }
 
 pub(crate) type Reader = Box<dyn FnOnce(&View<'_>) + Send>;

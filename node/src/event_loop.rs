@@ -65,7 +65,7 @@ impl EventLoop {
                     self.peers.forget();
                     self.peers.redial();
                     let sends = self.replica.tick();
-                    self.peers.send(sends, None);
+                    self.send(sends, None);
                 }
                 _ = exchange.tick() => {
                     self.peers.exchange();
@@ -77,6 +77,21 @@ impl EventLoop {
         tracing::info!("node stopped");
     }
 
+    /// Sends the engine's messages; a peer one could not be sent to (over the frame limit) is
+    /// reported back to the engine.
+    fn send(
+        &mut self,
+        sends: crate::replica::Sends,
+        answering: Option<(
+            libp2p::PeerId,
+            libp2p::request_response::ResponseChannel<Vec<u8>>,
+        )>,
+    ) {
+        for peer in self.peers.send(sends, answering) {
+            self.replica.undeliverable(peer);
+        }
+    }
+
     fn on_peer_event(&mut self, ev: PeerEvent) {
         match ev {
             PeerEvent::Up(peer) => self.replica.neighbour_up(peer),
@@ -84,7 +99,7 @@ impl EventLoop {
             PeerEvent::Message { from, msg, answer } => {
                 // What was new is on disk before the ack goes back.
                 let sends = self.replica.receive(from, *msg);
-                self.peers.send(sends, answer.map(|c| (from, c)));
+                self.send(sends, answer.map(|c| (from, c)));
             }
         }
     }
@@ -96,6 +111,14 @@ impl EventLoop {
             Command::Read(f) => {
                 let mut view = r.view(self.peer_id);
                 view.clock_offsets = self.peers.clock_offsets();
+                // Neighbours a message was too large for, and that have not acked since.
+                view.behind = self
+                    .peers
+                    .oversized()
+                    .into_iter()
+                    .filter(|(p, t)| r.last_ack(p).is_none_or(|a| a < *t))
+                    .map(|(p, _)| p)
+                    .collect();
                 f(&view)
             }
             Command::Snapshot(reply) => {
@@ -104,7 +127,7 @@ impl EventLoop {
             }
             Command::Sync => {
                 let sends = r.tick();
-                self.peers.send(sends, None);
+                self.send(sends, None);
             }
             Command::Checkpoint { label, reply } => {
                 let _ = reply.send(r.checkpoint(&label));

@@ -212,17 +212,24 @@ impl Peers {
     }
 
     /// Sends the engine's messages. `answering` is the request being handled: an ack to its sender
-    /// travels back as that request's response; any other request is answered empty.
+    /// travels back as that request's response; any other request is answered empty. Returns the
+    /// peers a message could not be sent to, being larger than a frame (the engine catches them
+    /// up another way).
     pub(crate) fn send(
         &mut self,
         sends: Vec<(PeerId, Message<Store>)>,
         mut answering: Option<(PeerId, ResponseChannel<Vec<u8>>)>,
-    ) {
+    ) -> Vec<PeerId> {
+        let mut undeliverable = Vec::new();
         for (to, msg) in sends {
             let frame = match wire::encode(&msg) {
                 Ok(f) if f.len() <= self.max_frame => f,
                 Ok(f) => {
-                    tracing::warn!(peer = %to, bytes = f.len(), "message exceeds the frame limit; not sent");
+                    tracing::warn!(peer = %to, bytes = f.len(), kind = msg.kind(), "message exceeds the frame limit; not sent (catching the peer up by reconciliation instead)");
+                    let state = self.peers.entry(to).or_default();
+                    state.view.oversized_sends += 1;
+                    state.view.last_oversized_unix_ms = Some(crate::clock::unix_ms());
+                    undeliverable.push(to);
                     continue;
                 }
                 Err(e) => {
@@ -249,6 +256,7 @@ impl Peers {
             }
         }
         self.answer_empty(answering.map(|(_, channel)| channel));
+        undeliverable
     }
 
     /// Answers a request that has nothing to say back (no ack), so its sender is not left waiting.

@@ -86,6 +86,7 @@ impl Replica {
             degraded: self.degraded.as_ref().map(|d| d.reason.as_str()),
             quarantine: self.quarantine.as_ref(),
             clock_offsets: Vec::new(),
+            behind: Vec::new(),
         }
     }
 
@@ -161,6 +162,16 @@ impl Replica {
     /// A connection to `peer` opened.
     pub(crate) fn neighbour_up(&mut self, peer: PeerId) {
         self.drive(Input::NeighbourUp(peer));
+    }
+
+    /// When `peer` last acknowledged us (ms since the epoch).
+    pub(crate) fn last_ack(&self, peer: &PeerId) -> Option<u64> {
+        self.last_ack.get(peer).copied()
+    }
+
+    /// A message to `peer` was larger than a frame: the engine catches it up by reconciliation.
+    pub(crate) fn undeliverable(&mut self, peer: PeerId) {
+        self.drive(Input::Undeliverable(peer));
     }
 
     /// The last connection to `peer` closed.

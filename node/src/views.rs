@@ -99,6 +99,12 @@ pub struct PeerView {
     pub clock_ahead_ms: Option<u64>,
     /// Messages from it whose writes were held for being stamped too far ahead.
     pub held_ahead: u64,
+    /// Messages to it that were larger than a frame (not sent: it was caught up by
+    /// reconciliation instead).
+    pub oversized_sends: u64,
+    /// When the last of those was (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_oversized_unix_ms: Option<u64>,
     /// Its clock minus this node's (ms), as last measured (`/deltanode/clock/1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_offset_ms: Option<i64>,

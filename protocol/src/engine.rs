@@ -163,6 +163,13 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
                     out.push(Output::Event(Event::NeighbourUp(peer)));
                 }
             }
+            Input::Undeliverable(peer) => {
+                if let Some(n) = self.neighbours.get_mut(&peer) {
+                    n.acked = None;
+                    n.catch_up_sent = None;
+                    n.end_reconciliation();
+                }
+            }
             Input::NeighbourDown(peer) => {
                 if self.neighbours.remove(&peer).is_some() {
                     out.push(Output::Event(Event::NeighbourDown(peer)));

@@ -60,6 +60,16 @@ impl Peers {
             .collect()
     }
 
+    /// Connected neighbours a message could not be sent to (over the frame limit), with when the
+    /// last such message was (ms since the epoch).
+    pub(crate) fn oversized(&self) -> Vec<(PeerId, u64)> {
+        self.peers
+            .iter()
+            .filter(|(_, s)| s.up)
+            .filter_map(|(p, s)| s.view.last_oversized_unix_ms.map(|t| (*p, t)))
+            .collect()
+    }
+
     pub(super) fn on_clock_event(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
         let request_response::Event::Message { peer, message, .. } = ev else {
             return;

@@ -72,6 +72,10 @@ pub enum Input<P, L> {
     NeighbourUp(P),
     /// A neighbour became unreachable; it will be caught up by state when it returns.
     NeighbourDown(P),
+    /// A message to a neighbour could not be sent (larger than a frame: a delta-group grown while
+    /// it did not ack). It is caught up anew instead, by reconciliation, whose messages are
+    /// bounded.
+    Undeliverable(P),
 }
 
 /// What the engine asks its shell to do.

@@ -1097,3 +1097,22 @@ fn an_exchange_under_way_survives_its_link_leaving_the_tree() {
     assert_eq!(openings, 0, "no exchange opened again");
     assert_eq!(payload, new.len() as u64, "nothing sent twice");
 }
+
+/// A message the shell could not send (over the frame limit) makes the engine catch the peer up
+/// by reconciliation, whose messages are bounded, instead of resending the group.
+#[test]
+fn an_undeliverable_group_is_replaced_by_a_reconciliation() {
+    let mut e = engine(Algorithm::BpRr, &[1]);
+    e.handle(Input::Update((0..100).collect()));
+    let first = sends(&e.handle(Input::Tick));
+    assert!(
+        matches!(&first[..], [(1, Message::Delta { .. })]),
+        "{first:?}"
+    );
+    e.handle(Input::Undeliverable(1));
+    let next = sends(&e.handle(Input::Tick));
+    assert!(
+        matches!(&next[..], [(1, Message::Reconcile { round: 0, .. })]),
+        "{next:?}"
+    );
+}
