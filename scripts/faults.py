@@ -3,10 +3,14 @@
 
 Starts N nodes (default 7, a mesh of degree 4) each in its own network namespace on a private bridge
 (scripts/lan.py; root and iproute2 needed), finding each other by mDNS with the topology imposed by
-`--neighbour`. A writer per node adds unique elements to one grow-only set through the HTTP API,
-non-stop, and remembers every write the API acknowledged (HTTP 200: on disk). Meanwhile a fault is
-injected; then it is healed, the writers stop, and the script waits until every node's state digest
-is equal and checks that every node holds every acknowledged write.
+`--neighbour`. A writer per node writes non-stop through the HTTP API — unique elements to a
+grow-only set, increments to a counter, unique values to a last-writer-wins register — and records
+every operation with its times and outcome (acknowledged: on disk; refused; or no answer). Meanwhile
+a fault is injected; then it is healed, the writers stop, the script waits until every node's state
+digest is equal, checks that every node holds every acknowledged element, and checks the history
+(scripts/history.py): the counter equals the acknowledged increments (plus at most the unanswered
+ones), the set holds every acknowledged element and nothing never written, the register holds a
+written value not overtaken by a later acknowledged write.
 
 Scenarios (`--scenario`, comma-separated, default all):
   partition  blackhole routes split the nodes into {0..N/2-1} and the rest for --fault-s seconds:
@@ -17,7 +21,7 @@ Scenarios (`--scenario`, comma-separated, default all):
              on the same data dir and address
 
 Prints one line per scenario and writes `results.csv` (scenario, acked writes, converged, missing,
-time to converge after healing). Exits non-zero if any scenario fails. Cleans up its processes and
+time to converge after healing, operations acknowledged, unanswered and lost, the history's verdict). Exits non-zero if any scenario fails. Cleans up its processes and
 namespaces, also on Ctrl-C.
 
     sudo scripts/faults.py --out results/faults
@@ -32,24 +36,30 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
 
 import experiment
 from experiment import LAN_TOKEN, ROOT, Cluster, ensure_binary, topology_edges
+from history import History, check
 from lan import Lan
 
 KEY = "acked"
+COUNTER = "incs"
+REGISTER = "reg"
 NETEM = True  # set in main(): whether this kernel has tc netem
 # The nodes' APIs are off loopback, so they want the token; a request gets 5 s.
 http = functools.partial(experiment.http, timeout=5)
 
 
 class Writers:
-    """One thread per node adding unique elements; `acked` holds those the API acknowledged."""
+    """One thread per node writing in turn: a unique element to the grow-only set `acked`, an
+    increment of 1–5 to the counter `incs`, a unique value to the register `reg`. Every operation
+    goes in `history` (scripts/history.py) with its times and outcome; `acked` holds the set
+    elements the API acknowledged."""
 
-    def __init__(self, nodes, pause_s=0.02):
+    def __init__(self, nodes, pause_s=0.02, seed=1):
         self.nodes, self.pause_s, self.stop_flag = nodes, pause_s, threading.Event()
         self.acked, self.failed, self.lock = set(), 0, threading.Lock()
+        self.history, self.rng = History(), random.Random(seed)
         self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(len(nodes.apis))]
         for t in self.threads:
             t.start()
@@ -58,14 +68,23 @@ class Writers:
         k = 0
         while not self.stop_flag.is_set():
             k += 1
-            value = f"n{i}-{k}"
-            try:
-                http("POST", f"{self.nodes.apis[i]}/v1/objects/{KEY}", {"type": "gset", "op": "add", "value": value})
-                with self.lock:
+            api = self.nodes.apis[i]
+            if k % 3 == 1:
+                op = ("add", KEY, f"n{i}-{k}", {"type": "gset", "op": "add", "value": f"n{i}-{k}"})
+            elif k % 3 == 2:
+                by = 1 + (k // 3) % 5
+                op = ("inc", COUNTER, by, {"type": "gcounter", "op": "inc", "by": by})
+            else:
+                op = ("set", REGISTER, f"n{i}-{k}", {"type": "lww", "op": "set", "value": f"n{i}-{k}"})
+            kind, key, value, body = op
+            outcome = self.history.run(i, kind, key, value,
+                                       lambda: http("POST", f"{api}/v1/objects/{key}", body))
+            with self.lock:
+                if outcome == "ok" and kind == "add":
                     self.acked.add(value)
-            except (OSError, urllib.error.HTTPError):
-                with self.lock:
+                if outcome != "ok":
                     self.failed += 1
+            if outcome != "ok":
                 time.sleep(0.1)
             time.sleep(self.pause_s)
 
@@ -139,6 +158,16 @@ def scenario(name, args, lan, nodes):
     time.sleep(args.after_s)
     writers.stop()
     converged, seconds, missing = converge(nodes, writers.acked, args.timeout)
+    # The history against one node's final state (all equal once converged).
+    final = {}
+    for key in (KEY, COUNTER, REGISTER):
+        try:
+            final[key] = http("GET", f"{nodes.apis[0]}/v1/objects/{key}")["value"]
+        except OSError:
+            pass
+    verdict = check(writers.history, final)
+    for problem in verdict["problems"]:
+        print(f"{name}: {problem}", file=sys.stderr)
     if name == "netem":
         for i in range(lan.n):
             lan.netem(i, None) if NETEM else lan.loss(i, 0)
@@ -147,7 +176,9 @@ def scenario(name, args, lan, nodes):
     return {"scenario": name, "nodes": lan.n, "fault_s": args.fault_s, "acked_writes": len(writers.acked),
             "failed_writes": writers.failed, "kills": kills, "sides_diverged": diverged, "converged": str(converged).lower(),
             "missing_on_worst_node": missing, "converge_s": round(seconds, 1),
-            "ok": str(converged and missing == 0 and diverged != "false").lower()}
+            "acked_ops": verdict["acked"], "ambiguous_ops": verdict["ambiguous"], "lost_ops": verdict["lost"],
+            "history_ok": str(verdict["ok"]).lower(),
+            "ok": str(converged and missing == 0 and diverged != "false" and verdict["ok"]).lower()}
 
 
 def main():
@@ -192,7 +223,8 @@ def main():
         rows.append(row)
         print(f"{row['scenario']:9} {row['acked_writes']} acked writes, {row['failed_writes']} refused, converged "
               f"{row['converged']} in {row['converge_s']} s, missing {row['missing_on_worst_node']}, "
-              f"kills {row['kills']}, sides diverged {row['sides_diverged'] or '-'}, ERROR log lines {row['error_log_lines']}: "
+              f"kills {row['kills']}, sides diverged {row['sides_diverged'] or '-'}, ERROR log lines {row['error_log_lines']}, "
+              f"history: {row['acked_ops']} ops acked, {row['ambiguous_ops']} unanswered, {row['lost_ops']} lost: "
               f"{'OK' if row['ok'] == 'true' else 'FAILED'}", flush=True)
     path = os.path.join(args.out, "results.csv")
     with open(path, "w", newline="") as f:
