@@ -330,6 +330,7 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
             let n = v.clock_offsets.len();
             let skewed: Vec<String> = skewed
                 .into_iter()
+                .chain(v.identity_warnings.iter().cloned())
                 .chain(v.behind.iter().map(|p| {
                     format!(
                         "neighbour {p} is not up to date: a message to it was larger than a \

@@ -31,6 +31,8 @@ pub struct View<'a> {
     pub clock_offsets: Vec<i64>,
     /// Connected neighbours a message was too large for that have not acked since.
     pub behind: Vec<PeerId>,
+    /// Identities found shared by two processes (a neighbour's, or this node's).
+    pub identity_warnings: Vec<String>,
 }
 
 pub(crate) type Reader = Box<dyn FnOnce(&View<'_>) + Send>;

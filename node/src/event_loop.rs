@@ -111,6 +111,7 @@ impl EventLoop {
             Command::Read(f) => {
                 let mut view = r.view(self.peer_id);
                 view.clock_offsets = self.peers.clock_offsets();
+                view.identity_warnings = self.peers.identity_warnings();
                 // Neighbours a message was too large for, and that have not acked since.
                 view.behind = self
                     .peers

@@ -14,6 +14,10 @@ pub const KEY_FILE: &str = "identity.key";
 /// Where the data dir was when its key was last used: the host and the path (see [`Home`]).
 pub const HOME_FILE: &str = "identity.home";
 
+/// Present when neighbours found another process with this node's identity: the next start
+/// takes a new key.
+pub const REKEY_FILE: &str = "identity.rekey";
+
 /// The key a re-keyed data dir had, kept beside the new one.
 pub const REPLACED_KEY_FILE: &str = "identity.key.replaced";
 
@@ -25,24 +29,22 @@ pub struct Identity {
     pub rekeyed: Option<Rekeyed>,
 }
 
-/// A data dir found at another home than its key was last used in: it got a new key.
+/// A data dir that got a new key at start: found away from its home, or marked by its
+/// neighbours as sharing its identity with another process.
 #[derive(Clone, Debug)]
 pub struct Rekeyed {
     /// The PeerId it had.
     pub from: libp2p::PeerId,
-    /// Where the key was last used.
-    pub was: String,
-    /// Where it is now.
-    pub now: String,
+    /// Why.
+    pub why: String,
 }
 
 impl Rekeyed {
     /// One line for the log and `/health`.
     pub fn describe(&self) -> String {
         format!(
-            "the data dir was copied or moved (its key was last used at {}, it is now at {}): \
-             new network identity, the previous one ({}) stays with the original",
-            self.was, self.now, self.from
+            "{}: new network identity, the previous one ({}) stays with the other copy",
+            self.why, self.from
         )
     }
 }
@@ -98,15 +100,28 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Identity> {
     let was = fs::read_to_string(&home_path)
         .ok()
         .map(|s| s.trim().to_string());
+    let clone_marked = data_dir.join(REKEY_FILE).exists();
     let (key, rekeyed) = match (key, was) {
+        (Some(key), Some(_)) if clone_marked => {
+            fs::rename(&path, data_dir.join(REPLACED_KEY_FILE))
+                .with_context(|| format!("setting {} aside", path.display()))?;
+            let rekeyed = Rekeyed {
+                from: key.public().to_peer_id(),
+                why: "its neighbours found another process answering with this data dir's \
+                      identity (a copy, e.g. a VM clone)"
+                    .into(),
+            };
+            (create_key(&path)?, Some(rekeyed))
+        }
         (Some(key), Some(was)) if was != here => {
             fs::rename(&path, data_dir.join(REPLACED_KEY_FILE))
                 .with_context(|| format!("setting {} aside", path.display()))?;
-            let from = key.public().to_peer_id();
             let rekeyed = Rekeyed {
-                from,
-                was,
-                now: here.clone(),
+                from: key.public().to_peer_id(),
+                why: format!(
+                    "the data dir was copied or moved (its key was last used at {was}, it is now \
+                     at {here})"
+                ),
             };
             (create_key(&path)?, Some(rekeyed))
         }
@@ -114,6 +129,9 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Identity> {
         (None, _) => (create_key(&path)?, None),
     };
     write_synced(&home_path, here.as_bytes(), 0o644)?;
+    if clone_marked {
+        fs::remove_file(data_dir.join(REKEY_FILE))?;
+    }
     Ok(Identity { key, rekeyed })
 }
 

@@ -67,6 +67,10 @@ pub struct PeerCounters {
     pub peer_samples: BTreeMap<&'static str, u64>,
     /// Membership messages past the protocol's bounds, cut back (`protocol::membership::BadInput`).
     pub membership_bad_input: protocol::membership::BadInput,
+    /// Peers found to have two processes behind their identity.
+    pub twins_seen: u64,
+    /// Another process was found to share this node's identity.
+    pub cloned: bool,
 }
 
 impl Metrics {

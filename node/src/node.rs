@@ -190,7 +190,7 @@ impl Node {
             ..Config::new(cfg.algorithm)
         };
         let engine = Engine::new(config, state, now_us);
-        let event_loop = EventLoop {
+        let mut event_loop = EventLoop {
             replica: Replica::new(engine, writer, durable, feed.clone())
                 .with_max_clock_skew(cfg.max_clock_skew),
             peers: Peers::new(
@@ -208,6 +208,9 @@ impl Node {
             peer_id,
             early,
         };
+        event_loop
+            .peers
+            .set_identity(writer.0, cfg.data_dir.join(identity::REKEY_FILE));
         let task = tokio::spawn(event_loop.run(rx, shutdown_rx, cfg.sync_interval));
         Ok(Node {
             client: Client::new(tx, peer_id, feed),

@@ -72,6 +72,10 @@ struct PeerState {
     up: bool,
     /// When its last connection closed (`None` while connected, or never connected).
     gone_since: Option<Instant>,
+    /// The replica ids it named (`/deltanode/clock/1`).
+    incarnations: clock::Incarnations,
+    /// Two processes answer with its identity.
+    twin: bool,
 }
 
 /// Open connections to one peer, each with whether it has the preferred orientation (dialled by
@@ -99,6 +103,8 @@ impl Connections {
 pub(crate) struct Peers {
     swarm: Swarm<Behaviour>,
     local: PeerId,
+    /// This node's side of the clock protocol (its replica id, whether it has a twin).
+    identity: clock::OwnIdentity,
     /// `--neighbour`: when set, every other peer is disconnected on sight.
     allowed: Option<HashSet<PeerId>>,
     redials: HashMap<PeerId, Redial>,
@@ -167,6 +173,7 @@ impl Peers {
         }
         let mut peers = Peers {
             local,
+            identity: clock::OwnIdentity::default(),
             swarm,
             allowed,
             redials,
@@ -192,6 +199,13 @@ impl Peers {
     pub(crate) async fn next(&mut self) -> SwarmEvent<BehaviourEvent> {
         use futures::StreamExt;
         self.swarm.select_next_some().await
+    }
+
+    /// This node's replica id (named in clock readings) and the file that asks for a new key at the
+    /// next start, should another process turn out to share its identity.
+    pub(crate) fn set_identity(&mut self, replica: u64, rekey_marker: std::path::PathBuf) {
+        self.identity.replica = replica;
+        self.identity.rekey_marker = Some(rekey_marker);
     }
 
     /// Every peer seen, connected or not (`pending_groups` left for the engine to fill in).

@@ -109,6 +109,18 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>, rekeyed: bool) -
     );
     gauge(
         &mut r,
+        "deltanode_identity_cloned",
+        "1 when neighbours found another process answering with this node's identity (a copied data dir): it re-keys at its next start",
+        i64::from(shell.cloned),
+    );
+    counter(
+        &mut r,
+        "deltanode_identity_twins_seen",
+        "Neighbours found to have two processes behind their identity",
+        shell.twins_seen,
+    );
+    gauge(
+        &mut r,
         "deltanode_identity_rekeyed",
         "1 when this start found the data dir copied or moved and gave the node a new network identity",
         i64::from(rekeyed),

@@ -87,6 +87,7 @@ impl Replica {
             quarantine: self.quarantine.as_ref(),
             clock_offsets: Vec::new(),
             behind: Vec::new(),
+            identity_warnings: Vec::new(),
         }
     }
 

@@ -7,7 +7,7 @@
 
 use deltanode_e2e::{await_convergence, metrics, sample, NodeProc, TempDir};
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const WRITES: u64 = 200;
 
@@ -76,4 +76,87 @@ fn two_copies_of_a_data_dir_lose_no_acknowledged_write() {
             "every acknowledged element kept"
         );
     }
+}
+
+/// A copy that looks like the original in every way — the same machine, host name and path (as a
+/// VM clone would be; here a private mount namespace puts the copy at the original's path) — keeps
+/// the identity at start, so two processes run as one PeerId. Their neighbour sees the replica ids
+/// they answer with alternate, says so, and tells them; each says so too, and takes a new identity
+/// at its next start. Needs root (`DELTANODE_SKIP_NETNS=1` skips).
+#[test]
+fn a_clone_at_the_same_path_is_found_by_its_neighbours_and_rekeyed_at_its_next_start() {
+    if deltanode_e2e::netns::skipped() {
+        return;
+    }
+    let dir = TempDir::new("vm-clone");
+    let original = NodeProc::start(&dir.join("a"), &[]);
+    let id = original.peer_id.clone();
+    assert!(original.terminate());
+    copy_dir(&dir.join("a"), &dir.join("clone"));
+    let c = NodeProc::start(&dir.join("c"), &[]);
+    let a = NodeProc::start(&dir.join("a"), &["--peer".to_string(), c.addr()]);
+    let path = dir.join("a").display().to_string();
+    let script = format!(
+        "mount --bind {} {path} && exec \"$0\" \"$@\"",
+        dir.join("clone").display()
+    );
+    let args: Vec<String> = [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--api",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--sync-interval",
+        "100",
+        "--data-dir",
+        &path,
+        "--peer",
+        &c.addr(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let clone = NodeProc::start_with(
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &args,
+        None,
+    );
+    assert_eq!(clone.peer_id, id, "the clone keeps the identity at start");
+    assert_eq!(a.peer_id, id);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let told = |n: &NodeProc| {
+        n.get("/health").1["warnings"]
+            .to_string()
+            .contains("another process answers with this node's identity")
+    };
+    loop {
+        let seen = c.get("/health").1["warnings"]
+            .to_string()
+            .contains(&format!("two processes answer with neighbour {id}"));
+        if seen && (told(&a) || told(&clone)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the clone was never found");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The one told takes a new identity at its next start.
+    let (told_dir, proc) = if told(&a) {
+        (dir.join("a"), a)
+    } else {
+        (dir.join("clone"), clone)
+    };
+    assert!(told_dir.join("identity.rekey").exists());
+    assert!(proc.terminate());
+    let again = NodeProc::start(&told_dir, &[]);
+    assert_ne!(again.peer_id, id, "a new identity");
+    let warnings = again.get("/health").1["warnings"].to_string();
+    assert!(warnings.contains("another process answering"), "{warnings}");
 }

@@ -4,6 +4,16 @@
 //! trip, as NTP does). `/v1/peers` shows them; `/health` says when this node's clock is off from
 //! its neighbours' by more than `--max-clock-skew` (their median, so one wrong neighbour does not
 //! make this one wrong).
+//!
+//! Both sides also name the replica id they write under: each start draws a new one, so a peer's
+//! ids move on at a restart and never come back — unless two processes share its identity (a data
+//! dir copied whole, a VM clone), whose answers alternate. A node that sees a peer's id come back
+//! says so, and tells that peer in its answers; the peer then says so too and takes a new
+//! identity at its next start (`identity.rekey`).
+//!
+//! Frames: a request is the asker's time and replica id (8 + 8 bytes; older nodes send the time
+//! alone); an answer echoes the time, then the answerer's time, replica id and a flag byte (bit 0:
+//! "another process answers with your identity").
 
 use super::Peers;
 use crate::clock::unix_ms;
@@ -25,6 +35,26 @@ pub fn offset(sent: u64, theirs: u64, received: u64) -> i64 {
     theirs as i64 - midpoint as i64
 }
 
+/// The replica ids a peer named, in order, repeats folded (the last few).
+#[derive(Clone, Debug, Default)]
+pub struct Incarnations(Vec<u64>);
+
+impl Incarnations {
+    /// `id` named; whether it shows two processes behind the peer's identity: an id seen before
+    /// came back after another (a restart moves on for good).
+    pub fn observe(&mut self, id: u64) -> bool {
+        if self.0.last() == Some(&id) {
+            return false;
+        }
+        let back = self.0.contains(&id);
+        self.0.push(id);
+        if self.0.len() > 4 {
+            self.0.remove(0);
+        }
+        back
+    }
+}
+
 /// The median of `offsets` (`None` if there are none).
 pub fn median(mut offsets: Vec<i64>) -> Option<i64> {
     offsets.sort_unstable();
@@ -34,8 +64,45 @@ pub fn median(mut offsets: Vec<i64>) -> Option<i64> {
 impl Peers {
     /// Asks `to` the time.
     pub(super) fn ask_time(&mut self, to: PeerId) {
-        let request = unix_ms().to_le_bytes().to_vec();
+        let mut request = unix_ms().to_le_bytes().to_vec();
+        request.extend_from_slice(&self.identity.replica.to_le_bytes());
         self.swarm.behaviour_mut().clock.send_request(&to, request);
+    }
+
+    /// `peer` named replica id `id`: notes it, and whether that shows a twin.
+    fn named(&mut self, peer: PeerId, id: u64) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if state.incarnations.observe(id) && !state.twin {
+            state.twin = true;
+            self.counters.twins_seen += 1;
+            tracing::warn!(%peer, "two processes answer with this peer's identity (a copied data dir or a VM clone); they are told");
+        }
+    }
+
+    /// What this layer has found that an operator should know: peers whose identity two
+    /// processes share, and this node's own.
+    pub(crate) fn identity_warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.twin)
+            .map(|(p, _)| {
+                format!(
+                    "two processes answer with neighbour {p}'s identity (a copied data dir or a \
+                     VM clone): they are told, and take a new identity at their next start"
+                )
+            })
+            .collect();
+        if self.identity.cloned {
+            out.push(
+                "another process answers with this node's identity (a copy of its data dir, e.g. \
+                 a VM clone): restart this node to give it a new one (it will on its next start)"
+                    .to_string(),
+            );
+        }
+        out
     }
 
     /// Asks every neighbour the time (each exchange period).
@@ -78,9 +145,15 @@ impl Peers {
             request_response::Message::Request {
                 request, channel, ..
             } => {
+                if let Some(id) = request.get(8..16).and_then(|b| b.try_into().ok()) {
+                    self.named(peer, u64::from_le_bytes(id));
+                }
+                let twin = self.peers.get(&peer).is_some_and(|s| s.twin);
                 let mut answer = request;
                 answer.truncate(8);
                 answer.extend_from_slice(&unix_ms().to_le_bytes());
+                answer.extend_from_slice(&self.identity.replica.to_le_bytes());
+                answer.push(u8::from(twin));
                 let _ = self
                     .swarm
                     .behaviour_mut()
@@ -96,6 +169,12 @@ impl Peers {
                     return;
                 };
                 let (sent, theirs) = (u64::from_le_bytes(sent), u64::from_le_bytes(theirs));
+                if let Some(id) = response.get(16..24).and_then(|b| b.try_into().ok()) {
+                    self.named(peer, u64::from_le_bytes(id));
+                }
+                if response.get(24).is_some_and(|f| f & 1 == 1) {
+                    self.told_cloned(peer);
+                }
                 if sent > received {
                     return;
                 }
@@ -105,6 +184,32 @@ impl Peers {
             }
         }
     }
+}
+
+impl Peers {
+    /// `by` says another process answers with this node's identity.
+    fn told_cloned(&mut self, by: PeerId) {
+        if self.identity.cloned {
+            return;
+        }
+        self.identity.cloned = true;
+        self.counters.cloned = true;
+        tracing::warn!(%by, "another process answers with this node's identity (a copied data dir or a VM clone): it takes a new identity at its next start");
+        if let Some(marker) = &self.identity.rekey_marker {
+            if let Err(e) = std::fs::write(marker, b"") {
+                tracing::error!(error = %e, "could not mark the identity for re-keying");
+            }
+        }
+    }
+}
+
+/// This node's side of the clock protocol: the replica id it writes under, whether it was told
+/// another process shares its identity, and the file that asks for a new key at the next start.
+#[derive(Debug, Default)]
+pub(crate) struct OwnIdentity {
+    pub replica: u64,
+    pub cloned: bool,
+    pub rekey_marker: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]
@@ -119,5 +224,14 @@ mod tests {
         assert_eq!(offset(u64::MAX - 2, u64::MAX - 1, u64::MAX), 0);
         assert_eq!(median(vec![3_600_000, 5, -3]), Some(5));
         assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn a_restart_moves_on_and_two_processes_alternate() {
+        let mut restarts = Incarnations::default();
+        assert!(![1, 1, 2, 2, 3].into_iter().any(|id| restarts.observe(id)));
+        let mut twins = Incarnations::default();
+        let seen: Vec<bool> = [1, 2, 1].into_iter().map(|id| twins.observe(id)).collect();
+        assert_eq!(seen, [false, false, true]);
     }
 }
