@@ -60,11 +60,15 @@ impl Quarantine {
         seen.ahead_ms = latest - now_ms;
         seen.held += 1;
         let release = latest - self.max_skew_ms;
-        if self.held.len() >= MAX_HELD && !self.held.contains_key(&release) {
+        let new = !self.held.contains_key(&release);
+        if self.held.len() >= MAX_HELD && new {
             self.dropped += 1;
             return;
         }
         self.held.entry(release).or_default().join(&ahead);
+        if !new {
+            return; // Sent again (a state-based round, a catch-up): already said.
+        }
         tracing::warn!(
             peer = %from,
             ahead_s = (latest - now_ms) / 1000,
