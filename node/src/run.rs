@@ -87,6 +87,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let server = tokio::spawn(crate::api::serve::serve(listener, app, limits, async {
             let _ = api_stopped.await;
         }));
+        // Before the ready line: a SIGTERM sent as soon as it is read must stop the node cleanly,
+        // not find the default action (death by signal) still in place.
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
         let ready = Ready {
             event: "ready",
             peer_id: node.peer_id().to_string(),
@@ -103,9 +107,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         tracing::info!(peer_id = %node.peer_id(), api = %api_addr, "ready");
-        let mut term = signal(SignalKind::terminate())?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         }
         // Change-feed streams end at once; requests in flight get up to a second.

@@ -151,3 +151,14 @@ fn sigterm_stops_within_two_seconds_with_streams_open() {
         t.elapsed()
     );
 }
+
+/// SIGTERM sent the moment the ready line is read stops the node cleanly (the handler is in place
+/// before the line is printed), every time.
+#[test]
+fn sigterm_right_after_the_ready_line_is_a_clean_stop() {
+    let dir = TempDir::new("sigterm-ready");
+    for i in 0..5 {
+        let n = node(&dir, &format!("n{i}"), &[]);
+        assert!(n.terminate(), "start {i}: not a clean exit");
+    }
+}
