@@ -208,6 +208,15 @@ impl Peers {
         self.identity.rekey_marker = Some(rekey_marker);
     }
 
+    /// The peers the engine was told are up: the neighbours.
+    fn neighbours_up(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, s)| s.up)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     /// Every peer seen, connected or not (`pending_groups` left for the engine to fill in).
     pub(crate) fn views(&self) -> Vec<(PeerId, PeerView)> {
         self.peers

@@ -16,7 +16,7 @@ mod repair;
 mod seal;
 
 pub use backup::{restore, Backup, Restored};
-pub use damage::Damaged;
+pub use damage::{storage_error, Damaged};
 pub use repair::{repair, set_aside, Repaired};
 
 use anyhow::Context;
@@ -355,16 +355,11 @@ impl Durable {
 
     /// Every checkpoint's label, digest and time (not its state), by label.
     pub fn checkpoints(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
-        let rx = self.db()?.begin_read()?;
-        let table = rx.open_table(CHECKPOINTS)?;
-        let mut all = Vec::new();
-        for entry in table.range::<&str>(..)? {
-            let (k, v) = entry?;
-            let c: Checkpoint = unsealed(v.value())
-                .map_err(|e| anyhow::anyhow!("checkpoint {:?}: {e}", k.value()))?;
-            all.push((k.value().to_string(), c.digest, c.created_unix_ms));
-        }
-        Ok(all)
+        Ok(self
+            .all_checkpoints()?
+            .into_iter()
+            .map(|(label, c)| (label, c.digest, c.created_unix_ms))
+            .collect())
     }
 
     /// Every checkpoint with its state, by label.

@@ -389,7 +389,7 @@ pub fn metrics(node: &NodeProc) -> String {
 }
 
 /// The arguments of a loopback node (mDNS off, fast sync) in `data_dir`, then `extra`.
-fn local_args(data_dir: &Path, extra: &[String]) -> Vec<String> {
+pub fn local_args(data_dir: &Path, extra: &[String]) -> Vec<String> {
     let mut args: Vec<String> = [
         "--listen",
         "/ip4/127.0.0.1/tcp/0",

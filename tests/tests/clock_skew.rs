@@ -9,9 +9,8 @@ use deltanode_e2e::{metrics, sample, NodeProc, TempDir};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-#[test]
-fn a_write_stamped_an_hour_ahead_is_held_not_taken() {
-    let dir = TempDir::new("clock-skew");
+/// A node whose clock runs an hour ahead, having written "fast" to the register `colour`.
+fn fast_node(dir: &TempDir) -> NodeProc {
     let fast = NodeProc::start_env(
         &dir.join("fast"),
         &[],
@@ -21,6 +20,13 @@ fn a_write_stamped_an_hour_ahead_is_held_not_taken() {
         "colour",
         json!({"type": "lww", "op": "set", "value": "fast"}),
     );
+    fast
+}
+
+#[test]
+fn a_write_stamped_an_hour_ahead_is_held_not_taken() {
+    let dir = TempDir::new("clock-skew");
+    let fast = fast_node(&dir);
     fast.op("visits", json!({"type": "gcounter", "op": "inc", "by": 2}));
     std::thread::sleep(Duration::from_secs(1));
     let normal = NodeProc::start(&dir.join("normal"), &["--peer".to_string(), fast.addr()]);
@@ -82,15 +88,7 @@ fn a_write_stamped_an_hour_ahead_is_held_not_taken() {
 #[test]
 fn without_the_bound_the_fast_write_wins() {
     let dir = TempDir::new("clock-skew-off");
-    let fast = NodeProc::start_env(
-        &dir.join("fast"),
-        &[],
-        &[("DELTANODE_FAULT_CLOCK_OFFSET_MS", "3600000")],
-    );
-    fast.op(
-        "colour",
-        json!({"type": "lww", "op": "set", "value": "fast"}),
-    );
+    let fast = fast_node(&dir);
     let normal = NodeProc::start(
         &dir.join("normal"),
         &[

@@ -5,7 +5,7 @@
 //! copy, found away from its home, takes a new network identity (logged, in `/health` and in
 //! `/metrics`), so its peers do not take the two for one node.
 
-use deltanode_e2e::{await_convergence, metrics, sample, NodeProc, TempDir};
+use deltanode_e2e::{await_convergence, local_args, metrics, sample, NodeProc, TempDir};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -100,22 +100,7 @@ fn a_clone_at_the_same_path_is_found_by_its_neighbours_and_rekeyed_at_its_next_s
         "mount --bind {} {path} && exec \"$0\" \"$@\"",
         dir.join("clone").display()
     );
-    let args: Vec<String> = [
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--api",
-        "127.0.0.1:0",
-        "--no-mdns",
-        "--sync-interval",
-        "100",
-        "--data-dir",
-        &path,
-        "--peer",
-        &c.addr(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = local_args(&dir.join("a"), &["--peer".to_string(), c.addr()]);
     let clone = NodeProc::start_with(
         &[
             "unshare",

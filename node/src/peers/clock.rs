@@ -107,13 +107,7 @@ impl Peers {
 
     /// Asks every neighbour the time (each exchange period).
     pub(crate) fn ask_times(&mut self) {
-        let up: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, s)| s.up)
-            .map(|(p, _)| *p)
-            .collect();
-        for p in up {
+        for p in self.neighbours_up() {
             self.ask_time(p);
         }
     }

@@ -23,12 +23,7 @@ impl Peers {
     /// Sends a sample to one neighbour at random (every [`peer_exchange::EXCHANGE_EVERY`]), so
     /// what one node learns reaches the others.
     pub(crate) fn exchange(&mut self) {
-        let up: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, s)| s.up)
-            .map(|(p, _)| *p)
-            .collect();
+        let up = self.neighbours_up();
         if !up.is_empty() {
             let to = up[rand::random::<u64>() as usize % up.len()];
             self.offer_sample(to);

@@ -40,27 +40,32 @@ impl fmt::Display for Damaged {
 
 impl std::error::Error for Damaged {}
 
+/// The storage error inside one of redb's error types, if `e` is one that carries it.
+pub fn storage_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a redb::StorageError> {
+    use redb::{CommitError, DatabaseError, StorageError, TableError, TransactionError};
+    if let Some(s) = e.downcast_ref::<StorageError>() {
+        return Some(s);
+    }
+    match (
+        e.downcast_ref(),
+        e.downcast_ref(),
+        e.downcast_ref(),
+        e.downcast_ref(),
+    ) {
+        (Some(DatabaseError::Storage(s)), _, _, _)
+        | (_, Some(TableError::Storage(s)), _, _)
+        | (_, _, Some(TransactionError::Storage(s)), _)
+        | (_, _, _, Some(CommitError::Storage(s))) => Some(s),
+        _ => None,
+    }
+}
+
 /// Whether redb said, anywhere in `e`'s chain, that the file is corrupted.
 pub fn is_corruption(e: &anyhow::Error) -> bool {
-    use redb::StorageError::Corrupted;
     e.chain().any(|c| {
-        matches!(c.downcast_ref(), Some(Corrupted(_)))
+        matches!(storage_error(c), Some(redb::StorageError::Corrupted(_)))
             || matches!(c.downcast_ref(), Some(redb::Error::Corrupted(_)))
-            || matches!(
-                c.downcast_ref(),
-                Some(redb::DatabaseError::Storage(Corrupted(_)))
-            )
-            || matches!(
-                c.downcast_ref(),
-                Some(redb::TableError::Storage(Corrupted(_)))
-            )
-            || matches!(
-                c.downcast_ref(),
-                Some(redb::TransactionError::Storage(Corrupted(_)))
-            )
-            || matches!(
-                c.downcast_ref(),
-                Some(redb::CommitError::Storage(Corrupted(_)))
-            )
     })
 }

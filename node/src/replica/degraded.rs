@@ -37,10 +37,7 @@ pub fn is_disk_full(e: &anyhow::Error) -> bool {
     };
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>().is_some_and(full)
-            || matches!(c.downcast_ref(), Some(redb::StorageError::Io(io)) if full(io))
-            || matches!(c.downcast_ref(), Some(redb::CommitError::Storage(redb::StorageError::Io(io))) if full(io))
-            || matches!(c.downcast_ref(), Some(redb::TransactionError::Storage(redb::StorageError::Io(io))) if full(io))
-            || matches!(c.downcast_ref(), Some(redb::TableError::Storage(redb::StorageError::Io(io))) if full(io))
+            || matches!(crate::persist::storage_error(c), Some(redb::StorageError::Io(io)) if full(io))
             || matches!(c.downcast_ref(), Some(redb::Error::Io(io)) if full(io))
     })
 }
