@@ -1,30 +1,61 @@
 #!/usr/bin/env bash
-# Installs what the build, the demo and the tests need on a fresh Debian machine (idempotent).
-# The Rust toolchain is assumed present (rustup); everything else comes from Debian's packages.
+# Installs what is missing on a fresh Debian machine (idempotent). The Rust toolchain is assumed
+# present (rustup).
+#
+#   scripts/setup.sh           what the build and the demo need: a C compiler, python3, curl
+#                              (nothing to install, and so no root, when they are there)
+#   scripts/setup.sh --tests   also what the tests need: iproute2 and nftables (network
+#                              namespaces, packet loss), Chromium and chromedriver (the dashboard's
+#                              browser test), promtool and Python's prometheus_client (the metrics
+#                              formats), Python's zeroconf (mDNS interoperability)
 set -euo pipefail
 
+tests=false
+case "${1:-}" in
+  --tests) tests=true ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--tests]" >&2; exit 2 ;;
+esac
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
+
+root() { [ "$(id -u)" -eq 0 ]; }
 need=()
 command -v cc >/dev/null || need+=(gcc)
-command -v ip >/dev/null || need+=(iproute2)
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
-command -v nft >/dev/null || need+=(nftables)   # packet loss in the fault-injection test
-command -v chromium >/dev/null || need+=(chromium)            # the dashboard's browser test
-command -v chromedriver >/dev/null || need+=(chromium-driver)
+if $tests; then
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v nft >/dev/null || need+=(nftables)
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
+  python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+fi
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: missing ${need[*]}; run as root or install them" >&2
-    exit 1
-  fi
+  root || { echo "setup: missing ${need[*]}; run as root or install them" >&2; exit 1; }
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-# The mDNS interoperability test's second implementation (Python zeroconf): from PyPI for the
-# python3 on PATH, else Debian's package.
-if ! python3 -c 'import zeroconf' 2>/dev/null; then
-  python3 -m pip install -q zeroconf 2>/dev/null \
-    || { [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-zeroconf; } \
-    || { echo "setup: python3 module zeroconf missing; pip install zeroconf" >&2; exit 1; }
+$tests || { echo "setup: ok"; exit 0; }
+
+# Python modules the tests import: from PyPI for the python3 on PATH, else Debian's package.
+for pair in zeroconf:python3-zeroconf prometheus_client:python3-prometheus-client; do
+  module=${pair%%:*} package=${pair##*:}
+  python3 -c "import $module" 2>/dev/null && continue
+  python3 -m pip install -q "$module" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "$module" 2>/dev/null \
+    || { root && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package"; } \
+    || { echo "setup: python3 module $module missing; pip install $module" >&2; exit 1; }
+done
+
+# promtool, from Debian's prometheus package: only the one binary, not the server or its service.
+if ! command -v promtool >/dev/null; then
+  root || { echo "setup: promtool missing; run as root or put it on PATH" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq prometheus 2>/dev/null \
+     || { apt-get update -qq && apt-get download -qq prometheus; })
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+  install -m 0755 "$tmp/x/usr/bin/promtool" /usr/local/bin/promtool
+  chmod -R u+w "$tmp" && rm -rf "$tmp"
 fi
-command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
-echo "setup: ok"
+echo "setup: ok (with the test tools)"

@@ -341,7 +341,7 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
             (
                 h,
                 skewed,
-                crate::peers::clock::median(v.clock_offsets.clone()),
+                crate::clock_frames::median(v.clock_offsets.clone()),
                 n,
             )
         })
@@ -362,21 +362,16 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     Ok(Json(h))
 }
 
-async fn metrics(State(api): State<Api>) -> ApiResult<Response> {
+async fn metrics(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Response> {
     let errors = api.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let rekeyed = api.info.rekeyed;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::prometheus::Format::negotiate(accept);
     let text: String = off_loop(&api, move |snap| {
-        crate::prometheus::render(&snap, &errors, rekeyed)
+        crate::prometheus::render(&snap, &errors, rekeyed, format)
     })
     .await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
 }
 
 async fn list(State(api): State<Api>) -> ApiResult<Json<Json_>> {

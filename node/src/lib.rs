@@ -12,7 +12,7 @@
 //! | `replica` | the write path: engine, store, durable log, feed |
 //! | `peers` | swarm, connections, redial, frames |
 //! | `peer_book` | peers met, kept in the data dir and dialled on start |
-//! | `peer_exchange` | `/deltanode/peers/1`: samples of the peer book between neighbours |
+//! | [`peer_exchange`] | `/deltanode/peers/1`: samples of the peer book between neighbours |
 //! | `event_loop` | the task that routes between replica, peers and clients |
 //! | [`views`], [`snapshot`] | what reads return; owned snapshots for whole-store reads |
 //! | [`network`], [`codec`] | the libp2p swarm and the `/deltanode/sync/1` frame codec |
@@ -20,7 +20,7 @@
 //! | [`persist`] | the durable store (redb): delta log, snapshot, checkpoints |
 //! | [`api`], [`ops`] | the HTTP API and its JSON operations |
 //! | [`feed`], [`metrics`], [`prometheus`] | the change feed; what the shell counts; `/metrics` |
-//! | [`clock`] | the wall clock |
+//! | [`clock`], [`clock_frames`] | the wall clock; the frames neighbours read each other's clocks with |
 //! | [`run`], [`ctl`] | `deltanode run` and `deltanode ctl` |
 //! | `experiments` | `deltanode sim`: runs the simulator, prints the table, writes CSV and charts |
 
@@ -30,6 +30,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod clock_frames;
 pub mod codec;
 pub mod config;
 pub mod ctl;
@@ -43,7 +44,7 @@ pub mod network;
 pub mod node;
 pub mod ops;
 mod peer_book;
-mod peer_exchange;
+pub mod peer_exchange;
 mod peers;
 pub mod persist;
 pub mod prometheus;

@@ -95,9 +95,9 @@ pub fn build(
                     request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
                 );
                 let clock = request_response::Behaviour::with_codec(
-                    crate::peers::clock::codec(),
+                    crate::clock_frames::codec(),
                     [(
-                        crate::peers::clock::PROTOCOL,
+                        crate::clock_frames::PROTOCOL,
                         request_response::ProtocolSupport::Full,
                     )],
                     request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),

@@ -1,7 +1,12 @@
-//! `GET /metrics`: every metric SPEC.md lists, in Prometheus text format (prometheus-client),
-//! rendered from a [`Snapshot`] off the event loop. The engine's counters (messages, units,
+//! `GET /metrics`: every metric SPEC.md lists, rendered from a [`Snapshot`] off the event loop by
+//! prometheus-client, in the Prometheus text format or OpenMetrics as the scraper asks
+//! ([`format`]). The engine's counters (messages, units,
 //! full-state sends), gauges of the state, and what the shell counts ([`crate::metrics`]) go into a
 //! registry built for the scrape.
+
+mod format;
+
+pub use format::{openmetrics_to_text, Format};
 
 use crate::snapshot::Snapshot;
 use prometheus_client::encoding::text::encode;
@@ -38,9 +43,14 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     registry.register(name, help, g);
 }
 
-/// The Prometheus text for `snap`, with the API's error answers by status (`api_errors`) and
+/// The metrics of `snap` in `format`, with the API's error answers by status (`api_errors`) and
 /// whether this start re-keyed the node (`rekeyed`).
-pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>, rekeyed: bool) -> String {
+pub fn render(
+    snap: &Snapshot,
+    api_errors: &BTreeMap<u16, u64>,
+    rekeyed: bool,
+    format: Format,
+) -> String {
     let (counts, shell) = (&snap.counts, &snap.peer_counters);
     let stats = &snap.stats;
     let state = &snap.state;
@@ -291,5 +301,8 @@ pub fn render(snap: &Snapshot, api_errors: &BTreeMap<u16, u64>, rekeyed: bool) -
     );
     let mut out = String::new();
     let _ = encode(&mut out, &r);
-    out
+    match format {
+        Format::OpenMetrics => out,
+        Format::Text => openmetrics_to_text(&out),
+    }
 }

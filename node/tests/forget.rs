@@ -18,7 +18,12 @@ async fn listed(c: &Client) -> usize {
 }
 
 fn metrics(snap: &deltanode::snapshot::Snapshot) -> String {
-    deltanode::prometheus::render(snap, &Default::default(), false)
+    deltanode::prometheus::render(
+        snap,
+        &Default::default(),
+        false,
+        deltanode::prometheus::Format::Text,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

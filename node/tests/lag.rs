@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 /// `deltanode_replication_lag_seconds_count` as `/metrics` shows it.
 async fn lag_count(c: &Client) -> u64 {
     let snap = c.snapshot().await.unwrap();
-    let text = deltanode::prometheus::render(&snap, &Default::default(), false);
+    let text = deltanode::prometheus::render(
+        &snap,
+        &Default::default(),
+        false,
+        deltanode::prometheus::Format::Text,
+    );
     text.lines()
         .find(|l| l.starts_with("deltanode_replication_lag_seconds_count"))
         .and_then(|l| l.split_whitespace().last())

@@ -3,7 +3,7 @@
 //! token of a node that has one; it stays usable with a thousand objects and a 200,000-element set
 //! (shown a page at a time); and a screenshot is
 //! taken (`DELTANODE_SCREENSHOT=path` also copies it there: that is how docs/dashboard.png is made).
-//! Needs Debian's `chromium` and `chromium-driver` (`scripts/setup.sh` installs them).
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/setup.sh --tests` installs them).
 
 use deltanode_e2e::{NodeProc, TempDir};
 use serde_json::{json, Value};
@@ -33,7 +33,7 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver (Debian package chromium-driver; scripts/setup.sh installs it)");
+            .expect("chromedriver (Debian package chromium-driver; scripts/setup.sh --tests installs it)");
         let base = format!("http://127.0.0.1:{port}");
         // Generous: a loaded 2-core CI machine runs this debug build beside others.
         let deadline = Instant::now() + Duration::from_secs(60);

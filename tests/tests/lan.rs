@@ -2,7 +2,7 @@
 //! `--peer`: they must discover each other and converge, and a listener on 0.0.0.0 follows the
 //! interfaces' addresses as they come and go. The only place mDNS runs on the
 //! development and CI machines, so its multicast stays on interfaces this test creates and removes.
-//! Needs root and iproute2 (`scripts/setup.sh` installs it); `DELTANODE_SKIP_NETNS=1` skips it.
+//! Needs root and iproute2 (`scripts/setup.sh --tests` installs it); `DELTANODE_SKIP_NETNS=1` skips it.
 
 use deltanode_e2e::netns::{self, ip, Lan};
 use deltanode_e2e::{await_convergence, NodeProc, TempDir};

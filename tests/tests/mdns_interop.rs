@@ -5,7 +5,7 @@
 //!   (`vendor/libp2p-mdns/PATCHED.md`), which read TXT records only from the additional section;
 //! - a zeroconf query finds the node's `dnsaddr` in its responses.
 //!
-//! Needs root, iproute2 and python3 with `zeroconf` (`scripts/setup.sh` installs them);
+//! Needs root, iproute2 and python3 with `zeroconf` (`scripts/setup.sh --tests` installs them);
 //! `DELTANODE_SKIP_NETNS=1` skips it.
 
 use deltanode_e2e::netns::{self, Lan};

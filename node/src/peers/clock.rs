@@ -11,29 +11,13 @@
 //! says so, and tells that peer in its answers; the peer then says so too and takes a new
 //! identity at its next start (`identity.rekey`).
 //!
-//! Frames: a request is the asker's time and replica id (8 + 8 bytes; older nodes send the time
-//! alone); an answer echoes the time, then the answerer's time, replica id and a flag byte (bit 0:
-//! "another process answers with your identity").
+//! The frames are in [`crate::clock_frames`].
 
 use super::Peers;
 use crate::clock::unix_ms;
-use crate::codec::FrameCodec;
+use crate::clock_frames::{offset, Answer, Request};
 use libp2p::request_response;
-use libp2p::{PeerId, StreamProtocol};
-
-/// The protocol name.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/deltanode/clock/1");
-
-/// Requests are 8 bytes, answers 16.
-pub fn codec() -> FrameCodec {
-    FrameCodec::new(64)
-}
-
-/// `answerer − asker`, in ms, from the asker's send and receive times and the answerer's reading.
-pub fn offset(sent: u64, theirs: u64, received: u64) -> i64 {
-    let midpoint = sent / 2 + received / 2 + (sent % 2 + received % 2) / 2;
-    theirs as i64 - midpoint as i64
-}
+use libp2p::PeerId;
 
 /// The replica ids a peer named, in order, repeats folded (the last few).
 #[derive(Clone, Debug, Default)]
@@ -55,18 +39,17 @@ impl Incarnations {
     }
 }
 
-/// The median of `offsets` (`None` if there are none).
-pub fn median(mut offsets: Vec<i64>) -> Option<i64> {
-    offsets.sort_unstable();
-    offsets.get(offsets.len() / 2).copied()
-}
-
 impl Peers {
     /// Asks `to` the time.
     pub(super) fn ask_time(&mut self, to: PeerId) {
-        let mut request = unix_ms().to_le_bytes().to_vec();
-        request.extend_from_slice(&self.identity.replica.to_le_bytes());
-        self.swarm.behaviour_mut().clock.send_request(&to, request);
+        let request = Request {
+            time: unix_ms(),
+            replica: Some(self.identity.replica),
+        };
+        self.swarm
+            .behaviour_mut()
+            .clock
+            .send_request(&to, request.encode());
     }
 
     /// `peer` named replica id `id`: notes it, and whether that shows a twin.
@@ -139,41 +122,48 @@ impl Peers {
             request_response::Message::Request {
                 request, channel, ..
             } => {
-                if let Some(id) = request.get(8..16).and_then(|b| b.try_into().ok()) {
-                    self.named(peer, u64::from_le_bytes(id));
+                let request = match Request::decode(&request) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "clock request dropped");
+                        return;
+                    }
+                };
+                if let Some(id) = request.replica {
+                    self.named(peer, id);
                 }
-                let twin = self.peers.get(&peer).is_some_and(|s| s.twin);
-                let mut answer = request;
-                answer.truncate(8);
-                answer.extend_from_slice(&unix_ms().to_le_bytes());
-                answer.extend_from_slice(&self.identity.replica.to_le_bytes());
-                answer.push(u8::from(twin));
+                let answer = Answer {
+                    echoed: request.time,
+                    time: unix_ms(),
+                    replica: Some(self.identity.replica),
+                    twin: self.peers.get(&peer).is_some_and(|s| s.twin),
+                };
                 let _ = self
                     .swarm
                     .behaviour_mut()
                     .clock
-                    .send_response(channel, answer);
+                    .send_response(channel, answer.encode());
             }
             request_response::Message::Response { response, .. } => {
                 let received = unix_ms();
-                let (Some(sent), Some(theirs)) = (
-                    response.get(..8).and_then(|b| b.try_into().ok()),
-                    response.get(8..16).and_then(|b| b.try_into().ok()),
-                ) else {
-                    return;
+                let answer = match Answer::decode(&response) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "clock answer dropped");
+                        return;
+                    }
                 };
-                let (sent, theirs) = (u64::from_le_bytes(sent), u64::from_le_bytes(theirs));
-                if let Some(id) = response.get(16..24).and_then(|b| b.try_into().ok()) {
-                    self.named(peer, u64::from_le_bytes(id));
+                if let Some(id) = answer.replica {
+                    self.named(peer, id);
                 }
-                if response.get(24).is_some_and(|f| f & 1 == 1) {
+                if answer.twin {
                     self.told_cloned(peer);
                 }
-                if sent > received {
+                if answer.echoed > received {
                     return;
                 }
                 if let Some(state) = self.peers.get_mut(&peer) {
-                    state.view.clock_offset_ms = Some(offset(sent, theirs, received));
+                    state.view.clock_offset_ms = Some(offset(answer.echoed, answer.time, received));
                 }
             }
         }
@@ -209,16 +199,6 @@ pub(crate) struct OwnIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_offset_is_taken_halfway_through_the_round_trip_and_the_median_resists_one_liar() {
-        assert_eq!(offset(1_000, 1_050, 1_100), 0);
-        assert_eq!(offset(1_000, 3_601_050, 1_100), 3_600_000);
-        assert_eq!(offset(1_000, 50, 1_100), -1_000);
-        assert_eq!(offset(u64::MAX - 2, u64::MAX - 1, u64::MAX), 0);
-        assert_eq!(median(vec![3_600_000, 5, -3]), Some(5));
-        assert_eq!(median(vec![]), None);
-    }
 
     #[test]
     fn a_restart_moves_on_and_two_processes_alternate() {
