@@ -179,13 +179,13 @@ fn counter_benches(c: &mut Criterion) {
         let mut ours = OurGCounter::default();
         let mut theirs = TheirGCounter::new();
         for r in 0..n {
-            ours.join(&ours.inc(ReplicaId(r), 1));
+            ours.join(&ours.inc(ReplicaId(r), 1).unwrap());
             theirs.apply(theirs.inc(r));
         }
         let mut ours_plus = ours.clone();
         let mut theirs_plus = theirs.clone();
         for r in 0..GROUP {
-            ours_plus.join(&ours_plus.inc(ReplicaId(r), 1));
+            ours_plus.join(&ours_plus.inc(ReplicaId(r), 1).unwrap());
             theirs_plus.apply(theirs_plus.inc(r));
         }
         bench_join(

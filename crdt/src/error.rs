@@ -27,6 +27,15 @@ pub enum CrdtError {
         /// The type asked for.
         keep: Kind,
     },
+    /// A counter write that would take the counter past what it holds (`u64::MAX` increments,
+    /// or decrements); nothing was written.
+    #[error("key {key:?}: adding {by} would overflow the counter; nothing was written")]
+    Overflow {
+        /// The key.
+        key: String,
+        /// The amount the write asked to add.
+        by: i128,
+    },
     /// Bytes did not decode as the expected type; nothing was decoded.
     #[error("malformed encoding: {0}")]
     Decode(String),

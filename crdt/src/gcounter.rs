@@ -39,14 +39,18 @@ impl GCounter {
         self.entries.get(&replica).copied().unwrap_or(0)
     }
 
-    /// Delta-mutator: add `by` at `replica`. The delta is the replica's new entry.
-    pub fn inc(&self, replica: ReplicaId, by: u64) -> Self {
+    /// Delta-mutator: add `by` at `replica`. The delta is the replica's new entry; `None` if the
+    /// value would pass `u64::MAX` (nothing changes: a counter never saturates silently).
+    pub fn inc(&self, replica: ReplicaId, by: u64) -> Option<Self> {
         let mut d = GCounter::default();
         if by > 0 {
-            d.entries
-                .insert(replica, self.entry(replica).saturating_add(by));
+            let sum: u128 = self.entries.values().map(|n| u128::from(*n)).sum();
+            if sum + u128::from(by) > u128::from(u64::MAX) {
+                return None;
+            }
+            d.entries.insert(replica, self.entry(replica) + by);
         }
-        d
+        Some(d)
     }
 }
 
@@ -108,17 +112,38 @@ impl Measure for GCounter {
 mod tests {
     use super::*;
     crate::laws::lattice_laws!(GCounter, |s: &GCounter, r, _what, arg| s
-        .inc(r, u64::from(arg % 4)));
+        .inc(r, u64::from(arg % 4))
+        .expect("small increments"));
 
     proptest! {
         #[test]
         fn value_is_the_sum_of_increments(incs in prop::collection::vec((0u64..3, 0u64..100), 0..30)) {
             let mut c = GCounter::default();
             for &(r, by) in &incs {
-                let d = c.inc(ReplicaId(r), by);
+                let d = c.inc(ReplicaId(r), by).unwrap();
                 c.join(&d);
             }
             prop_assert_eq!(c.value(), incs.iter().map(|x| x.1).sum::<u64>());
+        }
+
+        /// Increments near the top: each is applied whole or refused with nothing changed, and
+        /// the value is always the exact sum of the applied ones.
+        #[test]
+        fn an_increment_past_the_top_is_refused_and_changes_nothing(
+            incs in prop::collection::vec((0u64..3, prop_oneof![0u64..10, (u64::MAX / 4)..=u64::MAX]), 0..12)
+        ) {
+            let mut c = GCounter::default();
+            let mut applied: u128 = 0;
+            for &(r, by) in &incs {
+                match c.inc(ReplicaId(r), by) {
+                    Some(d) => {
+                        applied += u128::from(by);
+                        c.join(&d);
+                    }
+                    None => prop_assert!(applied + u128::from(by) > u128::from(u64::MAX)),
+                }
+                prop_assert_eq!(u128::from(c.value()), applied);
+            }
         }
     }
 }

@@ -383,8 +383,22 @@ impl Store {
         let r = w.replica;
         let mut d = Store::default();
         match op {
-            Op::GCounterInc(by) => d.gcounters = self.gcounters.update(k, |c| c.inc(r, by).into()),
-            Op::CounterAdd(by) => d.counters = self.counters.update(k, |c| c.add(r, by).into()),
+            Op::GCounterInc(by) => {
+                let delta = match self.gcounters.get(key) {
+                    Some(c) => c.inc(r, by),
+                    None => GCounter::default().inc(r, by),
+                };
+                let delta = delta.ok_or_else(|| overflow(key, by.into()))?;
+                d.gcounters = GMap::singleton(k, delta.into());
+            }
+            Op::CounterAdd(by) => {
+                let delta = match self.counters.get(key) {
+                    Some(c) => c.add(r, by),
+                    None => PNCounter::default().add(r, by),
+                };
+                let delta = delta.ok_or_else(|| overflow(key, by.into()))?;
+                d.counters = GMap::singleton(k, delta.into());
+            }
             Op::GSetAdd(x) => d.gsets = self.gsets.update(k, |s| s.add(x).into()),
             Op::TwoPSetAdd(x) => d.twopsets = self.twopsets.update(k, |s| s.add(x).into()),
             Op::TwoPSetRemove(x) => d.twopsets = self.twopsets.update(k, |s| s.remove(x).into()),
@@ -534,6 +548,13 @@ impl Store {
             }
         }
         Ok(d)
+    }
+}
+
+fn overflow(key: &str, by: i128) -> CrdtError {
+    CrdtError::Overflow {
+        key: key.to_string(),
+        by,
     }
 }
 

@@ -48,10 +48,10 @@ impl From<Stopped> for ApiError {
 
 impl From<CrdtError> for ApiError {
     fn from(e: CrdtError) -> Self {
-        let status = if matches!(e, CrdtError::TypeClash { .. }) {
-            StatusCode::CONFLICT
-        } else {
-            StatusCode::BAD_REQUEST
+        let status = match e {
+            CrdtError::TypeClash { .. } => StatusCode::CONFLICT,
+            CrdtError::Overflow { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
         };
         ApiError(status, e.to_string())
     }

@@ -219,8 +219,31 @@ fn the_api_answers_bad_input_with_json_errors_and_changes_nothing() {
     let dir = TempDir::new("api");
     let node = NodeProc::start(&dir.join("n"), &[]);
     node.op("k", json!({"type":"gcounter","op":"inc"}));
+    // Counters one step from the top: u64::MAX − 1 increments, and u64::MAX − 1 decrements.
+    node.op(
+        "big",
+        json!({"type":"gcounter","op":"inc","by": u64::MAX - 1}),
+    );
+    node.op("pn", json!({"type":"counter","op":"dec","by": i64::MAX}));
+    node.op("pn", json!({"type":"counter","op":"dec","by": i64::MAX}));
     let before = node.digest();
     for (path, body, status) in [
+        // Past the top: refused whole, nothing changed (they once saturated and answered 200).
+        (
+            "/v1/objects/big",
+            r#"{"type":"gcounter","op":"inc","by":2}"#,
+            422,
+        ),
+        (
+            "/v1/objects/pn",
+            r#"{"type":"counter","op":"dec","by":2}"#,
+            422,
+        ),
+        (
+            "/v1/batch",
+            r#"{"ops":[{"key":"big","type":"gcounter","op":"inc","by":1},{"key":"big","type":"gcounter","op":"inc","by":1}]}"#,
+            422,
+        ),
         ("/v1/objects/k", "{not json", 400),
         ("/v1/objects/k", r#"{"type":"gcounter","op":"dec"}"#, 400),
         (
@@ -253,11 +276,16 @@ fn the_api_answers_bad_input_with_json_errors_and_changes_nothing() {
         "{body_json}"
     );
     assert_eq!(node.digest(), before, "refused writes changed nothing");
+    assert_eq!(node.get("/v1/objects/big").1["value"], json!(u64::MAX - 1));
+    assert_eq!(
+        node.get("/v1/objects/pn").1["value"],
+        json!(-(i128::from(u64::MAX) - 1) as f64)
+    );
     assert_eq!(node.get("/v1/objects/absent").0, 404);
     assert_eq!(node.get("/no/such/route").0, 404);
     assert_eq!(node.post_raw("/v1/sync", "").0, 202);
     let text = metrics(&node);
-    for (status, count) in [(400, 4.0), (409, 2.0), (404, 2.0)] {
+    for (status, count) in [(400, 4.0), (409, 2.0), (422, 3.0), (404, 2.0)] {
         let name = format!(r#"deltanode_api_errors_total{{status="{status}"}}"#);
         assert_eq!(sample(&text, &name), count, "{name}");
     }
@@ -272,7 +300,7 @@ fn the_api_answers_bad_input_with_json_errors_and_changes_nothing() {
     let (status, health) = node.get("/health");
     assert_eq!(
         (status, health["status"].clone(), health["objects"].clone()),
-        (200, json!("ok"), json!(1))
+        (200, json!("ok"), json!(3))
     );
     assert!(node.terminate(), "SIGTERM shuts the node down cleanly");
 }
