@@ -2,7 +2,6 @@
 //! status. Bodies are parsed by hand from bytes, so malformed JSON gets that same shape too.
 
 use crate::client::{Client, Stopped};
-use crate::feed::{Backlog, FeedEvent};
 use crate::ops;
 use crate::snapshot::Snapshot;
 use crate::views::{ApplyError, Return, RollbackOutcome};
@@ -11,21 +10,21 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use crdt::CrdtError;
-use futures::stream::{self, Stream, StreamExt};
+use futures::stream::StreamExt;
 use serde_json::{json, Value as Json_};
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
+pub mod browser;
+mod events;
 mod objects;
 pub mod serve;
 mod state;
-use tokio::sync::broadcast::error::RecvError;
+mod ws;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -119,6 +118,8 @@ struct Api {
     max_streams: usize,
     /// Turns true when the node stops: every change-feed stream ends at once.
     closing: tokio::sync::watch::Receiver<bool>,
+    /// Short-lived access tokens for the streams a browser opens.
+    tokens: Arc<browser::Tokens>,
 }
 
 /// How many change-feed streams may be open at once, and what ends them all.
@@ -129,9 +130,16 @@ pub struct Streams {
     pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
-/// The router for `client`; with `token`, every request but the dashboard page itself must carry
-/// `Authorization: Bearer TOKEN` (the page asks for it).
-pub fn router(client: Client, token: Option<String>, info: NodeInfo, streams: Streams) -> Router {
+/// The router for `client`; with `token`, every request but the dashboard page itself and
+/// `OPTIONS` must carry `Authorization: Bearer TOKEN` (the page asks for it), or open a stream
+/// with an access token ([`browser`]); with `cors`, the origins it allows may call the API.
+pub fn router(
+    client: Client,
+    token: Option<String>,
+    info: NodeInfo,
+    streams: Streams,
+    cors: Option<tower_http::cors::CorsLayer>,
+) -> Router {
     let api = Api {
         client,
         info: Arc::new(info),
@@ -140,9 +148,10 @@ pub fn router(client: Client, token: Option<String>, info: NodeInfo, streams: St
         streams: Arc::default(),
         max_streams: streams.max,
         closing: streams.closing,
+        tokens: Arc::default(),
     };
     let page = Router::new().route("/", get(|| async { axum::response::Html(DASHBOARD) }));
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health))
         .route("/v1/node", get(node_info))
         .route("/metrics", get(metrics))
@@ -156,7 +165,8 @@ pub fn router(client: Client, token: Option<String>, info: NodeInfo, streams: St
         .route("/v1/peers", get(peers))
         .route("/v1/conflicts", get(conflicts))
         .route("/v1/sync", post(sync))
-        .route("/v1/events", get(events))
+        .route("/v1/events", get(events::events))
+        .route("/v1/ws", get(ws::ws))
         .route(
             "/v1/checkpoints",
             get(list_checkpoints).post(create_checkpoint),
@@ -164,13 +174,17 @@ pub fn router(client: Client, token: Option<String>, info: NodeInfo, streams: St
         .route("/v1/checkpoints/{label}", get(get_checkpoint))
         .route("/v1/rollback", post(rollback))
         .route("/v1/backup", get(backup))
+        .route(
+            "/v1/tokens",
+            post(|State(api): State<Api>| async move { browser::issue(&api.tokens).await }),
+        )
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(api.clone(), auth))
         .merge(page)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))
-        .layer(middleware::from_fn_with_state(api.clone(), count_errors))
-        .with_state(api)
+        .with_state(api.clone());
+    browser::wrap(router, cors).layer(middleware::from_fn_with_state(api, count_errors))
 }
 
 /// Counts every error answer (the outermost layer: it sees 401s, 404s and 413s too).
@@ -221,6 +235,10 @@ const DRAIN_BYTES: u64 = 256 << 20;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
+    // OPTIONS changes nothing and reads nothing; a browser's preflight never carries the token.
+    if req.method() == axum::http::Method::OPTIONS || api.tokens.admits(&req) {
+        return next.run(req).await;
+    }
     if let Some(token) = &api.token {
         let given = req
             .headers()
@@ -387,7 +405,19 @@ async fn list(State(api): State<Api>) -> ApiResult<Json<Json_>> {
 }
 
 async fn batch(State(api): State<Api>, JsonBody(body): JsonBody) -> ApiResult<Json<Json_>> {
-    let json = body;
+    let ops = batch_ops(&body)?;
+    let applied = ops.len();
+    // The answer is a count: no object views are built.
+    api.client
+        .apply_with(ops, Return::Nothing)
+        .await
+        .map_err(|_| Stopped)??;
+    Ok(Json(json!({ "applied": applied })))
+}
+
+/// The ops of a batch, `{"ops": [{"key", "type", "op", …}, …]}` (with `extra` fields allowed
+/// besides the top-level `ops`).
+fn batch_ops(json: &Json_) -> ApiResult<Vec<(String, crdt::Op)>> {
     let items = json
         .get("ops")
         .and_then(Json_::as_array)
@@ -401,13 +431,7 @@ async fn batch(State(api): State<Api>, JsonBody(body): JsonBody) -> ApiResult<Js
         let op = ops::parse(item, &["key"]).map_err(|e| bad(format!("ops[{i}]: {}", e.0)))?;
         ops.push((key.to_string(), op));
     }
-    let applied = ops.len();
-    // The answer is a count: no object views are built.
-    api.client
-        .apply_with(ops, Return::Nothing)
-        .await
-        .map_err(|_| Stopped)??;
-    Ok(Json(json!({ "applied": applied })))
+    Ok(ops)
 }
 
 async fn peers(State(api): State<Api>) -> ApiResult<Json<Json_>> {
@@ -434,139 +458,6 @@ async fn sync(State(api): State<Api>) -> ApiResult<(StatusCode, Json<Json_>)> {
         StatusCode::ACCEPTED,
         Json(json!({"status": "sync started"})),
     ))
-}
-
-fn sse(ev: &FeedEvent) -> Event {
-    let e = Event::default().id(ev.id.to_string());
-    let e = if ev.event == "change" {
-        e
-    } else {
-        e.event(ev.event)
-    };
-    e.json_data(ev).unwrap_or_default()
-}
-
-/// `GET /v1/events`: the change feed as Server-Sent Events. With `Last-Event-ID`, the events after
-/// it first (or a `reset` event holding the full state, when that id is no longer held).
-/// What `GET /v1/events` may ask for.
-#[derive(Debug, Default, serde::Deserialize)]
-struct EventsQuery {
-    /// `values=full`: change events of large objects carry the whole value too (read when the
-    /// event is sent, so it may include later changes; it costs the object, each time).
-    values: Option<String>,
-}
-
-async fn events(
-    State(api): State<Api>,
-    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
-    headers: HeaderMap,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let full = q.values.as_deref() == Some("full");
-    let slot = StreamSlot::take(&api)?;
-    let (rx, backlog, newest) = api.client.feed().subscribe(last);
-    // The backlog (or the reset) covers everything up to `newest`; live events at or below it are
-    // ones published while subscribing, already covered. `Err`: an event ready to send.
-    let first: Vec<Result<Arc<FeedEvent>, Event>> = match backlog {
-        Backlog::Events(evs) => evs.into_iter().map(Ok).collect(),
-        Backlog::Reset => {
-            let objects = off_loop(&api, |snap| objects_json(&snap.state)).await?;
-            vec![Err(Event::default()
-                .event("reset")
-                .id(newest.to_string())
-                .json_data(json!({"objects": objects}))
-                .unwrap_or_default())]
-        }
-    };
-    let live = stream::unfold((rx, newest, false), |(mut rx, seen, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            match rx.recv().await {
-                Ok(ev) if ev.id <= seen => continue,
-                Ok(ev) => {
-                    let id = ev.id;
-                    return Some((Ok(ev), (rx, id, false)));
-                }
-                Err(RecvError::Lagged(n)) => {
-                    let msg = format!("this reader fell {n} events behind and was cut off; reconnect with Last-Event-ID {seen}");
-                    let ev = Event::default()
-                        .event("lagged")
-                        .json_data(json!({"error": msg}))
-                        .unwrap_or_default();
-                    return Some((Err(ev), (rx, seen, true)));
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    });
-    let mut closing = api.closing.clone();
-    let closed = async move {
-        let _ = closing.wait_for(|c| *c).await;
-    };
-    let stream = stream::iter(first)
-        .chain(live)
-        .then(move |item| {
-            let api = api.clone();
-            let _slot = &slot;
-            async move {
-                Ok(match item {
-                    Ok(ev) if full => sse(&*with_value(&api, ev).await),
-                    Ok(ev) => sse(&ev),
-                    Err(ready) => ready,
-                })
-            }
-        })
-        .take_until(closed);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
-}
-
-/// One open change-feed stream, counted against `max_streams` while it lives.
-struct StreamSlot(Arc<std::sync::atomic::AtomicUsize>);
-
-impl StreamSlot {
-    fn take(api: &Api) -> Result<StreamSlot, ApiError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let open = api.streams.fetch_add(1, SeqCst);
-        let slot = StreamSlot(api.streams.clone());
-        if open >= api.max_streams {
-            return Err(ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{open} change-feed streams are open, the most this node serves"),
-            ));
-        }
-        Ok(slot)
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// `ev` with its object's current value, if it is a change event that left it out.
-async fn with_value(api: &Api, ev: Arc<FeedEvent>) -> Arc<FeedEvent> {
-    if ev.value.is_some() || ev.event != "change" {
-        return ev;
-    }
-    let key = ev.key.clone();
-    let value = off_loop(api, move |snap| {
-        let mut out = Vec::new();
-        let o = snap.state.get(&key)?;
-        o.write_value(&mut out).ok()?;
-        serde_json::value::RawValue::from_string(String::from_utf8(out).ok()?).ok()
-    })
-    .await
-    .ok()
-    .flatten();
-    let mut with = (*ev).clone();
-    with.value = value;
-    Arc::new(with)
 }
 
 fn internal(e: anyhow::Error) -> ApiError {

@@ -287,6 +287,11 @@ pub struct RunArgs {
     /// 0: no bound.
     #[arg(long, env = "DELTANODE_MAX_CLOCK_SKEW", default_value_t = 30)]
     pub max_clock_skew: u64,
+    /// An origin whose pages may call the API from a browser (CORS), e.g.
+    /// https://app.example.com; `*` allows any. Repeatable. Browsers open the change feed and
+    /// the WebSocket with an access token from POST /v1/tokens.
+    #[arg(long, env = "DELTANODE_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
     /// API connections served at once; beyond, a 503 and the connection closed.
     #[arg(long, default_value_t = 1024)]
     pub api_max_connections: usize,

@@ -76,7 +76,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             max: args.api_max_streams,
             closing: closed,
         };
-        let app = crate::api::router(node.client(), args.api_token, info, streams);
+        let cors = crate::api::browser::cors(&args.cors_origin)?;
+        let app = crate::api::router(node.client(), args.api_token, info, streams, cors);
         let limits = crate::api::serve::Limits {
             header_timeout: Duration::from_secs(args.api_header_timeout.max(1)),
             write_timeout: Duration::from_secs(args.api_write_timeout.max(1)),

@@ -100,6 +100,23 @@ pub async fn get_object(
     Ok(Json(serde_json::to_value(view).unwrap_or_default()))
 }
 
+/// Applies `op` to `key`; the object after it, its value as `ret` asks.
+pub async fn apply_one(api: &Api, key: String, op: crdt::Op, ret: Return) -> ApiResult<ObjectView> {
+    let mut views = api
+        .client
+        .apply_with(vec![(key.clone(), op)], ret)
+        .await
+        .map_err(|_| Stopped)??;
+    // An op that changes nothing on an absent key (say, removing from a set never written)
+    // leaves no object.
+    views.pop().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no object {key:?} after the op: it changed nothing"),
+        )
+    })
+}
+
 /// The `return` preference of a `Prefer` header (RFC 7240), if it names one.
 fn preference(headers: &HeaderMap) -> Option<Return> {
     headers
@@ -126,18 +143,7 @@ pub async fn post_op(
 ) -> ApiResult<Response> {
     let op = ops::parse(&body, &[]).map_err(|e| bad(e.0))?;
     let asked = preference(&headers);
-    let mut views = api
-        .client
-        .apply_with(vec![(key.clone(), op)], asked.unwrap_or_default())
-        .await
-        .map_err(|_| Stopped)??;
-    // An op that changes nothing on an absent key (say, removing from a set never written) leaves no object.
-    let view = views.pop().ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no object {key:?} after the op: it changed nothing"),
-        )
-    })?;
+    let view = apply_one(&api, key, op, asked.unwrap_or_default()).await?;
     let mut response = Json(view).into_response();
     if let Some(ret) = asked {
         let applied = match ret {
