@@ -7,7 +7,8 @@
 #   scripts/setup.sh --tests   also what the tests need: iproute2 and nftables (network
 #                              namespaces, packet loss), Chromium and chromedriver (the dashboard's
 #                              browser test), promtool and Python's prometheus_client (the metrics
-#                              formats), Python's zeroconf (mDNS interoperability)
+#                              formats), Python's zeroconf (mDNS interoperability) and
+#                              openapi-spec-validator (the OpenAPI document)
 set -euo pipefail
 
 tests=false
@@ -39,13 +40,16 @@ fi
 $tests || { echo "setup: ok"; exit 0; }
 
 # Python modules the tests import: from PyPI for the python3 on PATH, else Debian's package.
-for pair in zeroconf:python3-zeroconf prometheus_client:python3-prometheus-client; do
-  module=${pair%%:*} package=${pair##*:}
+for triple in zeroconf:zeroconf:python3-zeroconf \
+              prometheus_client:prometheus_client:python3-prometheus-client \
+              openapi_spec_validator:openapi-spec-validator:python3-openapi-spec-validator; do
+  module=${triple%%:*} rest=${triple#*:}
+  pypi=${rest%%:*} package=${rest#*:}
   python3 -c "import $module" 2>/dev/null && continue
-  python3 -m pip install -q "$module" 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages "$module" 2>/dev/null \
+  python3 -m pip install -q "$pypi" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "$pypi" 2>/dev/null \
     || { root && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package"; } \
-    || { echo "setup: python3 module $module missing; pip install $module" >&2; exit 1; }
+    || { echo "setup: python3 module $module missing; pip install $pypi" >&2; exit 1; }
 done
 
 # promtool, from Debian's prometheus package: only the one binary, not the server or its service.

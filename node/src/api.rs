@@ -4,24 +4,27 @@
 use crate::client::{Client, Stopped};
 use crate::ops;
 use crate::snapshot::Snapshot;
-use crate::views::{ApplyError, Return, RollbackOutcome};
+use crate::views::{ApplyError, Return};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use crdt::CrdtError;
 use futures::stream::StreamExt;
 use serde_json::{json, Value as Json_};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub mod browser;
+mod checkpoints;
 mod events;
 mod objects;
+pub mod openapi;
 pub mod serve;
 mod state;
 mod ws;
@@ -120,6 +123,8 @@ struct Api {
     closing: tokio::sync::watch::Receiver<bool>,
     /// Short-lived access tokens for the streams a browser opens.
     tokens: Arc<browser::Tokens>,
+    /// The OpenAPI document, once the router is built.
+    doc: Arc<std::sync::OnceLock<Json_>>,
 }
 
 /// How many change-feed streams may be open at once, and what ends them all.
@@ -149,42 +154,58 @@ pub fn router(
         max_streams: streams.max,
         closing: streams.closing,
         tokens: Arc::default(),
+        doc: Arc::default(),
     };
-    let page = Router::new().route("/", get(|| async { axum::response::Html(DASHBOARD) }));
-    let router = Router::new()
-        .route("/health", get(health))
-        .route("/v1/node", get(node_info))
-        .route("/metrics", get(metrics))
-        .route("/v1/objects", get(list))
-        .route(
-            "/v1/objects/{key}",
-            get(objects::get_object).post(objects::post_op),
-        )
-        .route("/v1/batch", post(batch))
-        .route("/v1/state", get(state::state))
-        .route("/v1/peers", get(peers))
-        .route("/v1/conflicts", get(conflicts))
-        .route("/v1/sync", post(sync))
-        .route("/v1/events", get(events::events))
-        .route("/v1/ws", get(ws::ws))
-        .route(
-            "/v1/checkpoints",
-            get(list_checkpoints).post(create_checkpoint),
-        )
-        .route("/v1/checkpoints/{label}", get(get_checkpoint))
-        .route("/v1/rollback", post(rollback))
-        .route("/v1/backup", get(backup))
-        .route(
-            "/v1/tokens",
-            post(|State(api): State<Api>| async move { browser::issue(&api.tokens).await }),
-        )
+    let doc = api.doc.clone();
+    let (routes, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(node_info))
+        .routes(routes!(metrics))
+        .routes(routes!(list))
+        .routes(routes!(objects::get_object, objects::post_op))
+        .routes(routes!(batch))
+        .routes(routes!(state::state))
+        .routes(routes!(peers))
+        .routes(routes!(conflicts))
+        .routes(routes!(sync))
+        .routes(routes!(events::events))
+        .routes(routes!(ws::ws))
+        .routes(routes!(browser::issue))
+        .routes(routes!(
+            checkpoints::list_checkpoints,
+            checkpoints::create_checkpoint
+        ))
+        .routes(routes!(checkpoints::get_checkpoint))
+        .routes(routes!(checkpoints::rollback))
+        .routes(routes!(checkpoints::backup))
+        .routes(routes!(openapi_json))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(api.clone(), auth))
-        .merge(page)
+        .merge(OpenApiRouter::new().routes(routes!(dashboard)))
+        .split_for_parts();
+    let _ = doc.set(serde_json::to_value(&openapi).unwrap_or_default());
+    let router = routes
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))
         .with_state(api.clone());
     browser::wrap(router, cors).layer(middleware::from_fn_with_state(api, count_errors))
+}
+
+/// The dashboard: peers, sync, objects, the notes demo, checkpoints (needs no token itself; it
+/// asks for one).
+#[utoipa::path(get, path = "/", tag = "node", security(()), responses(
+    (status = 200, description = "The dashboard page", content_type = "text/html", body = String),
+))]
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(DASHBOARD)
+}
+
+/// This document: the API's OpenAPI 3.1 description.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "node", responses(
+    (status = 200, description = "The OpenAPI document", body = Object),
+))]
+async fn openapi_json(State(api): State<Api>) -> Json<Json_> {
+    Json(api.doc.get().cloned().unwrap_or_default())
 }
 
 /// Counts every error answer (the outermost layer: it sees 401s, 404s and 413s too).
@@ -299,6 +320,10 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
     }
 }
 
+/// The node: its PeerId, the replica id it writes under, addresses, algorithm, version.
+#[utoipa::path(get, path = "/v1/node", tag = "node", responses(
+    (status = 200, description = "`{peer_id, replica, replicas, listen, external, api, algorithm, sync_interval_ms, uptime_s, version}`", body = Object),
+))]
 async fn node_info(State(api): State<Api>) -> Json<Json_> {
     let i = &api.info;
     Json(json!({
@@ -315,6 +340,10 @@ async fn node_info(State(api): State<Api>) -> Json<Json_> {
     }))
 }
 
+/// Whether the node is healthy, and what an operator should know.
+#[utoipa::path(get, path = "/health", tag = "node", responses(
+    (status = 200, body = openapi::HealthBody),
+))]
 async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     let mut warnings = api.info.warnings.clone();
     let (mut h, skewed, median, n) = api
@@ -380,6 +409,14 @@ async fn health(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     Ok(Json(h))
 }
 
+/// Every metric, in the Prometheus text format, or OpenMetrics when `Accept` prefers
+/// `application/openmetrics-text`.
+#[utoipa::path(get, path = "/metrics", tag = "node", responses(
+    (status = 200, description = "The metrics", content(
+        (String = "text/plain; version=0.0.4"),
+        (String = "application/openmetrics-text; version=1.0.0"),
+    )),
+))]
 async fn metrics(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Response> {
     let errors = api.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let rekeyed = api.info.rekeyed;
@@ -392,6 +429,10 @@ async fn metrics(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Respon
     Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
 }
 
+/// Every object's key and type.
+#[utoipa::path(get, path = "/v1/objects", tag = "objects", responses(
+    (status = 200, body = Vec<openapi::KeyType>),
+))]
 async fn list(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     let objects = off_loop(&api, |snap| {
         snap.state
@@ -404,6 +445,15 @@ async fn list(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     Ok(Json(Json_::Array(objects)))
 }
 
+/// Writes applied atomically as one delta (each sees the ones before it); any bad one refuses
+/// them all.
+#[utoipa::path(post, path = "/v1/batch", tag = "objects", request_body = openapi::BatchBody, responses(
+    (status = 200, body = openapi::BatchAnswer),
+    (status = 400, description = "Malformed", body = openapi::ErrorBody),
+    (status = 409, description = "A type clash", body = openapi::ErrorBody),
+    (status = 422, description = "A counter past what it holds", body = openapi::ErrorBody),
+    (status = 507, description = "The disk is full", body = openapi::ErrorBody),
+))]
 async fn batch(State(api): State<Api>, JsonBody(body): JsonBody) -> ApiResult<Json<Json_>> {
     let ops = batch_ops(&body)?;
     let applied = ops.len();
@@ -434,6 +484,10 @@ fn batch_ops(json: &Json_) -> ApiResult<Vec<(String, crdt::Op)>> {
     Ok(ops)
 }
 
+/// The peers this node syncs with, with their traffic, acks and clock offsets.
+#[utoipa::path(get, path = "/v1/peers", tag = "node", responses(
+    (status = 200, description = "`[{peer_id, connected, addrs, bytes_sent, bytes_received, last_ack_unix_ms, pending_groups, oversized_sends, held_ahead, clock_offset_ms?, clock_ahead_ms?}]`", body = Vec<Object>),
+))]
 async fn peers(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     let peers = off_loop(&api, |snap| {
         serde_json::to_value(snap.peers).unwrap_or_default()
@@ -444,6 +498,9 @@ async fn peers(State(api): State<Api>) -> ApiResult<Json<Json_>> {
 
 /// `GET /v1/conflicts`: every type clash, and every register or map field holding concurrent
 /// values, with the values and the replicas that wrote them.
+#[utoipa::path(get, path = "/v1/conflicts", tag = "objects", responses(
+    (status = 200, description = "`[{key, field?, reason: type_clash|concurrent_values, type, values: [{type, value, origins}]}]`", body = Vec<Object>),
+))]
 async fn conflicts(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     let list = off_loop(&api, |snap| {
         serde_json::to_value(snap.state.conflict_list()).unwrap_or_default()
@@ -452,111 +509,14 @@ async fn conflicts(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     Ok(Json(list))
 }
 
+/// Starts a sync round now.
+#[utoipa::path(post, path = "/v1/sync", tag = "node", responses(
+    (status = 202, description = "`{\"status\": \"sync started\"}`", body = Object),
+))]
 async fn sync(State(api): State<Api>) -> ApiResult<(StatusCode, Json<Json_>)> {
     api.client.sync().await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"status": "sync started"})),
     ))
-}
-
-fn internal(e: anyhow::Error) -> ApiError {
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
-}
-
-fn label_of(json: &Json_) -> ApiResult<String> {
-    match json.get("label").and_then(Json_::as_str) {
-        Some(l) if !l.is_empty() && l.len() <= 200 => Ok(l.to_string()),
-        _ => Err(bad(
-            "expected {\"label\": \"a non-empty name of at most 200 bytes\"}",
-        )),
-    }
-}
-
-async fn create_checkpoint(
-    State(api): State<Api>,
-    JsonBody(body): JsonBody,
-) -> ApiResult<(StatusCode, Json<Json_>)> {
-    let label = label_of(&body)?;
-    match api
-        .client
-        .checkpoint(label.clone())
-        .await?
-        .map_err(internal)?
-    {
-        Some(info) => Ok((
-            StatusCode::CREATED,
-            Json(serde_json::to_value(info).unwrap_or_default()),
-        )),
-        None => Err(ApiError(
-            StatusCode::CONFLICT,
-            format!("checkpoint {label:?} exists"),
-        )),
-    }
-}
-
-/// `GET /v1/backup`: the state and every checkpoint as of one moment, as a backup file
-/// (`deltanode restore` reads it).
-async fn backup(State(api): State<Api>) -> ApiResult<Response> {
-    let backup = api.client.backup().await?.map_err(internal)?;
-    let bytes = tokio::task::spawn_blocking(move || backup.encode())
-        .await
-        .map_err(|e| internal(e.into()))?
-        .map_err(internal)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"deltanode.backup\"",
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
-}
-
-async fn list_checkpoints(State(api): State<Api>) -> ApiResult<Json<Json_>> {
-    let all = api.client.checkpoints().await?.map_err(internal)?;
-    Ok(Json(serde_json::to_value(all).unwrap_or_default()))
-}
-
-async fn get_checkpoint(
-    State(api): State<Api>,
-    Path(label): Path<String>,
-) -> ApiResult<Json<Json_>> {
-    let c = api
-        .client
-        .checkpoint_state(label.clone())
-        .await?
-        .map_err(internal)?;
-    let c = c.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no checkpoint {label:?}")))?;
-    let objects = objects_json(&c.state);
-    Ok(Json(
-        json!({"label": label, "digest": c.digest, "created_unix_ms": c.created_unix_ms, "objects": objects}),
-    ))
-}
-
-async fn rollback(State(api): State<Api>, JsonBody(body): JsonBody) -> ApiResult<Response> {
-    let json = body;
-    let label = label_of(&json)?;
-    let partial = match json.get("partial") {
-        None => false,
-        Some(Json_::Bool(b)) => *b,
-        Some(_) => return Err(bad("\"partial\" must be a boolean")),
-    };
-    match api.client.rollback(label.clone(), partial).await?.map_err(internal)? {
-        RollbackOutcome::NoSuchCheckpoint => Err(ApiError(StatusCode::NOT_FOUND, format!("no checkpoint {label:?}"))),
-        RollbackOutcome::Refused { irreversible } => Ok((
-            StatusCode::CONFLICT,
-            Json(json!({
-                "error": format!("{} changed objects cannot be reverted (grow-only, or a past conflict); nothing changed; send \"partial\": true to revert the rest", irreversible.len()),
-                "irreversible": irreversible,
-            })),
-        )
-            .into_response()),
-        RollbackOutcome::Done { reverted, irreversible } => {
-            Ok(Json(json!({"label": label, "reverted": reverted, "irreversible": irreversible})).into_response())
-        }
-    }
 }

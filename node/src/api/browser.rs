@@ -7,7 +7,7 @@
 //! opens those two streams only (a stream already open stays open after it expires).
 
 use super::{ApiError, ApiResult};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -156,9 +156,14 @@ impl Tokens {
     }
 }
 
-/// `POST /v1/tokens`: an access token for `EventSource` and `WebSocket` (the bearer token is
-/// needed to get one).
-pub async fn issue(tokens: &Tokens) -> ApiResult<(StatusCode, Json<Value>)> {
+/// An access token that opens `/v1/events` and `/v1/ws` (as `?access_token=`) for 60 s, for
+/// browsers, which cannot send the bearer header there.
+#[utoipa::path(post, path = "/v1/tokens", tag = "feed", responses(
+    (status = 201, body = super::openapi::AccessToken),
+    (status = 503, description = "Too many alive", body = super::openapi::ErrorBody),
+))]
+pub(super) async fn issue(State(api): State<super::Api>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let tokens = &api.tokens;
     let token = tokens.issue().ok_or_else(|| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -165,7 +165,8 @@ pub async fn subscribe(
 }
 
 /// What `GET /v1/events` and `/v1/ws` may ask for.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// `values=full`: change events of large objects carry the whole value too (read when the
     /// event is sent, so it may include later changes; it costs the object, each time).
@@ -180,6 +181,12 @@ pub struct FeedQuery {
 /// `GET /v1/events`: the change feed as Server-Sent Events, resuming after `Last-Event-ID` (or
 /// `?last_event_id=`). The stream opens with `retry:` ([`RETRY`]) and sends a keep-alive comment
 /// every 15 s of quiet.
+#[utoipa::path(get, path = "/v1/events", tag = "feed",
+    params(FeedQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this id")),
+    responses(
+        (status = 200, description = "Server-Sent Events: `change` (default name), `conflict`, `reset`, `lagged`", content_type = "text/event-stream", body = String),
+        (status = 503, description = "Too many streams open", body = super::openapi::ErrorBody),
+    ))]
 pub async fn events(
     State(api): State<Api>,
     Query(q): Query<FeedQuery>,

@@ -16,7 +16,8 @@ use serde_json::{json, Value as Json_};
 pub const MAX_PAGE: usize = 10_000;
 
 /// What `GET /v1/objects/{key}` may ask for.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReadQuery {
     /// A page of at most this many elements or fields.
     limit: Option<usize>,
@@ -34,6 +35,13 @@ fn not_found(key: &str) -> ApiError {
 
 /// `GET /v1/objects/{key}`: the whole value (serialised off the event loop), or a page, a
 /// membership test or a field (answered on the loop: they cost what they return).
+#[utoipa::path(get, path = "/v1/objects/{key}", tag = "objects",
+    params(("key" = String, Path, description = "The object's key"), ReadQuery),
+    responses(
+        (status = 200, description = "The object; a page (`value`, `next`), a membership test (`contains`) or a field (`field`, `value`) when asked", body = super::openapi::ObjectBody),
+        (status = 400, description = "A query that does not fit the object", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such object", body = super::openapi::ErrorBody),
+    ))]
 pub async fn get_object(
     State(api): State<Api>,
     Path(key): Path<String>,
@@ -135,6 +143,20 @@ fn preference(headers: &HeaderMap) -> Option<Return> {
 /// `POST /v1/objects/{key}`: applies one op; answers with the object's size and what changed,
 /// and its value when it is small (up to [`crate::views::SMALL`]) or `Prefer:
 /// return=representation` asks; `return=minimal` leaves the value out whatever the size.
+#[utoipa::path(post, path = "/v1/objects/{key}", tag = "objects",
+    params(
+        ("key" = String, Path, description = "The object's key"),
+        ("Prefer" = Option<String>, Header, description = "`return=minimal` (no value) or `return=representation` (the value, however large)"),
+    ),
+    request_body = super::openapi::Operation,
+    responses(
+        (status = 200, description = "Durable (fsynced) before the answer", body = super::openapi::ObjectBody),
+        (status = 400, description = "Malformed", body = super::openapi::ErrorBody),
+        (status = 404, description = "The op changed nothing and there is no object", body = super::openapi::ErrorBody),
+        (status = 409, description = "The key holds another type", body = super::openapi::ErrorBody),
+        (status = 422, description = "A counter past what it holds; nothing written", body = super::openapi::ErrorBody),
+        (status = 507, description = "The disk is full; nothing written", body = super::openapi::ErrorBody),
+    ))]
 pub async fn post_op(
     State(api): State<Api>,
     Path(key): Path<String>,

@@ -14,7 +14,8 @@ use serde_json::{json, Value as Json_};
 use std::convert::Infallible;
 
 /// What `GET /v1/state` may ask for.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StateQuery {
     /// Each object's first N elements or fields only, with its `size` and the page's `next`.
     preview: Option<usize>,
@@ -22,7 +23,10 @@ pub struct StateQuery {
     digest: Option<String>,
 }
 
-/// `GET /v1/state` (see the module docs).
+/// The whole state and its digest (equal digests ⇔ equal states), a preview, or the digest alone.
+#[utoipa::path(get, path = "/v1/state", tag = "objects", params(StateQuery), responses(
+    (status = 200, description = "`{digest, objects: {key: {type, value}}}`", body = Object),
+))]
 pub async fn state(
     State(api): State<Api>,
     axum::extract::Query(q): axum::extract::Query<StateQuery>,

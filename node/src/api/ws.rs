@@ -20,7 +20,12 @@ use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
-/// The upgrade: one feed stream slot per socket, taken before it opens.
+/// The change feed and writes over one WebSocket (see the module docs of the server for the
+/// messages).
+#[utoipa::path(get, path = "/v1/ws", tag = "feed", params(FeedQuery), responses(
+    (status = 101, description = "Switching to the WebSocket protocol"),
+    (status = 503, description = "Too many streams open", body = super::openapi::ErrorBody),
+))]
 pub async fn ws(
     State(api): State<Api>,
     Query(q): Query<FeedQuery>,
