@@ -28,6 +28,7 @@ command -v curl >/dev/null || need+=(curl)
 if $tests; then
   command -v ip >/dev/null || need+=(iproute2)
   command -v nft >/dev/null || need+=(nftables)
+  command -v openssl >/dev/null || need+=(openssl)   # certificates for the TLS test
   command -v chromium >/dev/null || need+=(chromium)
   command -v chromedriver >/dev/null || need+=(chromium-driver)
   python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)

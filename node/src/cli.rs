@@ -287,6 +287,16 @@ pub struct RunArgs {
     /// 0: no bound.
     #[arg(long, env = "DELTANODE_MAX_CLOCK_SKEW", default_value_t = 30)]
     pub max_clock_skew: u64,
+    /// Serve the API over TLS with this certificate chain (PEM); needs --api-tls-key.
+    #[arg(long, env = "DELTANODE_API_TLS_CERT", requires = "api_tls_key")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --api-tls-cert.
+    #[arg(long, env = "DELTANODE_API_TLS_KEY", requires = "api_tls_cert")]
+    pub api_tls_key: Option<PathBuf>,
+    /// Serve the API over plain HTTP on a non-loopback --api (refused without it: the bearer
+    /// token would cross the network in the clear). Only on a network you trust.
+    #[arg(long, env = "DELTANODE_INSECURE_HTTP")]
+    pub insecure_http: bool,
     /// An origin whose pages may call the API from a browser (CORS), e.g.
     /// https://app.example.com; `*` allows any. Repeatable. Browsers open the change feed and
     /// the WebSocket with an access token from POST /v1/tokens.

@@ -22,11 +22,22 @@ struct Ready {
 /// Runs the node until a signal.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logs(args.log_format);
+    let loopback = args.api.ip().is_loopback();
     anyhow::ensure!(
-        args.api.ip().is_loopback() || args.api_token.is_some(),
+        loopback || args.api_token.is_some(),
         "--api {} is not a loopback address: set --api-token (or DELTANODE_API_TOKEN)",
         args.api
     );
+    anyhow::ensure!(
+        loopback || args.api_tls_cert.is_some() || args.insecure_http,
+        "--api {} is not a loopback address: serve it over TLS (--api-tls-cert and \
+         --api-tls-key), or say --insecure-http to send the token in the clear",
+        args.api
+    );
+    let tls = match (&args.api_tls_cert, &args.api_tls_key) {
+        (Some(cert), Some(key)) => Some(crate::api::serve::tls(cert, key)?),
+        _ => None,
+    };
     // `--neighbour` fixes the neighbours; 0 lifts the bound.
     let max_neighbours = (args.max_neighbours > 0 && args.neighbour.is_empty())
         .then_some(usize::from(args.max_neighbours));
@@ -85,9 +96,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::api::serve::serve(listener, app, limits, async {
-            let _ = api_stopped.await;
-        }));
+        let server = tokio::spawn(crate::api::serve::serve(
+            listener,
+            app,
+            limits,
+            tls,
+            async {
+                let _ = api_stopped.await;
+            },
+        ));
         // Before the ready line: a SIGTERM sent as soon as it is read must stop the node cleanly,
         // not find the default action (death by signal) still in place.
         let mut term = signal(SignalKind::terminate())?;

@@ -147,7 +147,8 @@ fn raise_neighbour_limits(nodes: usize) -> Option<Vec<(String, String)>> {
 
 impl Lan {
     /// Starts a node in namespace `i`: data in `dir`/n`i`, listening on every interface, its API
-    /// on the namespace's address (so it wants `token`), with `extra` arguments.
+    /// on the namespace's address (so it wants `token`, and `--insecure-http`), with `extra`
+    /// arguments.
     pub fn start_node(&self, i: usize, dir: &TempDir, extra: &[String], token: &str) -> NodeProc {
         let mut args: Vec<String> = [
             "--data-dir",
@@ -156,6 +157,8 @@ impl Lan {
             "/ip4/0.0.0.0/tcp/0",
             "--api",
             &format!("{}:7700", self.addr(i)),
+            // Plain HTTP inside the test's own namespaces (a non-loopback API wants TLS else).
+            "--insecure-http",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -3,20 +3,24 @@
 //! too: a half-sent request is not held for ever); at most `max_connections` are served at once
 //! (beyond, a 503 and the connection closed); a write that makes no progress for `write_timeout`
 //! cuts the connection (a change-feed reader that stopped reading gives its buffers back); and a
-//! stop waits at most `drain` for the requests in flight.
+//! stop waits at most `drain` for the requests in flight. With a TLS configuration ([`tls`]),
+//! every connection is TLS (rustls), its handshake held to the header timeout too.
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// The server's limits.
 #[derive(Clone, Copy, Debug)]
@@ -42,11 +46,37 @@ impl Default for Limits {
     }
 }
 
-/// Serves `app` on `listener` until `stop` completes, then for at most `limits.drain`.
+/// The TLS configuration of a certificate chain and its private key, both PEM files.
+pub fn tls(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("--api-tls-cert {}: {e}", cert.display()))?;
+    anyhow::ensure!(
+        !chain.is_empty(),
+        "--api-tls-cert {}: no certificate in it",
+        cert.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("--api-tls-key {}: {e}", key.display()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| anyhow::anyhow!("the API's certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `app` on `listener` (over TLS with `tls`) until `stop` completes, then for at most
+/// `limits.drain`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     stop: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -70,26 +100,44 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let mut io = TimeoutStream::new(stream);
-        io.set_write_timeout(Some(limits.write_timeout));
-        let io = TokioIo::new(Box::pin(io));
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
-        let service = TowerToHyperService::new(app.clone());
-        let conn = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let (app, watcher, tls) = (app.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => connection(stream, app, limits, watcher).await,
+                Some(tls) => {
+                    let handshake = tokio::time::timeout(limits.header_timeout, tls.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => connection(stream, app, limits, watcher).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "API TLS handshake failed"),
+                        Err(_) => tracing::debug!("API TLS handshake timed out"),
+                    }
+                }
+            }
             drop(slot);
         });
     }
     drop(listener);
     let _ = tokio::time::timeout(limits.drain, graceful.shutdown()).await;
+}
+
+/// Serves one connection, plain or TLS, until it ends or the stop's drain does.
+async fn connection<I>(io: I, app: Router, limits: Limits, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let mut io = TimeoutStream::new(io);
+    io.set_write_timeout(Some(limits.write_timeout));
+    let io = TokioIo::new(Box::pin(io));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let service = TowerToHyperService::new(app);
+    let conn = builder
+        .serve_connection_with_upgrades(io, service)
+        .into_owned();
+    let _ = watcher.watch(conn).await;
 }
 
 /// Answers a connection over the cap with a 503 and closes it.
