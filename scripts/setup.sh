@@ -8,8 +8,10 @@
 #                              namespaces, packet loss), Chromium and chromedriver (the dashboard's
 #                              browser test), promtool and Python's prometheus_client (the metrics
 #                              formats), Python's zeroconf (mDNS interoperability) and
-#                              openapi-spec-validator (the OpenAPI document)
+#                              openapi-spec-validator (the OpenAPI document), Node.js and the
+#                              TypeScript compiler (the TypeScript client)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 tests=false
 case "${1:-}" in
@@ -32,6 +34,7 @@ if $tests; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v chromedriver >/dev/null || need+=(chromium-driver)
   python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+  command -v npm >/dev/null || need+=(nodejs npm)                # the TypeScript client
 fi
 if [ ${#need[@]} -gt 0 ]; then
   root || { echo "setup: missing ${need[*]}; run as root or install them" >&2; exit 1; }
@@ -63,4 +66,6 @@ if ! command -v promtool >/dev/null; then
   install -m 0755 "$tmp/x/usr/bin/promtool" /usr/local/bin/promtool
   chmod -R u+w "$tmp" && rm -rf "$tmp"
 fi
+# The TypeScript client's compiler, at the versions clients/ts/package-lock.json pins.
+[ -d clients/ts/node_modules/typescript ] || (cd clients/ts && npm ci --no-audit --no-fund --silent)
 echo "setup: ok (with the test tools)"
