@@ -8,8 +8,9 @@
 #                              namespaces, packet loss), Chromium and chromedriver (the dashboard's
 #                              browser test), promtool and Python's prometheus_client (the metrics
 #                              formats), Python's zeroconf (mDNS interoperability) and
-#                              openapi-spec-validator (the OpenAPI document), Node.js and the
-#                              TypeScript compiler (the TypeScript client)
+#                              openapi-spec-validator (the OpenAPI document), Node.js with the
+#                              TypeScript compiler (the TypeScript client) and js-libp2p (the
+#                              interoperability test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,6 +67,8 @@ if ! command -v promtool >/dev/null; then
   install -m 0755 "$tmp/x/usr/bin/promtool" /usr/local/bin/promtool
   chmod -R u+w "$tmp" && rm -rf "$tmp"
 fi
-# The TypeScript client's compiler, at the versions clients/ts/package-lock.json pins.
+# The TypeScript client's compiler and the js-libp2p peer of the interoperability test, at the
+# versions their package-lock.json files pin.
 [ -d clients/ts/node_modules/typescript ] || (cd clients/ts && npm ci --no-audit --no-fund --silent)
+[ -d interop/js/node_modules/libp2p ] || (cd interop/js && npm ci --no-audit --no-fund --silent)
 echo "setup: ok (with the test tools)"

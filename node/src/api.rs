@@ -486,7 +486,7 @@ fn batch_ops(json: &Json_) -> ApiResult<Vec<(String, crdt::Op)>> {
 
 /// The peers this node syncs with, with their traffic, acks and clock offsets.
 #[utoipa::path(get, path = "/v1/peers", tag = "node", responses(
-    (status = 200, description = "`[{peer_id, connected, addrs, bytes_sent, bytes_received, last_ack_unix_ms, pending_groups, oversized_sends, held_ahead, clock_offset_ms?, clock_ahead_ms?}]`", body = Vec<Object>),
+    (status = 200, description = "`[{peer_id, connected, addrs, bytes_sent, bytes_received, last_ack_unix_ms, pending_groups, oversized_sends, held_ahead, clock_offset_ms?, clock_ahead_ms?, rtt_ms?, agent_version?}]`", body = Vec<Object>),
 ))]
 async fn peers(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     let peers = off_loop(&api, |snap| {

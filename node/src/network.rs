@@ -121,6 +121,7 @@ pub fn build(
                 // Listen addresses that change (an interface comes or goes) are pushed to peers.
                 let identify = identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
+                        .with_agent_version(format!("deltanode/{}", env!("CARGO_PKG_VERSION")))
                         .with_push_listen_addr_updates(true),
                 );
                 Ok(Behaviour {

@@ -378,6 +378,10 @@ impl Peers {
     /// What identify told of `peer`: a neighbour if it speaks sync; else a stranger, disconnected
     /// and forgotten (a libp2p peer of another app on the same network key).
     fn identified(&mut self, peer: PeerId, info: &identify::Info) -> Option<PeerEvent> {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            // What it runs, as it says (cut: a peer chooses it).
+            state.view.agent_version = Some(info.agent_version.chars().take(128).collect());
+        }
         if info.protocols.iter().any(|p| p.as_ref() == PROTOCOL) {
             self.book.record(peer, &info.listen_addrs);
             if let Some(r) = self.redials.get_mut(&peer) {
@@ -420,7 +424,15 @@ impl Peers {
                 result: Err(e),
                 ..
             })) => tracing::debug!(%peer, error = %e, "ping failed"),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.view.rtt_ms = Some((rtt.as_secs_f64() * 10_000.0).round() / 10.0);
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
                     self.discovered(peer, addr);

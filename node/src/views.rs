@@ -108,6 +108,12 @@ pub struct PeerView {
     /// Its clock minus this node's (ms), as last measured (`/deltanode/clock/1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_offset_ms: Option<i64>,
+    /// The round trip of the last libp2p ping to it (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// What it runs, as its identify says (e.g. `deltanode/0.1.0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
 }
 
 /// A checkpoint as the API lists it.
