@@ -32,6 +32,7 @@ const RESTORE_EXAMPLES: &str = "Examples:
   deltanode restore --data-dir ./a --force a.backup      # back in place (the old store is set aside)";
 const CTL_EXAMPLES: &str = "Examples:
   deltanode ctl health
+  deltanode run --data-dir a & deltanode ctl wait    # start a node, go on once it answers
   deltanode ctl --api 127.0.0.1:7702 add tags rust
   deltanode ctl inc visits 5
   deltanode ctl put profile name ada
@@ -143,6 +144,13 @@ pub struct CtlArgs {
 pub enum CtlCommand {
     /// The node's health.
     Health,
+    /// Waits until the node answers (for scripts that start one), then prints its health;
+    /// fails after --timeout seconds.
+    Wait {
+        /// Seconds to wait at most.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
     /// Every object and the state digest.
     State,
     /// One object.

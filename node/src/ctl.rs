@@ -20,15 +20,23 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
         json: args.json,
     };
     match args.command {
-        CtlCommand::Health => ctl.show(ctl.get("/health")?, |v| {
-            format!(
-                "{} peer {} neighbours {} objects {}",
-                v["status"].as_str().unwrap_or("?"),
-                v["peer_id"].as_str().unwrap_or("?"),
-                v["neighbours"],
-                v["objects"]
-            )
-        }),
+        CtlCommand::Health => ctl.show(ctl.get("/health")?, health_line),
+        CtlCommand::Wait { timeout } => {
+            let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
+            let health = loop {
+                match ctl.get("/health") {
+                    Ok(h) => break h,
+                    // Refused or reset: not listening yet. Any answer, even an error, is final.
+                    Err(e) if format!("{e:#}").contains("cannot reach the node")
+                        && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            ctl.show(health, health_line)
+        }
         CtlCommand::State => ctl.show(ctl.get("/v1/state")?, |v| {
             let mut out = format!("digest {}", v["digest"].as_str().unwrap_or("?"));
             for (k, o) in v["objects"].as_object().into_iter().flatten() {
@@ -308,4 +316,15 @@ fn lines(
     } else {
         all.join("\n")
     }
+}
+
+/// `/health` in one line.
+fn health_line(v: &Value) -> String {
+    format!(
+        "{} peer {} neighbours {} objects {}",
+        v["status"].as_str().unwrap_or("?"),
+        v["peer_id"].as_str().unwrap_or("?"),
+        v["neighbours"],
+        v["objects"]
+    )
 }

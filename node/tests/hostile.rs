@@ -139,18 +139,18 @@ async fn hostile_frames_are_refused_counted_and_change_nothing() {
         "no rejected frame changed the state"
     );
 
-    // Valid frames with absurd contents: counters at u64::MAX from two replicas. They are data (a
-    // neighbour may send any lattice state), so they merge — and nothing overflows or panics.
+    // Valid frames with absurd contents: counters at u64::MAX from two replicas (each written
+    // apart: together they pass what a local write may reach). They are data (a neighbour may
+    // send any lattice state), so they merge — and nothing overflows or panics.
     let mut absurd = Store::default();
     for r in [1u64 << 60, (1u64 << 60) + 1] {
         let w = Writer {
             replica: ReplicaId(r),
             now_ms: u64::MAX,
         };
-        let d = absurd.apply("huge", Op::GCounterInc(u64::MAX), &w).unwrap();
-        absurd.join(&d);
-        let d = absurd.apply("pn", Op::CounterAdd(i64::MIN), &w).unwrap();
-        absurd.join(&d);
+        let apart = Store::default();
+        absurd.join(&apart.apply("huge", Op::GCounterInc(u64::MAX), &w).unwrap());
+        absurd.join(&apart.apply("pn", Op::CounterAdd(i64::MIN), &w).unwrap());
     }
     let frame = wire::encode(&Message::Delta {
         seq: u64::MAX,

@@ -87,6 +87,20 @@ fn ctl_drives_a_node_with_human_and_json_output() {
         "{err}"
     );
     assert!(err.lines().count() <= 2 && err.contains("hint: "), "{err}");
+    // `wait` gives up after its timeout on a port nobody listens on, and answers at once when
+    // the node is up.
+    let t = std::time::Instant::now();
+    let out = Command::new(deltanode_e2e::binary())
+        .args(["ctl", "--api", "127.0.0.1:1", "wait", "--timeout", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(1),
+        "gave up early"
+    );
+    let (ok, out, _) = ctl(&["wait"]);
+    assert!(ok && out.starts_with("ok peer "), "{out}");
     let out = Command::new(deltanode_e2e::binary())
         .args(["ctl", "health", "--token", ""])
         .output()
