@@ -4,8 +4,13 @@
 # the converged state, and stops the nodes (also on Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p deltanode
-bin=$PWD/target/release/deltanode
+# DELTANODE_BIN names a binary to use instead of building the release one.
+if [ -n "${DELTANODE_BIN:-}" ]; then
+  bin=$DELTANODE_BIN
+else
+  cargo build --release -q -p deltanode
+  bin=$PWD/target/release/deltanode
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {

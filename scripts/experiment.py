@@ -263,7 +263,8 @@ def main():
     p.add_argument("--timeout", type=float, default=60, help="seconds to wait for convergence after the writes")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="results/real")
-    p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "deltanode"))
+    p.add_argument("--binary", default=os.environ.get("DELTANODE_BIN") or os.path.join(ROOT, "target", "release", "deltanode"),
+                   help="the deltanode binary (default: $DELTANODE_BIN, else the release build, built if absent)")
     p.add_argument("--lan", action="store_true",
                    help="one network namespace per node on a private bridge, peers found by mDNS (root)")
     args = p.parse_args()

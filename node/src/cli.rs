@@ -32,7 +32,7 @@ const RESTORE_EXAMPLES: &str = "Examples:
   deltanode restore --data-dir ./a --force a.backup      # back in place (the old store is set aside)";
 const CTL_EXAMPLES: &str = "Examples:
   deltanode ctl health
-  deltanode run --data-dir a & deltanode ctl wait    # start a node, go on once it answers
+  deltanode ctl wait --timeout 60    # go on once a node just started answers
   deltanode ctl --api 127.0.0.1:7702 add tags rust
   deltanode ctl inc visits 5
   deltanode ctl put profile name ada

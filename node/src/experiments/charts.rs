@@ -232,7 +232,7 @@ fn sweep(
 ) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
-    let f = |v: f64| if log_y { v.max(1.0).log10() } else { v };
+    let f = |v: f64| if log_y { log(v) } else { v };
     let ys = || {
         series
             .iter()
@@ -298,7 +298,8 @@ fn sweep(
     Ok(())
 }
 
-/// A bar chart with one bar per label, `stack` series stacked in it, and an optional line.
+/// A bar chart with one bar per label, `stack` series stacked in it, and an optional line, on a
+/// log scale (so a 100× smaller bar still reads: the paper's algorithms differ by that much).
 fn bars(
     path: &Path,
     title: &str,
@@ -311,13 +312,20 @@ fn bars(
     let totals: Vec<f64> = (0..labels.len())
         .map(|i| stack.iter().map(|(_, v)| v[i]).sum())
         .collect();
-    let top = totals.iter().copied().chain(line).fold(1.0, f64::max) * 1.1;
+    let top = log(totals.iter().copied().chain(line).fold(1.0, f64::max)) + 0.15;
+    let smallest = totals
+        .iter()
+        .copied()
+        .chain(line)
+        .filter(|v| *v > 0.0)
+        .fold(f64::MAX, f64::min);
+    let bottom = log(smallest).floor().min(top - 1.0).max(0.0);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..labels.len() as f64, 0.0..top)?;
+        .build_cartesian_2d(0.0..labels.len() as f64, bottom..top)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -330,7 +338,8 @@ fn bars(
                 String::new()
             }
         })
-        .y_label_formatter(&|y| short(*y))
+        .y_desc("log scale")
+        .y_label_formatter(&|y| short(10f64.powf(*y)))
         .label_style((FONT, 14))
         .draw()?;
     let mut base = vec![0.0; labels.len()];
@@ -340,12 +349,12 @@ fn bars(
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let r = Rectangle::new(
-                    [(i as f64 + 0.15, base[i]), (i as f64 + 0.85, base[i] + v)],
-                    color.filled(),
-                );
+                let (from, to) = (log(base[i]).max(bottom), log(base[i] + v).max(bottom));
                 base[i] += v;
-                r
+                Rectangle::new(
+                    [(i as f64 + 0.15, from), (i as f64 + 0.85, to)],
+                    color.filled(),
+                )
             })
             .collect();
         chart
@@ -355,7 +364,7 @@ fn bars(
     }
     if let Some(y) = line {
         chart.draw_series(DashedLineSeries::new(
-            vec![(0.0, y), (labels.len() as f64, y)],
+            vec![(0.0, log(y)), (labels.len() as f64, log(y))],
             6,
             4,
             BLACK.stroke_width(2),
@@ -366,7 +375,12 @@ fn bars(
     Ok(())
 }
 
-/// A line chart, one line per series, x = round (from 1).
+/// log₁₀, with everything below 1 at 0 (the charts count units, bytes and ms).
+fn log(v: f64) -> f64 {
+    v.max(1.0).log10()
+}
+
+/// A line chart, one line per series, x = round (from 1), on a log scale.
 fn lines(path: &Path, title: &str, series: &[(&str, Vec<f64>)]) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
@@ -376,28 +390,31 @@ fn lines(path: &Path, title: &str, series: &[(&str, Vec<f64>)]) -> anyhow::Resul
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let max_y = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .fold(1.0, f64::max)
-        * 1.05;
+    let values = || series.iter().flat_map(|(_, v)| v.iter().copied());
+    let top = log(values().fold(1.0, f64::max)) + 0.1;
+    let smallest = values().filter(|v| *v > 0.0).fold(f64::MAX, f64::min);
+    let bottom = log(smallest).floor().min(top - 1.0).max(0.0);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(80)
-        .build_cartesian_2d(1.0..max_x, 0.0..max_y)?;
+        .build_cartesian_2d(1.0..max_x, bottom..top)?;
     chart
         .configure_mesh()
         .x_desc("round")
-        .y_label_formatter(&|y| short(*y))
+        .y_desc("log scale")
+        .y_label_formatter(&|y| short(10f64.powf(*y)))
         .label_style((FONT, 14))
         .draw()?;
     for (k, (name, values)) in series.iter().enumerate() {
         let color = Palette99::pick(k).to_rgba();
         chart
             .draw_series(LineSeries::new(
-                values.iter().enumerate().map(|(i, v)| (i as f64 + 1.0, *v)),
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as f64 + 1.0, log(*v).max(bottom))),
                 color.stroke_width(2),
             ))?
             .label(*name)
@@ -405,7 +422,7 @@ fn lines(path: &Path, title: &str, series: &[(&str, Vec<f64>)]) -> anyhow::Resul
                 PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
             });
     }
-    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     root.present()?;
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! `deltanode sim`: runs every requested (topology, workload, algorithm) in the simulator, prints
 //! one table per (topology, workload), and writes `results.csv` (SPEC columns), `rounds.csv` (the
-//! per-round series) and PNG charts into `--out`.
+//! per-round series), PNG charts (log scales) and `report.html` (the tables and charts in one
+//! self-contained page) into `--out`.
 
 mod catch_up;
 mod charts;
+mod report;
 
 use crate::cli::SimArgs;
 use anyhow::Context;
@@ -70,6 +72,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     let origin = Instant::now();
     let clock = move || origin.elapsed();
     let mut all = Vec::new();
+    let mut tables = Vec::new();
     for topology in args
         .topology
         .iter()
@@ -102,7 +105,9 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
                         run_spec(&cfg, workload, &clock)
                     })
                     .collect();
-                print!("{}", table(&reports));
+                let t = table(&reports);
+                print!("{t}");
+                tables.push(t);
                 charts::draw(&args.out, &reports).context("drawing charts")?;
                 all.extend(reports);
             }
@@ -111,7 +116,10 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     charts::draw_sweeps(&args.out, &all).context("drawing charts")?;
     fs::write(args.out.join("results.csv"), results_csv(&all))?;
     fs::write(args.out.join("rounds.csv"), rounds_csv(&all))?;
+    let command: Vec<String> = std::env::args().collect();
+    report::write(&args.out, &command.join(" "), &tables).context("writing the report")?;
     println!("wrote {}", args.out.join("results.csv").display());
+    println!("wrote {}", args.out.join("report.html").display());
     Ok(())
 }
 
@@ -447,6 +455,26 @@ mod tests {
             let png = fs::read(out.join(chart)).unwrap();
             assert_eq!(&png[..4], b"\x89PNG", "{chart}");
         }
+        // One self-contained page: both summary tables, and every chart embedded.
+        let html = fs::read_to_string(out.join("report.html")).unwrap();
+        assert!(html.contains("6 nodes, tree topology, gset workload"));
+        assert!(html.contains("6 nodes, tree topology, gmap:10 workload"));
+        let charts = fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "png")
+            })
+            .count();
+        assert_eq!(html.matches("src=\"data:image/png;base64,").count(), charts);
+        assert_eq!(
+            html.matches("src=\"").count(),
+            charts,
+            "nothing from outside the page"
+        );
         fs::remove_dir_all(out).unwrap();
     }
 }

@@ -20,6 +20,14 @@ pub struct Overlay {
     pub max_active: usize,
     /// The share of messages lost in flight, unseen by either side (0 unless set).
     pub loss: f64,
+    /// Peer exchange as the node runs it beside the protocol: every this many ticks, each node
+    /// learns a sample of a random neighbour's peer book (`None`, the default: the protocol
+    /// alone). The node ticks its membership every sync interval (500 ms) and exchanges every
+    /// 30 s: 60 ticks.
+    pub exchange_every: Option<usize>,
+    /// Each node's peer book: the peers it got a message from.
+    books: BTreeMap<u32, BTreeSet<u32>>,
+    ticked: usize,
 }
 
 impl Overlay {
@@ -33,6 +41,9 @@ impl Overlay {
             rng: SmallRng::seed_from_u64(seed),
             max_active: 0,
             loss: 0.0,
+            exchange_every: None,
+            books: BTreeMap::new(),
+            ticked: 0,
         }
     }
 
@@ -53,6 +64,8 @@ impl Overlay {
         let seed = self.rng.gen();
         self.nodes.insert(id, Membership::new(id, self.cfg, seed));
         if let Some(contact) = live.choose(&mut self.rng).copied() {
+            // The node keeps its contact in its book (a `--peer`, a peer mDNS found).
+            self.books.entry(id).or_default().insert(contact);
             let fx = self.nodes.get_mut(&id).unwrap().join(contact);
             self.effects(id, fx);
         }
@@ -100,6 +113,7 @@ impl Overlay {
                 let (at, fx) = if self.dead.contains(&to) {
                     (from, self.nodes.get_mut(&from).unwrap().on_unreachable(to))
                 } else {
+                    self.books.entry(to).or_default().insert(from);
                     (to, self.nodes.get_mut(&to).unwrap().on_message(from, msg))
                 };
                 self.effects(at, fx);
@@ -108,7 +122,8 @@ impl Overlay {
         panic!("messages never stop");
     }
 
-    /// `n` ticks of every live node, each followed by delivery.
+    /// `n` ticks of every live node, each followed by delivery (and, with
+    /// [`Overlay::exchange_every`], peer exchange).
     pub fn ticks(&mut self, n: usize) {
         for _ in 0..n {
             for id in self.live() {
@@ -116,6 +131,30 @@ impl Overlay {
                 self.effects(id, fx);
             }
             self.settle();
+            self.ticked += 1;
+            if self
+                .exchange_every
+                .is_some_and(|e| self.ticked.is_multiple_of(e.max(1)))
+            {
+                self.exchange();
+            }
+        }
+    }
+
+    /// Each live node learns up to 16 peers of a random neighbour's book (the node's sample).
+    fn exchange(&mut self) {
+        for id in self.live() {
+            let Some(&from) = self.nodes[&id].active().choose(&mut self.rng) else {
+                continue;
+            };
+            let mut sample: Vec<u32> = self
+                .books
+                .get(&from)
+                .map(|b| b.iter().copied().filter(|p| *p != id).collect())
+                .unwrap_or_default();
+            sample.shuffle(&mut self.rng);
+            sample.truncate(16);
+            self.nodes.get_mut(&id).unwrap().learn(sample);
         }
     }
 

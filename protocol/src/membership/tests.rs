@@ -132,7 +132,10 @@ proptest! {
 
     /// Messages lost without a word (a half-made or half-dropped link): while a tenth of them
     /// are lost the views stay bounded; once loss stops, links are symmetric again and the
-    /// overlay connected.
+    /// overlay connected — with peer exchange beside the protocol, as the node runs it. (The
+    /// protocol alone can stay split for good: seed 16328517883439204183, 81 nodes, k = 4 ends
+    /// in parts of 13 and 68 whose passive views hold no peer of the other part; the node's
+    /// peer books remember them, and their samples bring them back.)
     #[test]
     fn views_recover_symmetry_and_connectivity_after_message_loss(
         seed: u64,
@@ -141,6 +144,7 @@ proptest! {
     ) {
         let mut net = Overlay::new(k, seed);
         net.loss = 0.1;
+        net.exchange_every = Some(60);
         for id in 0..n {
             net.add(id);
             net.settle();
@@ -148,8 +152,18 @@ proptest! {
         net.ticks(100);
         prop_assert!(net.max_active <= k);
         net.loss = 0.0;
-        net.ticks(300);
-        prop_assert_eq!(net.check(), Ok(()));
+        // Healing takes up to a few rotation periods (100 ticks) after a sample brings a peer
+        // of the other part: over 303 seeds the slowest took 1,450 ticks (seed
+        // 16328517883439204183). It is checked every 50 ticks, for at most 3,000.
+        let mut healed = net.check();
+        for _ in 0..60 {
+            if healed.is_ok() {
+                break;
+            }
+            net.ticks(50);
+            healed = net.check();
+        }
+        prop_assert_eq!(healed, Ok(()));
         prop_assert!(net.max_active <= k);
     }
 }
