@@ -251,35 +251,40 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Where the node keeps its identity and data.
-    #[arg(long, default_value = "./deltanode-data")]
+    #[arg(long, env = "DELTANODE_DATA_DIR", default_value = "./deltanode-data")]
     pub data_dir: PathBuf,
     /// Address to listen on for peers (repeatable).
-    #[arg(long, default_value = "/ip4/0.0.0.0/tcp/0")]
+    #[arg(
+        long,
+        env = "DELTANODE_LISTEN",
+        value_delimiter = ',',
+        default_value = "/ip4/0.0.0.0/tcp/0"
+    )]
     pub listen: Vec<Multiaddr>,
     /// Address of the HTTP API (port 0 picks one).
-    #[arg(long, default_value = "127.0.0.1:7700")]
+    #[arg(long, env = "DELTANODE_API", default_value = "127.0.0.1:7700")]
     pub api: SocketAddr,
     /// A peer to connect to and keep reconnecting to, ending in /p2p/PEER_ID (repeatable).
-    #[arg(long)]
+    #[arg(long, env = "DELTANODE_PEER", value_delimiter = ',')]
     pub peer: Vec<Multiaddr>,
     /// Do not discover peers with mDNS.
-    #[arg(long)]
+    #[arg(long, env = "DELTANODE_NO_MDNS")]
     pub no_mdns: bool,
     /// Only these peers are neighbours, however many are found (repeatable).
-    #[arg(long)]
+    #[arg(long, env = "DELTANODE_NEIGHBOUR", value_delimiter = ',')]
     pub neighbour: Vec<PeerId>,
     /// Milliseconds between sync rounds.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, env = "DELTANODE_SYNC_INTERVAL", default_value_t = 500)]
     pub sync_interval: u64,
     /// Sync algorithm: bp-rr, bp-rr-tree, bp, rr, delta or state.
-    #[arg(long, default_value = "bp-rr")]
+    #[arg(long, env = "DELTANODE_ALGORITHM", default_value = "bp-rr")]
     pub algorithm: Algorithm,
     /// Private-network pre-shared key file (swarm.key format).
-    #[arg(long)]
+    #[arg(long, env = "DELTANODE_SWARM_KEY")]
     pub swarm_key: Option<PathBuf>,
     /// Seconds a peer may stay disconnected before it leaves /v1/peers and the per-peer metrics
     /// and is no longer redialled (a --peer always is); it stays in the peer book.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, env = "DELTANODE_FORGET_AFTER", default_value_t = 600)]
     pub forget_after: u64,
     /// At most this many neighbours (bounded partial views, HyParView): the other peers found
     /// are kept as candidates and exchanged, and replace a neighbour that fails; while fewer are
@@ -311,26 +316,26 @@ pub struct RunArgs {
     #[arg(long, env = "DELTANODE_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
     /// API connections served at once; beyond, a 503 and the connection closed.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, env = "DELTANODE_API_MAX_CONNECTIONS", default_value_t = 1024)]
     pub api_max_connections: usize,
     /// Change-feed streams (GET /v1/events) open at once; beyond, a 503.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, env = "DELTANODE_API_MAX_STREAMS", default_value_t = 256)]
     pub api_max_streams: usize,
     /// Seconds an API client has to send a request's headers (and an idle keep-alive connection
     /// its next request) before the connection is closed.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "DELTANODE_API_HEADER_TIMEOUT", default_value_t = 10)]
     pub api_header_timeout: u64,
     /// Seconds an API write may make no progress (a client that stopped reading, a change-feed
     /// reader among them) before the connection is closed.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "DELTANODE_API_WRITE_TIMEOUT", default_value_t = 30)]
     pub api_write_timeout: u64,
     /// If the store (DATA_DIR/state.redb) is found damaged at start, set it aside
     /// (state.redb.damaged-TIME) and start empty: the neighbours catch the node up. Without it a
     /// damaged store stops the node with an error (see also `deltanode repair`).
-    #[arg(long)]
+    #[arg(long, env = "DELTANODE_RECOVER_FROM_PEERS")]
     pub recover_from_peers: bool,
     /// Log format on stderr (level from RUST_LOG, default info).
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, env = "DELTANODE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 
@@ -502,6 +507,24 @@ mod tests {
         };
         let run = help(&mut cli, "run");
         assert!(run.contains("Examples:") && run.contains("DELTANODE_MAX_NEIGHBOURS"));
+        // Every option of `run` reads DELTANODE_<NAME> (SPEC), and its help says so.
+        let sub = cli.find_subcommand_mut("run").unwrap();
+        for arg in sub
+            .get_arguments()
+            .filter(|a| a.get_long().is_some_and(|l| l != "help"))
+        {
+            let long = arg.get_long().unwrap();
+            let want = format!("DELTANODE_{}", long.to_uppercase().replace('-', "_"));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(want.as_str()),
+                "--{long}"
+            );
+            assert!(
+                run.contains(&format!("[env: {want}")),
+                "run --help lacks {want}"
+            );
+        }
         for a in protocol::Algorithm::ON_THE_WIRE {
             assert!(run.contains(a.name()), "run --help lacks {}", a.name());
         }
