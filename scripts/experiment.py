@@ -114,7 +114,8 @@ class Cluster:
                 "--algorithm", self.algorithm]
         if lan:
             args = lan.exec_prefix(i) + args + ["--listen", f"/ip4/{lan.addr(i)}/tcp/7000",
-                                                 "--api", f"{lan.addr(i)}:7700", "--api-token", LAN_TOKEN]
+                                                 "--api", f"{lan.addr(i)}:7700", "--api-token", LAN_TOKEN,
+                                                 "--insecure-http"]  # plain HTTP inside our own namespaces
         else:
             args += ["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--no-mdns"]
         for j in sorted(self.neighbours[i]):

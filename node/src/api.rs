@@ -168,6 +168,7 @@ pub fn router(
         .routes(routes!(peers))
         .routes(routes!(conflicts))
         .routes(routes!(sync))
+        .routes(routes!(sync_history))
         .routes(routes!(events::events))
         .routes(routes!(ws::ws))
         .routes(routes!(browser::issue))
@@ -507,6 +508,36 @@ async fn conflicts(State(api): State<Api>) -> ApiResult<Json<Json_>> {
     })
     .await?;
     Ok(Json(list))
+}
+
+/// What the node sent since it started (cumulative frame bytes, payload and metadata units),
+/// a sample a step apart: 1 s, doubling as the history grows past 3,600 samples, so it always
+/// reaches back to the start. The dashboard's sync chart draws it.
+#[utoipa::path(get, path = "/v1/sync/history", tag = "node", params(HistoryQuery), responses(
+    (status = 200, description = "`{started_unix_ms, step_ms, samples: [{t_unix_ms, bytes, payload, metadata}]}`", body = Object),
+))]
+async fn sync_history(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+) -> ApiResult<Json<Json_>> {
+    let since = q.since.unwrap_or(0);
+    let history = api
+        .client
+        .read(move |v| {
+            let mut h = v.history.clone();
+            h.samples.retain(|s| s.t_unix_ms > since);
+            serde_json::to_value(h).unwrap_or_default()
+        })
+        .await?;
+    Ok(Json(history))
+}
+
+/// What `GET /v1/sync/history` may ask for.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HistoryQuery {
+    /// Only the samples after this time (ms since the epoch), for a chart that has the rest.
+    since: Option<u64>,
 }
 
 /// Starts a sync round now.

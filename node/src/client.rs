@@ -33,6 +33,8 @@ pub struct View<'a> {
     pub behind: Vec<PeerId>,
     /// Identities found shared by two processes (a neighbour's, or this node's).
     pub identity_warnings: Vec<String>,
+    /// What was sent since the start, sampled.
+    pub history: &'a crate::sync_history::SyncHistory,
 }
 
 pub(crate) type Reader = Box<dyn FnOnce(&View<'_>) + Send>;

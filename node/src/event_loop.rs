@@ -66,6 +66,7 @@ impl EventLoop {
                     self.peers.redial();
                     let sends = self.replica.tick();
                     self.send(sends, None);
+                    self.replica.record_history(self.peers.bytes_sent_total());
                 }
                 _ = exchange.tick() => {
                     self.peers.exchange();

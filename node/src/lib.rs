@@ -15,6 +15,7 @@
 //! | [`peer_exchange`] | `/deltanode/peers/1`: samples of the peer book between neighbours |
 //! | `event_loop` | the task that routes between replica, peers and clients |
 //! | [`views`], [`snapshot`] | what reads return; owned snapshots for whole-store reads |
+//! | [`sync_history`] | what the node sent since it started, sampled for the dashboard |
 //! | [`network`], [`codec`] | the libp2p swarm and the `/deltanode/sync/1` frame codec |
 //! | [`identity`] | the node's key and the private-network key |
 //! | [`persist`] | the durable store (redb): delta log, snapshot, checkpoints |
@@ -51,4 +52,5 @@ pub mod prometheus;
 mod replica;
 pub mod run;
 pub mod snapshot;
+pub mod sync_history;
 pub mod views;

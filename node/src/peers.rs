@@ -225,6 +225,12 @@ impl Peers {
             .collect()
     }
 
+    /// Sync frame bytes sent since the start, forgotten peers' included.
+    pub(crate) fn bytes_sent_total(&self) -> u64 {
+        self.counters.forgotten_bytes.0
+            + self.peers.values().map(|s| s.view.bytes_sent).sum::<u64>()
+    }
+
     /// What this layer counts.
     pub(crate) fn counters(&self) -> PeerCounters {
         self.counters.clone()

@@ -43,6 +43,8 @@ pub(crate) struct Replica {
     degraded: Option<Degraded>,
     /// Neighbours' writes stamped too far ahead of this node's clock, held (`None`: no bound).
     quarantine: Option<Quarantine>,
+    /// What was sent since the start, sampled each second.
+    history: crate::sync_history::SyncHistory,
 }
 
 /// What one engine input produced: the deltas to commit and the messages to send after.
@@ -67,7 +69,19 @@ impl Replica {
             last_ack: BTreeMap::new(),
             degraded: None,
             quarantine: None,
+            history: crate::sync_history::SyncHistory::new(crate::clock::unix_ms(), 1000),
         }
+    }
+
+    /// Samples what was sent so far (`bytes_sent`: the peers layer's count of frame bytes).
+    pub(crate) fn record_history(&mut self, bytes_sent: u64) {
+        let stats = self.engine.stats();
+        self.history.record(crate::sync_history::Sample {
+            t_unix_ms: crate::clock::unix_ms(),
+            bytes: bytes_sent,
+            payload: stats.payload_units_sent,
+            metadata: stats.metadata_units_sent,
+        });
     }
 
     /// Holds neighbours' writes stamped more than `max_skew` ahead of this node's clock until it
@@ -88,6 +102,7 @@ impl Replica {
             clock_offsets: Vec::new(),
             behind: Vec::new(),
             identity_warnings: Vec::new(),
+            history: &self.history,
         }
     }
 

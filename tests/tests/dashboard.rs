@@ -1,8 +1,11 @@
 //! The dashboard in a real browser: two nodes, each page open in headless Chromium (driven over
 //! WebDriver by chromedriver), a note added in one tab appears in the other; the page asks for the
 //! token of a node that has one; it stays usable with a thousand objects and a 200,000-element set
-//! (shown a page at a time); and a screenshot is
-//! taken (`DELTANODE_SCREENSHOT=path` also copies it there: that is how docs/dashboard.png is made).
+//! (shown a page at a time); its notes demo keeps to its own key; its sync chart draws the history
+//! the node kept since it started; the neighbours card reads at 15 neighbours; and at 1280×800
+//! and at 390×844 (a phone) nothing overflows the page sideways. Screenshots are taken
+//! (`DELTANODE_SCREENSHOT=path` copies the main one there: that is how docs/dashboard.png is
+//! made; `DELTANODE_SCREENSHOT_DIR=dir` keeps every one, named after its size).
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/setup.sh --tests` installs them).
 
 use deltanode_e2e::{NodeProc, TempDir};
@@ -198,6 +201,11 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
     let dir = TempDir::new("dashboard");
     // a has a token (the page must ask for it); b has none.
     let a = NodeProc::start_local(&dir.join("a"), &[], Some(TOKEN));
+    // An app's own object named `notes`: the notes demo must leave it alone.
+    a.op(
+        "notes",
+        json!({"type": "gset", "op": "add", "value": "app data"}),
+    );
     // b starts alone: a thousand objects (the page must stay usable with them) and a register
     // written on both nodes before they ever met, so the two values are concurrent.
     let alone = NodeProc::start(&dir.join("b"), &[]);
@@ -330,11 +338,21 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
         "the note gone",
         "!document.getElementById('notes').textContent.includes('regrettable')",
     );
-    assert!(a.get("/v1/objects/notes").1["value"]
+    assert!(a.get("/v1/objects/dashboard.notes").1["value"]
         .as_object()
         .unwrap()
         .values()
         .all(|v| v != &json!(["a regrettable note"])));
+    assert_eq!(
+        a.get("/v1/objects/notes").1["value"],
+        json!(["app data"]),
+        "the app's object is untouched"
+    );
+    // The sync chart draws what the node kept since it started.
+    browser.wait_for(
+        "the sync history, in order",
+        "window.syncSamples >= 3 && window.syncInOrder",
+    );
 
     browser.switch(&tab_b);
     browser.script("window.scrollTo(0, 0)");
@@ -344,4 +362,78 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
     if let Some(path) = std::env::var_os("DELTANODE_SCREENSHOT") {
         std::fs::write(path, &png).unwrap();
     }
+    at_both_sizes(&browser, &dir, "objects");
+}
+
+/// At 1280×800 and 390×844: nothing wider than the page (no sideways scrolling), the
+/// neighbours table inside its card; a screenshot of each, kept in `dir` (and in
+/// `DELTANODE_SCREENSHOT_DIR` when set) as `dashboard-NAME-WxH.png`.
+fn at_both_sizes(browser: &Browser, dir: &TempDir, name: &str) {
+    for (w, h) in [(1280, 800), (390, 844)] {
+        browser.call(
+            "POST",
+            &browser.s("/window/rect"),
+            json!({"width": w, "height": h}),
+        );
+        browser.wait_for(
+            &format!("the page at {w}px"),
+            &format!("window.innerWidth <= {w} && window.innerWidth > {w} - 40"),
+        );
+        browser.script("window.scrollTo(0, 0)");
+        let overflow = browser.script(
+            "return [document.documentElement.scrollWidth, window.innerWidth,              [...document.querySelectorAll('section')].filter(s => s.getBoundingClientRect().right > window.innerWidth + 1).length]",
+        );
+        let (scroll, inner, sticking_out) = (
+            overflow[0].as_f64().unwrap(),
+            overflow[1].as_f64().unwrap(),
+            overflow[2].as_u64().unwrap(),
+        );
+        assert!(
+            scroll <= inner + 1.0 && sticking_out == 0,
+            "{w}×{h}: the page is {scroll}px wide in a {inner}px window, {sticking_out} cards stick out"
+        );
+        let png = browser.screenshot();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let file = format!("dashboard-{name}-{w}x{h}.png");
+        std::fs::write(dir.join(&file), &png).unwrap();
+        if let Some(out) = std::env::var_os("DELTANODE_SCREENSHOT_DIR") {
+            std::fs::write(std::path::Path::new(&out).join(&file), &png).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_neighbours_card_reads_at_fifteen_neighbours() {
+    let dir = TempDir::new("dashboard-15");
+    let hub = NodeProc::start(&dir.join("hub"), &["--max-neighbours".into(), "16".into()]);
+    let spokes: Vec<NodeProc> = (0..15)
+        .map(|i| NodeProc::start(&dir.join(&format!("s{i}")), &["--peer".into(), hub.addr()]))
+        .collect();
+    let browser = Browser::start(&dir.join("chromium-profile"));
+    browser.open(&hub.api);
+    browser.wait_for(
+        "fifteen neighbours, each pinged",
+        "[...document.querySelectorAll('#peers tbody tr')].filter(r => r.textContent.includes('connected') && r.textContent.includes(' ms')).length === 15",
+    );
+    // One line a neighbour, and the count in the heading.
+    let rows = browser.script(
+        "return [...document.querySelectorAll('#peers tbody tr')].map(r => r.getBoundingClientRect().height)",
+    );
+    let heights: Vec<f64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_f64().unwrap())
+        .collect();
+    assert!(
+        heights.iter().all(|h| *h < 40.0),
+        "a neighbour's row wraps: {heights:?}"
+    );
+    assert!(browser
+        .script("return document.getElementById('peers-count').textContent")
+        .as_str()
+        .unwrap()
+        .contains("15 connected"));
+    at_both_sizes(&browser, &dir, "neighbours");
+    drop(spokes);
 }

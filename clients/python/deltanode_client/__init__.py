@@ -89,6 +89,10 @@ class Client:
     def sync(self) -> Dict[str, Any]:
         return self._json("POST", "/v1/sync")
 
+    def sync_history(self, since: Optional[int] = None) -> Dict[str, Any]:
+        """What the node sent since it started: cumulative counters, a step apart."""
+        return self._json("GET", "/v1/sync/history", query={"since": since} if since else None)
+
     def metrics(self, openmetrics: bool = False) -> str:
         accept = "application/openmetrics-text" if openmetrics else "text/plain"
         return self._request("GET", "/metrics", headers={"Accept": accept}).decode()

@@ -146,6 +146,7 @@ OPERATIONS = {
     "rollback": ("POST", "/v1/rollback"),
     "state": ("GET", "/v1/state"),
     "sync": ("POST", "/v1/sync"),
+    "sync_history": ("GET", "/v1/sync/history"),
     "issue": ("POST", "/v1/tokens"),
     "ws": ("GET", "/v1/ws"),
 }

@@ -89,6 +89,7 @@ class ClientTest(unittest.TestCase):
         self.assertIn("deltanode_updates_total", c.metrics())
         self.assertTrue(c.metrics(openmetrics=True).endswith("# EOF\n"))
         self.assertEqual(c.openapi()["openapi"], "3.1.0")
+        self.assertIn("samples", c.sync_history())
         self.assertEqual(len(c.access_token()["access_token"]), 32)
         c.checkpoint("before")
         self.assertIn("before", [cp["label"] for cp in c.checkpoints()])

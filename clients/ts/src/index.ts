@@ -113,6 +113,15 @@ export class DeltanodeClient {
     return this.json("POST", "/v1/sync");
   }
 
+  /** What the node sent since it started: cumulative counters, a step apart. */
+  syncHistory(since?: number): Promise<{
+    started_unix_ms: number;
+    step_ms: number;
+    samples: Array<{ t_unix_ms: number; bytes: number; payload: number; metadata: number }>;
+  }> {
+    return this.json("GET", "/v1/sync/history", undefined, since ? { since } : {});
+  }
+
   async metrics(openmetrics = false): Promise<string> {
     const accept = openmetrics ? "application/openmetrics-text" : "text/plain";
     return (await this.request("GET", "/metrics", undefined, {}, { Accept: accept })).text();

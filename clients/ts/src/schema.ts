@@ -182,6 +182,7 @@ export const operations = {
   rollback: { method: "POST", path: "/v1/rollback" },
   state: { method: "GET", path: "/v1/state" },
   sync: { method: "POST", path: "/v1/sync" },
+  sync_history: { method: "GET", path: "/v1/sync/history" },
   issue: { method: "POST", path: "/v1/tokens" },
   ws: { method: "GET", path: "/v1/ws" },
 } as const;

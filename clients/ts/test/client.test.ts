@@ -104,6 +104,7 @@ test("writes, reads and errors", async () => {
   assert.match(await client.metrics(), /deltanode_updates_total/);
   assert.match(await client.metrics(true), /# EOF\n$/);
   assert.equal((await client.openapi()).openapi, "3.1.0");
+  assert.ok(Array.isArray((await client.syncHistory()).samples));
   assert.equal((await client.accessToken()).access_token.length, 32);
   await client.checkpoint("before");
   assert.ok((await client.checkpoints()).some((c) => c.label === "before"));
