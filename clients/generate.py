@@ -32,6 +32,13 @@ def ref_name(ref):
     return ref.rsplit("/", 1)[-1]
 
 
+def operations(doc):
+    """Each operation's id, and its method and path as JSON strings."""
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            yield op["operationId"], json.dumps(method.upper()), json.dumps(path)
+
+
 def types_of(schema):
     t = schema.get("type")
     if t is None:
@@ -87,9 +94,8 @@ def typescript(doc):
         out.append("")
     out.append("/** Every operation of the API: its method and path. */")
     out.append("export const operations = {")
-    for path, item in doc["paths"].items():
-        for method, op in item.items():
-            out.append(f"  {op['operationId']}: {{ method: {json.dumps(method.upper())}, path: {json.dumps(path)} }},")
+    for op_id, method, path in operations(doc):
+        out.append(f"  {op_id}: {{ method: {method}, path: {path} }},")
     out.append("} as const;")
     out.append("")
     return "\n".join(out)
@@ -148,9 +154,8 @@ def python(doc):
     out.append("")
     out.append("#: Every operation of the API: its method and path.")
     out.append("OPERATIONS = {")
-    for path, item in doc["paths"].items():
-        for method, op in item.items():
-            out.append(f"    {json.dumps(op['operationId'])}: ({json.dumps(method.upper())}, {json.dumps(path)}),")
+    for op_id, method, path in operations(doc):
+        out.append(f"    {json.dumps(op_id)}: ({method}, {path}),")
     out.append("}")
     out.append("")
     return "\n".join(out)
