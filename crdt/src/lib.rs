@@ -15,6 +15,7 @@
 //! | [`gset`], [`twopset`], [`awset`] | grow-only, two-phase and add-wins sets |
 //! | [`lww`], [`mvregister`] | last-writer-wins and multi-value registers |
 //! | [`ormap`], [`gmap`] | add-wins map of multi-value registers; grow-only map (LWW map) |
+//! | [`text`] | collaborative text (a Fugue tree of characters): the first part of the `doc` type, not yet in the store |
 //! | [`value`] | the canonical JSON values users store |
 //! | [`resolution`] | a `resolve` write: which type a clashing key keeps |
 //! | [`conflict`] | type clashes and concurrent values, as read paths list them |
@@ -46,6 +47,7 @@ pub mod resolution;
 pub mod revert;
 pub mod shared;
 pub mod store;
+pub mod text;
 pub mod twopset;
 pub mod value;
 
@@ -65,5 +67,6 @@ pub use mvregister::MvRegister;
 pub use ormap::OrMap;
 pub use pncounter::PNCounter;
 pub use store::{Object, Op, Page, Store, Writer};
+pub use text::Text;
 pub use twopset::TwoPSet;
 pub use value::Value;
