@@ -37,7 +37,8 @@ const CTL_EXAMPLES: &str = "Examples:
   deltanode ctl inc visits 5
   deltanode ctl put profile name ada
   deltanode ctl --json get tags    # the API's JSON, for scripts
-  deltanode ctl backup a.backup    # the running node's state and checkpoints, to a file";
+  deltanode ctl backup a.backup    # the running node's state and checkpoints, to a file
+  deltanode ctl --api https://localhost:7710 --cacert api.crt health    # a node serving TLS";
 #[cfg(feature = "experiments")]
 const SIM_EXAMPLES: &str = "Examples:
   deltanode sim --topology mesh,tree --workload gset,gcounter --out results/paper
@@ -134,6 +135,10 @@ pub struct CtlArgs {
     /// Print the API's JSON as is (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
+    /// A certificate (PEM) to trust for an https:// --api: the node's own, self-signed, or the
+    /// CA that signed it (without it, the usual public roots).
+    #[arg(long, global = true, env = "DELTANODE_CACERT")]
+    pub cacert: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: CtlCommand,

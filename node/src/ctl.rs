@@ -14,10 +14,22 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
     } else {
         format!("http://{}", args.api)
     };
+    let tls = match &args.cacert {
+        None => None,
+        Some(file) => {
+            let pem =
+                std::fs::read(file).with_context(|| format!("--cacert {}", file.display()))?;
+            let cert = ureq::tls::Certificate::from_pem(&pem)
+                .with_context(|| format!("--cacert {}: not a PEM certificate", file.display()))?;
+            let roots = ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![cert]));
+            Some(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+        }
+    };
     let ctl = Ctl {
         base,
         token: args.token.clone(),
         json: args.json,
+        tls,
     };
     match args.command {
         CtlCommand::Health => ctl.show(ctl.get("/health")?, health_line),
@@ -160,6 +172,8 @@ struct Ctl {
     base: String,
     token: Option<String>,
     json: bool,
+    /// What to trust for https:// (`None`: the public roots).
+    tls: Option<ureq::tls::TlsConfig>,
 }
 
 impl Ctl {
@@ -200,11 +214,13 @@ impl Ctl {
     }
 
     fn agent(&self, timeout: Option<Duration>) -> ureq::Agent {
-        ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(timeout)
-            .build()
-            .into()
+            .timeout_global(timeout);
+        if let Some(tls) = &self.tls {
+            config = config.tls_config(tls.clone());
+        }
+        config.build().into()
     }
 
     fn finish(

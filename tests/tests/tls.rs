@@ -1,7 +1,8 @@
 //! The API over TLS (rustls): `--api-tls-cert` and `--api-tls-key` serve HTTPS, change feed
 //! included, and plain HTTP on that port gets no answer; a non-loopback `--api` is refused
 //! without TLS unless `--insecure-http` says so; unreadable certificate files stop the node with
-//! an error naming them. Certificates come from the `openssl` command.
+//! an error naming them; `deltanode ctl --cacert` talks to such a node. Certificates come from the
+//! `openssl` command.
 
 use deltanode_e2e::{binary, local_args, NodeProc, TempDir};
 use std::path::Path;
@@ -21,6 +22,8 @@ fn certificate(dir: &Path) -> (String, String) {
         ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=deltanode-test"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        // Not a CA: a certificate trusted as itself (ctl's TLS refuses a CA used as a server's).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -96,6 +99,26 @@ fn the_api_serves_https_with_the_certificate_it_is_given() {
     assert!(
         !ok && !body.contains("\"status\""),
         "plain HTTP answered: {body}"
+    );
+    // deltanode ctl speaks TLS too, trusting the certificate it is given, and only that.
+    let ctl = |extra: &[&str]| {
+        Command::new(binary())
+            .args(["ctl", "--api", &https, "--token", "tok"])
+            .args(extra)
+            .arg("health")
+            .output()
+            .unwrap()
+    };
+    let out = ctl(&["--cacert", &cert]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.starts_with("ok peer "),
+        "{said}"
+    );
+    let out = ctl(&[]);
+    assert!(
+        !out.status.success(),
+        "a certificate nobody vouched for was trusted"
     );
 }
 
