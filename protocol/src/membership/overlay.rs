@@ -25,7 +25,8 @@ pub struct Overlay {
     /// alone). The node ticks its membership every sync interval (500 ms) and exchanges every
     /// 30 s: 60 ticks.
     pub exchange_every: Option<usize>,
-    /// Each node's peer book: the peers it got a message from.
+    /// Each node's peer book: its join contact, the peers it got a message from, and those
+    /// samples brought.
     books: BTreeMap<u32, BTreeSet<u32>>,
     ticked: usize,
 }
@@ -154,6 +155,11 @@ impl Overlay {
                 .unwrap_or_default();
             sample.shuffle(&mut self.rng);
             sample.truncate(16);
+            // As the node does: what a sample brings goes in the receiver's book too.
+            self.books
+                .entry(id)
+                .or_default()
+                .extend(sample.iter().copied());
             self.nodes.get_mut(&id).unwrap().learn(sample);
         }
     }

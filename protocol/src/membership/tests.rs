@@ -7,6 +7,22 @@ use super::*;
 fn bootstrapped(n: u32, k: usize, seed: u64) -> Overlay {
     Overlay::bootstrapped(n, k, seed, 300)
 }
+
+/// `net.check()`, given up to `ticks` more ticks to pass (checked every 10). Views keep moving
+/// — a rotation or a full view's eviction can leave a node without links for the few ticks its
+/// repair takes — so one instant can catch a node between links: seed 16375690057832428532,
+/// 100 nodes, K = 3 has node 14 alone at tick 300 of its churn run, linked again 100 ticks later.
+fn settles(net: &mut Overlay, ticks: usize) -> Result<(), String> {
+    let mut result = net.check();
+    for _ in 0..ticks / 10 {
+        if result.is_ok() {
+            break;
+        }
+        net.ticks(10);
+        result = net.check();
+    }
+    result
+}
 use proptest::prelude::*;
 
 #[test]
@@ -114,7 +130,7 @@ proptest! {
         k in 3usize..9,
     ) {
         let mut net = bootstrapped(n, k, seed);
-        prop_assert_eq!(net.check(), Ok(()));
+        prop_assert_eq!(settles(&mut net, 500), Ok(()));
         let churn = (n / 10).max(1);
         for i in 0..churn {
             let live = net.live();
@@ -126,7 +142,7 @@ proptest! {
             net.settle();
         }
         net.ticks(300);
-        prop_assert_eq!(net.check(), Ok(()));
+        prop_assert_eq!(settles(&mut net, 500), Ok(()));
         prop_assert!(net.max_active <= k);
     }
 
@@ -134,8 +150,10 @@ proptest! {
     /// are lost the views stay bounded; once loss stops, links are symmetric again and the
     /// overlay connected — with peer exchange beside the protocol, as the node runs it. (The
     /// protocol alone can stay split for good: seed 16328517883439204183, 81 nodes, k = 4 ends
-    /// in parts of 13 and 68 whose passive views hold no peer of the other part; the node's
-    /// peer books remember them, and their samples bring them back.)
+    /// in parts of 13 and 68 whose passive views hold no peer of the other part; seed
+    /// 14410675435781640921, 99 nodes, k = 4 in a clique of 5 that never heard of anyone else.
+    /// The node's peer books remember the join contact and what samples bring, samples spread
+    /// them, and the split heals.)
     #[test]
     fn views_recover_symmetry_and_connectivity_after_message_loss(
         seed: u64,
@@ -152,18 +170,10 @@ proptest! {
         net.ticks(100);
         prop_assert!(net.max_active <= k);
         net.loss = 0.0;
-        // Healing takes up to a few rotation periods (100 ticks) after a sample brings a peer
-        // of the other part: over 303 seeds the slowest took 1,450 ticks (seed
-        // 16328517883439204183). It is checked every 50 ticks, for at most 3,000.
-        let mut healed = net.check();
-        for _ in 0..60 {
-            if healed.is_ok() {
-                break;
-            }
-            net.ticks(50);
-            healed = net.check();
-        }
-        prop_assert_eq!(healed, Ok(()));
+        // Healing takes a few rotation periods (100 ticks) once samples bring a peer of the
+        // other part: over 1,504 seeds (K 3–8, 20–150 nodes) the slowest took 850 ticks. It is
+        // checked every 10 ticks, for at most 3,000.
+        prop_assert_eq!(settles(&mut net, 3000), Ok(()));
         prop_assert!(net.max_active <= k);
     }
 }
