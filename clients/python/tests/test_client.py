@@ -104,8 +104,12 @@ class ClientTest(unittest.TestCase):
         c = self.client
         seen, stop = [], threading.Event()
 
+        connected = threading.Event()
+
         def read():
             for event in c.feed(give_up_after=30):
+                if event.get("key", "").startswith("probe"):
+                    connected.set()
                 if event.get("key", "").startswith("feed-"):
                     seen.append(event)
                 if stop.is_set() or len(seen) >= 6:
@@ -113,6 +117,12 @@ class ClientTest(unittest.TestCase):
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
+        # The feed starts live: write until the reader sees a write, so none of ours is missed.
+        probe = 0
+        while not connected.wait(0.1):
+            probe += 1
+            self.assertLess(probe, 200, "the feed never delivered")
+            c.op("probe", {"type": "gcounter", "op": "inc"})
         for i in range(3):
             c.op(f"feed-{i}", {"type": "gset", "op": "add", "value": i})
         deadline = time.time() + 20

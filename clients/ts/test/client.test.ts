@@ -117,12 +117,20 @@ test("writes, reads and errors", async () => {
 test("the feed resumes after the node restarts", async () => {
   const seen: FeedEvent[] = [];
   const stop = new AbortController();
+  let connected = false;
   const reading = (async () => {
     for await (const ev of client.feed({ signal: stop.signal, giveUpAfterMs: 30_000 })) {
+      if (ev.key === "probe") connected = true;
       if (ev.key?.startsWith("feed-")) seen.push(ev);
       if (seen.length >= 6) break;
     }
   })();
+  // The feed starts live: write until the reader sees a write, so none of ours is missed.
+  for (let i = 0; !connected; i++) {
+    assert.ok(i < 200, "the feed never delivered");
+    await client.op("probe", { type: "gcounter", op: "inc" });
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const waitFor = async (n: number) => {
     const deadline = Date.now() + 20_000;
     while (seen.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
