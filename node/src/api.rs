@@ -524,9 +524,17 @@ async fn sync_history(
     let history = api
         .client
         .read(move |v| {
-            let mut h = v.history.clone();
-            h.samples.retain(|s| s.t_unix_ms > since);
-            serde_json::to_value(h).unwrap_or_default()
+            let newer: Vec<_> = v
+                .history
+                .samples
+                .iter()
+                .filter(|s| s.t_unix_ms > since)
+                .collect();
+            json!({
+                "started_unix_ms": v.history.started_unix_ms,
+                "step_ms": v.history.step_ms,
+                "samples": newer,
+            })
         })
         .await?;
     Ok(Json(history))

@@ -406,3 +406,30 @@ pub fn local_args(data_dir: &Path, extra: &[String]) -> Vec<String> {
     args.extend(extra.iter().cloned());
     args
 }
+
+/// Runs `program args` with `input` on stdin and panics, with its output, unless it succeeds
+/// (`what` says what was refused). For the tools the tests hand a node's output to: promtool,
+/// the Python parsers and validators.
+pub fn accepted_by(program: &str, args: &[&str], input: &str, what: &str) {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/setup.sh --tests installs it)"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} refused {what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -3,11 +3,9 @@
 //! OpenMetrics (`Accept: application/openmetrics-text`) passes the Python client's OpenMetrics
 //! parser, which is strict. Each has its own Content-Type, and every family has HELP and TYPE.
 
-use deltanode_e2e::{await_convergence, NodeProc, TempDir};
+use deltanode_e2e::{accepted_by, await_convergence, NodeProc, TempDir};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn scrape(node: &NodeProc, accept: Option<&str>) -> (String, String) {
@@ -18,30 +16,6 @@ fn scrape(node: &NodeProc, accept: Option<&str>) -> (String, String) {
     let resp = req.call().expect("GET /metrics");
     let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
     (kind, resp.into_body().read_to_string().unwrap())
-}
-
-/// Runs `program args` with `input` on stdin; panics with its output unless it succeeds.
-fn check_with(program: &str, args: &[&str], input: &str) {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/setup.sh --tests installs it)"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} refused the metrics:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The families declared by `# TYPE` lines, and those with `# HELP`.
@@ -91,8 +65,8 @@ fn both_formats_pass_the_tools_that_read_them() {
             .unwrap_or(name);
         assert!(types.contains(family), "sample {name} has no family");
     }
-    check_with("promtool", &["check", "metrics"], &text);
-    check_with("python3", &["-c", PYTHON_TEXT], &text);
+    accepted_by("promtool", &["check", "metrics"], &text, "the metrics");
+    accepted_by("python3", &["-c", PYTHON_TEXT], &text, "the metrics");
 
     for accept in [
         "application/openmetrics-text",
@@ -107,7 +81,7 @@ fn both_formats_pass_the_tools_that_read_them() {
         assert!(om.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
         let (types, helps) = declared(&om);
         assert_eq!(types, helps);
-        check_with("python3", &["-c", PYTHON_OPENMETRICS], &om);
+        accepted_by("python3", &["-c", PYTHON_OPENMETRICS], &om, "the metrics");
     }
     // The same counts in both.
     let (_, text_b) = scrape(&b, Some("text/plain"));
