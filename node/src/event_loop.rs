@@ -66,7 +66,8 @@ impl EventLoop {
                     self.peers.redial();
                     let sends = self.replica.tick();
                     self.send(sends, None);
-                    self.replica.record_history(self.peers.bytes_sent_total());
+                    let peers = &self.peers;
+                    self.replica.record_history(|| peers.bytes_sent_total());
                 }
                 _ = exchange.tick() => {
                     self.peers.exchange();

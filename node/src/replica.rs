@@ -73,11 +73,17 @@ impl Replica {
         }
     }
 
-    /// Samples what was sent so far (`bytes_sent`: the peers layer's count of frame bytes).
-    pub(crate) fn record_history(&mut self, bytes_sent: u64) {
+    /// Samples what was sent so far, once a step has passed since the last sample
+    /// (`bytes_sent`: the peers layer's count of frame bytes, asked only then).
+    pub(crate) fn record_history(&mut self, bytes_sent: impl FnOnce() -> u64) {
+        let now = crate::clock::unix_ms();
+        if !self.history.due(now) {
+            return;
+        }
         let stats = self.engine.stats();
+        let bytes_sent = bytes_sent();
         self.history.record(crate::sync_history::Sample {
-            t_unix_ms: crate::clock::unix_ms(),
+            t_unix_ms: now,
             bytes: bytes_sent,
             payload: stats.payload_units_sent,
             metadata: stats.metadata_units_sent,

@@ -42,12 +42,17 @@ impl SyncHistory {
         }
     }
 
-    /// Offers a sample; kept if a step has passed since the last one.
+    /// Whether a sample taken at `now` would be kept: a step has passed since the last one.
+    pub fn due(&self, now_unix_ms: u64) -> bool {
+        self.samples
+            .last()
+            .is_none_or(|last| now_unix_ms >= last.t_unix_ms + self.step_ms)
+    }
+
+    /// Offers a sample; kept if it is [`due`](Self::due).
     pub fn record(&mut self, sample: Sample) {
-        if let Some(last) = self.samples.last() {
-            if sample.t_unix_ms < last.t_unix_ms + self.step_ms {
-                return;
-            }
+        if !self.due(sample.t_unix_ms) {
+            return;
         }
         if self.samples.len() >= CAPACITY {
             // Keep the first and every other one after it: still from the start, half as fine.
