@@ -50,6 +50,43 @@ pub fn decode_stored<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> 
     }
 }
 
+thread_local! {
+    /// Whether causal contexts read and write the encoding of older builds (each dot beyond a
+    /// gap listed alone, before contexts were runs); set only inside [`decode_stored_v1`] and
+    /// [`encode_v1`].
+    static V1_CONTEXTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether causal contexts are being read or written in the older encoding.
+pub(crate) fn v1_contexts() -> bool {
+    V1_CONTEXTS.with(|v| v.get())
+}
+
+/// Runs `f` with contexts in the older encoding.
+fn with_v1_contexts<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            V1_CONTEXTS.with(|v| v.set(false));
+        }
+    }
+    V1_CONTEXTS.with(|v| v.set(true));
+    let _reset = Reset;
+    f()
+}
+
+/// [`decode_stored`] for a record written by a build before causal contexts were runs (a store
+/// opened after an upgrade rewrites its records with it, once).
+pub fn decode_stored_v1<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
+    with_v1_contexts(|| decode_stored(bytes))
+}
+
+/// [`encode`] as builds before causal contexts were runs did: for tests of the upgrade path. It
+/// lists every dot beyond a gap, so it is not for states from the network.
+pub fn encode_v1<T: Serialize>(value: &T) -> Result<Vec<u8>, CrdtError> {
+    with_v1_contexts(|| encode(value))
+}
+
 fn decode_with<T: DeserializeOwned>(
     bytes: &[u8],
     config: impl bincode::config::Config,

@@ -26,41 +26,110 @@ impl Dot {
     }
 }
 
-/// The set of dots a replica has seen, kept compact: a version vector of contiguous prefixes
-/// `1..=n` per replica, plus a "cloud" of dots beyond a gap. Always compacted, so two contexts
-/// holding the same dots are equal as values.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "ContextRepr", into = "ContextRepr")]
+/// The set of dots a replica has seen, kept compact as *runs*: per replica, maximal ranges of
+/// consecutive counters `a..=b`. The run starting at 1 is the replica's contiguous prefix (its
+/// version-vector entry); the others lie beyond a gap. Runs of one replica are disjoint and never
+/// adjacent, so two contexts holding the same dots are equal as values.
+///
+/// Every operation costs the runs it touches, never the dots they hold: a context that claims
+/// 2⁶⁴ dots in one run is as cheap as one that claims ten (a peer's claims are data, not work).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CausalContext {
-    vv: BTreeMap<ReplicaId, u64>,
-    cloud: BTreeSet<Dot>,
+    /// First dot of each run → the last counter in it.
+    runs: BTreeMap<Dot, u64>,
 }
 
-/// Wire form of a context; decoding recompacts it, so a peer cannot plant a non-canonical one.
+/// Wire form of a context: the prefixes as a version vector, then the other runs as a first dot
+/// and how many counters follow it (0 for a lone dot). Decoding recompacts it, so a peer cannot
+/// plant a non-canonical one.
 #[derive(Clone, Serialize, Deserialize)]
 struct ContextRepr {
+    vv: BTreeMap<ReplicaId, u64>,
+    cloud: Vec<(Dot, u64)>,
+}
+
+/// The wire form before runs (stores written by older builds): the prefixes and every dot
+/// beyond a gap, one by one. See [`crate::codec::decode_stored_v1`].
+#[derive(Clone, Serialize, Deserialize)]
+struct ContextReprV1 {
     vv: BTreeMap<ReplicaId, u64>,
     cloud: BTreeSet<Dot>,
 }
 
 impl From<ContextRepr> for CausalContext {
     fn from(r: ContextRepr) -> Self {
-        let mut c = CausalContext {
-            vv: r.vv.into_iter().filter(|&(_, n)| n > 0).collect(),
-            cloud: r.cloud.into_iter().filter(|d| d.counter > 0).collect(),
-        };
-        c.compact();
+        let mut c = CausalContext::new();
+        for (replica, n) in r.vv {
+            c.insert_run(replica, 1, n);
+        }
+        for (d, more) in r.cloud {
+            c.insert_run(d.replica, d.counter, d.counter.saturating_add(more));
+        }
         c
     }
 }
 
-impl From<CausalContext> for ContextRepr {
-    fn from(c: CausalContext) -> Self {
-        ContextRepr {
-            vv: c.vv,
-            cloud: c.cloud,
+impl From<&CausalContext> for ContextRepr {
+    fn from(c: &CausalContext) -> Self {
+        let mut repr = ContextRepr {
+            vv: BTreeMap::new(),
+            cloud: Vec::new(),
+        };
+        for (r, a, b) in c.runs() {
+            if a == 1 {
+                repr.vv.insert(r, b);
+            } else {
+                repr.cloud.push((Dot::new(r, a), b - a));
+            }
         }
+        repr
     }
+}
+
+impl From<ContextReprV1> for CausalContext {
+    fn from(r: ContextReprV1) -> Self {
+        let mut c = CausalContext::new();
+        for (replica, n) in r.vv {
+            c.insert_run(replica, 1, n);
+        }
+        for d in r.cloud {
+            c.insert(d);
+        }
+        c
+    }
+}
+
+impl Serialize for CausalContext {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if crate::codec::v1_contexts() {
+            // Enumerates the dots beyond a gap: only ever used to write a store the way older
+            // builds did, for tests of the upgrade path.
+            let v1 = ContextReprV1 {
+                vv: self.prefixes().collect(),
+                cloud: self
+                    .runs()
+                    .filter(|&(_, a, _)| a > 1)
+                    .flat_map(|(r, a, b)| (a..=b).map(move |c| Dot::new(r, c)))
+                    .collect(),
+            };
+            return v1.serialize(s);
+        }
+        ContextRepr::from(self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CausalContext {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if crate::codec::v1_contexts() {
+            return ContextReprV1::deserialize(d).map(Self::from);
+        }
+        ContextRepr::deserialize(d).map(Self::from)
+    }
+}
+
+/// `replica`'s dots as a key range of the runs map.
+fn all_of(replica: ReplicaId) -> std::ops::RangeInclusive<Dot> {
+    Dot::new(replica, 0)..=Dot::new(replica, u64::MAX)
 }
 
 impl CausalContext {
@@ -71,134 +140,150 @@ impl CausalContext {
 
     /// Whether no dot has been seen.
     pub fn is_empty(&self) -> bool {
-        self.vv.is_empty() && self.cloud.is_empty()
+        self.runs.is_empty()
+    }
+
+    /// The run holding `dot`, as `(first, last)` counters.
+    fn run_of(&self, dot: &Dot) -> Option<(u64, u64)> {
+        let (start, &end) = self
+            .runs
+            .range(Dot::new(dot.replica, 0)..=*dot)
+            .next_back()?;
+        (dot.counter <= end).then_some((start.counter, end))
     }
 
     /// Whether `dot` has been seen.
     pub fn contains(&self, dot: &Dot) -> bool {
-        dot.counter <= self.prefix(dot.replica) || self.cloud.contains(dot)
+        self.run_of(dot).is_some()
     }
 
     /// The length of the contiguous prefix seen from `replica`.
     pub fn prefix(&self, replica: ReplicaId) -> u64 {
-        self.vv.get(&replica).copied().unwrap_or(0)
+        self.runs.get(&Dot::new(replica, 1)).copied().unwrap_or(0)
     }
 
     /// The next fresh dot for `replica`: above everything seen from it.
     pub fn next_dot(&self, replica: ReplicaId) -> Dot {
-        let in_cloud = self
-            .cloud
-            .range(Dot::new(replica, 0)..=Dot::new(replica, u64::MAX))
+        let last = self
+            .runs
+            .range(all_of(replica))
             .next_back()
-            .map_or(0, |d| d.counter);
-        Dot::new(
-            replica,
-            self.prefix(replica).max(in_cloud).saturating_add(1),
-        )
+            .map_or(0, |(_, &end)| end);
+        Dot::new(replica, last.saturating_add(1))
     }
 
     /// Adds one dot.
     pub fn insert(&mut self, dot: Dot) {
-        if dot.counter == 0 || self.contains(&dot) {
+        self.insert_run(dot.replica, dot.counter, dot.counter);
+    }
+
+    /// Adds the dots `first..=last` of `replica` (counter 0 is no dot). Costs the runs it merges.
+    pub fn insert_run(&mut self, replica: ReplicaId, first: u64, last: u64) {
+        let (mut a, mut b) = (first.max(1), last);
+        if a > b {
             return;
         }
-        let prefix = self.vv.entry(dot.replica).or_insert(0);
-        if dot.counter == *prefix + 1 {
-            *prefix += 1;
-            self.absorb_cloud(dot.replica);
-        } else {
-            if *prefix == 0 {
-                self.vv.remove(&dot.replica);
+        // A run before `a` that reaches it (or touches it) absorbs into the new one.
+        if let Some((&start, &end)) = self
+            .runs
+            .range(Dot::new(replica, 0)..=Dot::new(replica, a))
+            .next_back()
+        {
+            if end.saturating_add(1) >= a {
+                a = start.counter;
+                b = b.max(end);
+                self.runs.remove(&start);
             }
-            self.cloud.insert(dot);
         }
+        // So does every run starting inside it or just after it.
+        while let Some((&start, &end)) = self
+            .runs
+            .range(Dot::new(replica, a)..=Dot::new(replica, b.saturating_add(1)))
+            .next()
+        {
+            b = b.max(end);
+            self.runs.remove(&start);
+        }
+        self.runs.insert(Dot::new(replica, a), b);
     }
 
-    /// `self ← self ∪ other`. Costs `other`'s size (and the dots it lets join a prefix), not
-    /// `self`'s: only the replicas `other` names can gain a prefix.
+    /// `self ← self ∪ other`. Costs `other`'s runs (and the runs of `self` they merge with).
     pub fn join(&mut self, other: &CausalContext) {
-        for (&r, &n) in &other.vv {
-            let p = self.vv.entry(r).or_insert(0);
-            if n > *p {
-                *p = n;
-            }
-        }
-        self.cloud.extend(other.cloud.iter().copied());
-        let mut touched: Vec<ReplicaId> = other
-            .vv
-            .keys()
-            .copied()
-            .chain(other.cloud.iter().map(|d| d.replica))
-            .collect();
-        touched.sort_unstable();
-        touched.dedup();
-        for r in touched {
-            self.absorb_cloud(r);
+        for (r, a, b) in other.runs() {
+            self.insert_run(r, a, b);
         }
     }
 
-    /// Whether every dot of `self` is in `other`.
+    /// Whether every dot of `self` is in `other`: each run lies inside one of `other`'s (runs
+    /// are maximal).
     pub fn is_subset(&self, other: &CausalContext) -> bool {
-        self.vv.iter().all(|(&r, &n)| {
-            let p = other.prefix(r);
-            n <= p || (p + 1..=n).all(|c| other.cloud.contains(&Dot::new(r, c)))
-        }) && self.cloud.iter().all(|d| other.contains(d))
+        self.runs().all(|(r, a, b)| {
+            other
+                .run_of(&Dot::new(r, a))
+                .is_some_and(|(_, end)| end >= b)
+        })
     }
 
-    /// Every dot, in order. Costs the number of dots, however compact the context.
-    pub fn dots(&self) -> impl Iterator<Item = Dot> + '_ {
-        let prefixes = self
-            .vv
+    /// Every run `(replica, first, last)`, in dot order.
+    pub fn runs(&self) -> impl Iterator<Item = (ReplicaId, u64, u64)> + '_ {
+        self.runs
             .iter()
-            .flat_map(|(&r, &n)| (1..=n).map(move |c| Dot::new(r, c)));
-        let mut all: Vec<Dot> = prefixes.chain(self.cloud.iter().copied()).collect();
-        all.sort_unstable();
-        all.into_iter()
+            .map(|(d, &end)| (d.replica, d.counter, end))
+    }
+
+    /// The parts of `first..=last` (of `replica`) that `self` has not seen, as runs in order.
+    /// Costs the runs of `self` inside the range.
+    pub fn missing_in(
+        &self,
+        replica: ReplicaId,
+        first: u64,
+        last: u64,
+    ) -> impl Iterator<Item = (u64, u64)> + '_ {
+        // From where the run holding `first` (if any) ends.
+        let mut from = match self.run_of(&Dot::new(replica, first)) {
+            Some((_, end)) => end.checked_add(1),
+            None => Some(first),
+        };
+        let mut seen = self
+            .runs
+            .range(Dot::new(replica, first)..=Dot::new(replica, last))
+            .map(|(d, &end)| (d.counter, end));
+        std::iter::from_fn(move || loop {
+            let at = from.filter(|&f| f <= last)?;
+            match seen.next() {
+                Some((_, end)) if end < at => continue,
+                Some((start, end)) => {
+                    from = end.checked_add(1);
+                    if start > at {
+                        return Some((at, start - 1));
+                    }
+                }
+                None => {
+                    from = None;
+                    return Some((at, last));
+                }
+            }
+        })
+    }
+
+    /// Every dot, in order. Costs the number of dots, however compact the context: for tests
+    /// and the true irreducible decomposition of small states only.
+    pub fn dots(&self) -> impl Iterator<Item = Dot> + '_ {
+        self.runs()
+            .flat_map(|(r, a, b)| (a..=b).map(move |c| Dot::new(r, c)))
     }
 
     /// The contiguous prefixes, per replica.
     pub fn prefixes(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
-        self.vv.iter().map(|(&r, &n)| (r, n))
+        self.runs()
+            .filter(|&(_, a, _)| a == 1)
+            .map(|(r, _, b)| (r, b))
     }
 
-    /// The dots beyond a gap.
-    pub fn cloud(&self) -> impl Iterator<Item = &Dot> + '_ {
-        self.cloud.iter()
-    }
-
-    /// Entries kept: one per version-vector replica plus one per cloud dot (the metadata units).
+    /// Entries kept: one per run (a prefix is one version-vector entry; a lone dot beyond a gap
+    /// is one run): the metadata units.
     pub fn units(&self) -> u64 {
-        (self.vv.len() + self.cloud.len()) as u64
-    }
-
-    /// Restores the canonical form: cloud dots covered by or adjacent to a prefix move into it.
-    fn compact(&mut self) {
-        let replicas: BTreeSet<ReplicaId> = self.cloud.iter().map(|d| d.replica).collect();
-        for r in replicas {
-            self.absorb_cloud(r);
-        }
-    }
-
-    /// Restores the canonical form for replica `r`: its cloud dots covered by or adjacent to its
-    /// prefix move into it. Costs the dots moved (and a look at the first one left).
-    fn absorb_cloud(&mut self, r: ReplicaId) {
-        let mut prefix = self.prefix(r);
-        while let Some(&d) = self
-            .cloud
-            .range(Dot::new(r, 0)..=Dot::new(r, u64::MAX))
-            .next()
-        {
-            if d.counter > prefix + 1 {
-                break;
-            }
-            prefix = prefix.max(d.counter);
-            self.cloud.remove(&d);
-        }
-        if prefix > 0 {
-            self.vv.insert(r, prefix);
-        } else {
-            self.vv.remove(&r);
-        }
+        self.runs.len() as u64
     }
 }
 
@@ -228,7 +313,7 @@ mod tests {
         assert_eq!(c.prefix(ReplicaId(1)), 0);
         c.insert(dot(1, 1));
         assert_eq!(c.prefix(ReplicaId(1)), 2);
-        assert_eq!(c.cloud().count(), 0);
+        assert_eq!(c.units(), 1);
         assert_eq!(c.next_dot(ReplicaId(1)), dot(1, 3));
     }
 
@@ -256,5 +341,72 @@ mod tests {
             prop_assert!(a.is_subset(&j) && b.is_subset(&j));
             prop_assert_eq!(a.is_subset(&b), a.dots().all(|d| b.contains(&d)));
         }
+
+        /// Runs inserted in any order give the context of their dots; what a range lacks, both
+        /// encodings and the order agree with the set of dots.
+        #[test]
+        fn runs_agree_with_the_set_of_their_dots(
+            x in prop::collection::vec((0u64..3, 0u64..30, 0u64..6), 0..10),
+            y in prop::collection::vec((0u64..3, 0u64..30, 0u64..6), 0..10),
+            (first, len) in (1u64..40, 0u64..20),
+        ) {
+            let build = |runs: &[(u64, u64, u64)]| {
+                let mut c = CausalContext::new();
+                for &(r, a, n) in runs {
+                    c.insert_run(ReplicaId(r), a, a + n);
+                }
+                c
+            };
+            let set = |runs: &[(u64, u64, u64)]| -> BTreeSet<Dot> {
+                runs.iter().flat_map(|&(r, a, n)| (a.max(1)..=a + n).map(move |c| dot(r, c))).collect()
+            };
+            let (a, b) = (build(&x), build(&y));
+            let mut reversed = x.clone();
+            reversed.reverse();
+            prop_assert_eq!(&a, &build(&reversed));
+            prop_assert_eq!(&a, &set(&x).into_iter().collect::<CausalContext>());
+            prop_assert_eq!(a.dots().collect::<BTreeSet<_>>(), set(&x));
+            prop_assert_eq!(a.is_subset(&b), set(&x).is_subset(&set(&y)));
+            // Runs are maximal: none touches the next of its replica.
+            let runs: Vec<_> = a.runs().collect();
+            for w in runs.windows(2) {
+                prop_assert!(w[0].0 != w[1].0 || w[0].2 + 1 < w[1].1);
+            }
+            for r in 0..3 {
+                let last = first + len;
+                let missing: BTreeSet<Dot> = b
+                    .missing_in(ReplicaId(r), first, last)
+                    .flat_map(|(p, q)| (p..=q).map(move |c| dot(r, c)))
+                    .collect();
+                let expected: BTreeSet<Dot> =
+                    (first..=last).map(|c| dot(r, c)).filter(|d| !b.contains(d)).collect();
+                prop_assert_eq!(missing, expected);
+            }
+            let bytes = crate::codec::encode(&a).unwrap();
+            prop_assert_eq!(crate::codec::decode::<CausalContext>(&bytes).unwrap(), a.clone());
+            let v1 = crate::codec::encode_v1(&a).unwrap();
+            prop_assert_eq!(crate::codec::decode_stored_v1::<CausalContext>(&v1).unwrap(), a);
+        }
+    }
+
+    /// A context claiming every counter of a replica (a hostile peer's, or one reached by a very
+    /// old replica) costs one run: joined, compared, searched and encoded without enumerating.
+    #[test]
+    fn a_run_of_two_to_the_sixty_four_dots_costs_one_entry() {
+        let mut c = CausalContext::new();
+        c.insert_run(ReplicaId(7), 0, u64::MAX);
+        assert_eq!(c.units(), 1);
+        assert_eq!(c.prefix(ReplicaId(7)), u64::MAX);
+        assert_eq!(c.next_dot(ReplicaId(7)), dot(7, u64::MAX));
+        let mut other = CausalContext::new();
+        other.insert(dot(7, 3));
+        other.insert(dot(7, u64::MAX - 1));
+        assert!(other.is_subset(&c) && !c.is_subset(&other));
+        let gaps: Vec<_> = other.missing_in(ReplicaId(7), 1, u64::MAX).collect();
+        assert_eq!(gaps, vec![(1, 2), (4, u64::MAX - 2), (u64::MAX, u64::MAX)]);
+        other.join(&c);
+        assert_eq!(other, c);
+        let bytes = crate::codec::encode(&c).unwrap();
+        assert!(bytes.len() < 16, "{} bytes", bytes.len());
     }
 }

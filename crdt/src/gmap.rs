@@ -135,6 +135,12 @@ impl<K: Ord + Clone + Debug, L: Decompose> Decompose for GMap<K, L> {
         }
     }
 
+    fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
+        for (k, v) in &self.entries {
+            v.for_each_piece(&mut |y| f(Self::singleton(k.clone(), y)));
+        }
+    }
+
     fn delta(&self, base: &Self) -> Self {
         let mut d = Self::default();
         for (k, v) in &self.entries {

@@ -6,7 +6,10 @@
 //! removed. So a remove keeps no tombstone per element: the context's version vector covers it.
 //!
 //! Irreducibles: `({d ↦ kv}, {d})` for each live dot (a write) and `(∅, {d})` for each dot in the
-//! context but not the store (its removal).
+//! context but not the store (its removal). The context keeps its dots as runs, and everything here
+//! costs the live writes and the runs, never the dots a run claims: Δ works on runs, and the
+//! pieces a state is indexed by ([`Decompose::for_each_piece`]) are the writes and the runs of
+//! removed dots between them.
 
 mod dot_index;
 mod key_order;
@@ -236,14 +239,36 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
         &'a self,
         context: &'a CausalContext,
     ) -> impl Iterator<Item = Dot> + 'a {
-        let in_prefixes = context
-            .prefixes()
-            .flat_map(move |(r, n)| self.live.dots_in(r, 1, n));
-        let in_cloud = context
-            .cloud()
-            .filter(move |d| self.live.contains(d))
-            .copied();
-        in_prefixes.chain(in_cloud)
+        context
+            .runs()
+            .flat_map(move |(r, a, b)| self.live.dots_in(r, a, b))
+    }
+
+    /// The dots of `replica` in `first..=last` that are not live here, as runs: what a context
+    /// run says was removed. Costs the live dots in the range.
+    fn not_live_in(
+        &self,
+        replica: ReplicaId,
+        first: u64,
+        last: u64,
+    ) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mut from = Some(first);
+        let mut live = self.live.dots_in(replica, first, last);
+        std::iter::from_fn(move || loop {
+            let at = from.filter(|&f| f <= last)?;
+            match live.next() {
+                Some(d) => {
+                    from = d.counter.checked_add(1);
+                    if d.counter > at {
+                        return Some((at, d.counter - 1));
+                    }
+                }
+                None => {
+                    from = None;
+                    return Some((at, last));
+                }
+            }
+        })
     }
 }
 
@@ -301,6 +326,26 @@ impl<K: KernelItem, V: KernelItem> Decompose for DotKernel<K, V> {
         }
     }
 
+    /// Each live write alone, and each run of removed dots (a context run cut at the live dots
+    /// inside it) as one piece: as many pieces as the kernel holds writes and runs, however many
+    /// dots its context claims.
+    fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
+        for (r, a, b) in self.context.runs() {
+            for d in self.live.dots_in(r, a, b) {
+                let (k, v) = self.live.get(&d).expect("a live dot has its write");
+                let mut y = Self::default();
+                y.context.insert(d);
+                y.live.insert(d, k.clone(), v.clone());
+                f(y);
+            }
+            for (x, y) in self.not_live_in(r, a, b) {
+                let mut removed = Self::default();
+                removed.context.insert_run(r, x, y);
+                f(removed);
+            }
+        }
+    }
+
     fn delta(&self, base: &Self) -> Self {
         let mut d = Self::default();
         // Writes: a live dot is news unless base has seen it.
@@ -310,28 +355,19 @@ impl<K: KernelItem, V: KernelItem> Decompose for DotKernel<K, V> {
                 d.live.insert(dot, k.clone(), v.clone());
             }
         }
-        // Removals (dots seen here, not live here): news if base never saw the dot, or still has it
-        // live. Within base's prefix only the latter can hold, so look those up in base's store.
-        for (r, n) in self.context.prefixes() {
-            let known = base.context.prefix(r).min(n);
-            for dot in base.live.dots_in(r, 1, known) {
+        // Removals (dots seen here, not live here): news if base never saw the dot, or still has
+        // it live. Costs this context's runs, the runs of base inside them and the live dots of
+        // both inside them — never the dots the runs hold.
+        for (r, a, b) in self.context.runs() {
+            for (x, y) in base.context.missing_in(r, a, b) {
+                for (p, q) in self.not_live_in(r, x, y) {
+                    d.context.insert_run(r, p, q);
+                }
+            }
+            for dot in base.live.dots_in(r, a, b) {
                 if !self.live.contains(&dot) {
                     d.context.insert(dot);
                 }
-            }
-            for c in known + 1..=n {
-                let dot = Dot::new(r, c);
-                if !self.live.contains(&dot)
-                    && (!base.context.contains(&dot) || base.live.contains(&dot))
-                {
-                    d.context.insert(dot);
-                }
-            }
-        }
-        for dot in self.context.cloud() {
-            if !self.live.contains(dot) && (!base.context.contains(dot) || base.live.contains(dot))
-            {
-                d.context.insert(*dot);
             }
         }
         d
@@ -372,6 +408,9 @@ macro_rules! delegate_lattice {
             }
             fn for_each_irreducible(&self, f: &mut dyn FnMut(Self)) {
                 self.$field.for_each_irreducible(&mut |$field| f(Self { $field }));
+            }
+            fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
+                self.$field.for_each_piece(&mut |$field| f(Self { $field }));
             }
             fn delta(&self, base: &Self) -> Self {
                 Self { $field: self.$field.delta(&base.$field) }
@@ -418,5 +457,52 @@ mod tests {
         let back: DotKernel<String, u8> = codec::decode(&bytes).unwrap();
         assert_eq!(back, k);
         assert_eq!(back.keys().count(), 3, "the index is rebuilt");
+    }
+
+    /// A peer's kernel whose context claims every counter of a replica (the frame the fuzzer found
+    /// made catch-up enumerate them: a capacity-overflow panic, or a hang for a large but
+    /// allocatable claim) costs its writes and runs: pieces, Δ both ways, join, order, encoding.
+    #[test]
+    fn a_context_claiming_two_to_the_sixty_four_dots_costs_its_runs() {
+        let r = ReplicaId(7);
+        let mut hostile: DotKernel<u8, u8> = DotKernel::default();
+        hostile.context.insert_run(r, 1, u64::MAX);
+        hostile.live.insert(Dot::new(r, 5), 1, 1);
+        hostile.live.insert(Dot::new(r, u64::MAX), 2, 2);
+        let mut pieces = Vec::new();
+        hostile.for_each_piece(&mut |y| pieces.push(y));
+        assert_eq!(pieces.len(), 4, "[1, 4], 5, [6, 2⁶⁴ − 2], 2⁶⁴ − 1");
+        assert_eq!(
+            pieces
+                .iter()
+                .fold(DotKernel::default(), |acc, y| acc.joined(y)),
+            hostile
+        );
+        // An honest state that saw a few of those dots, and holds one of them live.
+        let mut honest: DotKernel<u8, u8> = DotKernel::default();
+        let w = honest.write(r, 9, 9, false);
+        honest.join(&w);
+        let w = honest.write(ReplicaId(1), 3, 3, false);
+        honest.join(&w);
+        let news = hostile.delta(&honest);
+        assert!(news.context.units() <= 4 && news.live.len() == 2);
+        assert_eq!(
+            honest.clone().joined(&news),
+            honest.clone().joined(&hostile)
+        );
+        let back = honest.delta(&hostile);
+        assert_eq!(
+            hostile.clone().joined(&back),
+            hostile.clone().joined(&honest)
+        );
+        let mut merged = honest.clone();
+        merged.join(&hostile);
+        assert!(hostile.leq(&merged) && honest.leq(&merged) && !merged.leq(&honest));
+        assert_eq!(
+            merged.keys().count(),
+            3,
+            "dot (7, 1) was removed by the claim"
+        );
+        assert!(codec::encode(&hostile).unwrap().len() < 64);
     }
 }

@@ -42,6 +42,15 @@ pub trait Decompose: Lattice {
         }
     }
 
+    /// A join-decomposition for indexing a state (reconciliation names each piece by its hash):
+    /// pieces whose join is `self`, none ⊥, the same for equal states, and as many as the state
+    /// *holds* — not necessarily irreducible. A causal context keeps its dots as runs, so its
+    /// irreducibles can outnumber what it holds without bound (one run from a peer may claim 2⁶⁴
+    /// dots); a type with such runs yields each run as one piece. The default: the irreducibles.
+    fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
+        self.for_each_irreducible(f)
+    }
+
     /// Δ(self, base) = ⊔{y ∈ ⇓self | y ⋢ base}: the smallest part of `self` that `base` lacks.
     /// Types compute it without materialising ⇓self, at a cost proportional to `self`.
     fn delta(&self, base: &Self) -> Self {

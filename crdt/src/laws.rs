@@ -111,6 +111,16 @@ pub(crate) fn check_laws<L: Decompose + Serialize + DeserializeOwned>(
             .fold(L::bottom(), |acc, (_, z)| acc.joined(z));
         prop_assert!(!y.leq(&others), "an element of ⇓a is redundant");
     }
+    // Pieces (for indexing): join back to a, none ⊥, each below a, no more than the irreducibles.
+    let mut pieces = Vec::new();
+    a.for_each_piece(&mut |y| pieces.push(y));
+    prop_assert_eq!(
+        &pieces.iter().fold(L::bottom(), |acc, y| acc.joined(y)),
+        a,
+        "the pieces of a do not join back to a"
+    );
+    prop_assert!(pieces.iter().all(|y| !y.is_bottom() && y.leq(a)));
+    prop_assert!(pieces.len() <= parts.len());
     // Δ: complete, minimal, equal to its definition; delta_and_merge agrees.
     let d = a.delta(b);
     prop_assert_eq!(

@@ -74,6 +74,9 @@ impl<T: Decompose> Decompose for Shared<T> {
     fn for_each_irreducible(&self, f: &mut dyn FnMut(Self)) {
         self.0.for_each_irreducible(&mut |y| f(Shared::new(y)));
     }
+    fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
+        self.0.for_each_piece(&mut |y| f(Shared::new(y)));
+    }
     fn delta(&self, base: &Self) -> Self {
         Shared::new(self.0.delta(&base.0))
     }

@@ -176,6 +176,9 @@ macro_rules! object_kinds {
             fn for_each_irreducible(&self, f: &mut dyn FnMut(Self)) {
                 $( self.$field.for_each_irreducible(&mut |$field| f(Store { $field, ..Store::default() })); )*
             }
+            fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
+                $( self.$field.for_each_piece(&mut |$field| f(Store { $field, ..Store::default() })); )*
+            }
             fn delta(&self, base: &Self) -> Self {
                 Store { $( $field: self.$field.delta(&base.$field), )* }
             }

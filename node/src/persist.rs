@@ -14,6 +14,7 @@ mod backup;
 mod damage;
 mod repair;
 mod seal;
+mod upgrade;
 
 pub use backup::{restore, Backup, Restored};
 pub use damage::{storage_error, Damaged};
@@ -154,6 +155,7 @@ impl Durable {
             .map_err(redb::Error::from)
             .with_context(|| format!("opening {}", path.display()))?;
         seal_older_records(&db)?;
+        upgrade::encode_contexts_as_runs(&db, path)?;
         // Every start draws a fresh replica id (an *incarnation*), committed before any write
         // uses it: two copies of one data dir (a VM clone, a restored backup, a container image)
         // then never write under the same dots or counter entries, and neither does a node whose
@@ -728,6 +730,98 @@ mod tests {
         drop(r);
         let again = Durable::open(&d).unwrap();
         assert!(again.state == state, "and reads the same once sealed");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    /// Rewrites every record of the store in `d` as builds before causal contexts were runs did.
+    fn as_dot_by_dot(d: &std::path::Path) {
+        fn v1<T: DeserializeOwned + serde::Serialize>(record: &[u8]) -> Vec<u8> {
+            let value: T = unsealed(record).unwrap();
+            seal::seal(&codec::encode_v1(&value).unwrap())
+        }
+        let db = Database::create(d.join(DB_FILE)).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(META).unwrap();
+            assert!(meta.remove(upgrade::CONTEXT_RUNS).unwrap().is_some());
+            let v = v1::<Store>(meta.get(SNAPSHOT).unwrap().unwrap().value());
+            meta.insert(SNAPSHOT, v.as_slice()).unwrap();
+            let mut log = tx.open_table(LOG).unwrap();
+            let all: Vec<(u64, Vec<u8>)> = log
+                .range(0..)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .map(|(k, v)| (k.value(), v1::<Store>(v.value())))
+                .collect();
+            for (k, v) in all {
+                log.insert(k, v.as_slice()).unwrap();
+            }
+            let mut cps = tx.open_table(CHECKPOINTS).unwrap();
+            let v = v1::<Checkpoint>(cps.get("cp").unwrap().unwrap().value());
+            cps.insert("cp", v.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_store_from_before_contexts_were_runs_is_rewritten_on_open() {
+        let d = dir("runs");
+        let mut state = filled(&d);
+        {
+            // Dots beyond a gap (another replica's third write, without its first two) and a
+            // removal: contexts whose two encodings differ.
+            let mut r = Durable::open(&d).unwrap();
+            let mut theirs = Store::default();
+            let writes: Vec<Store> = (0..3)
+                .map(|i| {
+                    let v = Value::from(json!(1000 + i));
+                    write(&mut theirs, ReplicaId(99), "s", Op::SetAdd(v))
+                })
+                .collect();
+            let gone = write(
+                &mut r.state,
+                r.replica,
+                "s",
+                Op::SetRemove(Value::from(json!(7))),
+            );
+            r.durable.append([&writes[2], &gone]).unwrap();
+            state.join(&writes[2]);
+            state.join(&gone);
+            assert_eq!(r.state.joined(&writes[2]), state);
+        }
+        let runs = std::fs::read(d.join(DB_FILE)).unwrap();
+        as_dot_by_dot(&d);
+        assert_ne!(std::fs::read(d.join(DB_FILE)).unwrap(), runs);
+        let r = Durable::open(&d).unwrap();
+        assert_eq!(r.state, state);
+        let cp = r
+            .durable
+            .checkpoint("cp")
+            .unwrap()
+            .expect("the checkpoint is read");
+        assert!(cp.state.leq(&state) && !cp.state.is_empty());
+        drop(r);
+        let again = Durable::open(&d).unwrap();
+        assert_eq!(again.state, state, "and reads the same once rewritten");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_backup_from_before_contexts_were_runs_restores() {
+        let d = dir("backup-v1");
+        let state = filled(&d);
+        let backup = Backup {
+            created_unix_ms: 1,
+            state: state.clone(),
+            checkpoints: vec![],
+            next_index: 5,
+        };
+        let mut v1 = b"deltanode-backup/1\n".to_vec();
+        v1.extend(seal::seal(&codec::encode_v1(&backup).unwrap()));
+        assert_eq!(Backup::decode(&v1).unwrap().state, state);
+        let now = backup.encode().unwrap();
+        assert!(now.starts_with(b"deltanode-backup/2\n"));
+        assert_eq!(Backup::decode(&now).unwrap().state, state);
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -2,7 +2,10 @@
 //! `negentropy`) over the join-decomposition of a state: two replicas find which irreducibles
 //! each lacks at a cost that grows with the difference, not with the state.
 //!
-//! Every irreducible of ⇓state is named by a 128-bit hash of its canonical encoding. A side sends
+//! The "irreducibles" here are the state's *pieces* ([`Decompose::for_each_piece`]): its
+//! join-irreducibles, except that a run of removed dots in a causal context is one piece (so
+//! indexing costs what a state holds, not the dots its contexts claim). Every piece is named by a
+//! 128-bit hash of its canonical encoding. A side sends
 //! *parts*: ranges of the hash space with either a fingerprint (the sum of its hashes mod 2¹²⁸ and
 //! their count) or, for a small range, the hashes themselves. The other side answers each part:
 //! equal fingerprints close the range; a small range is answered with its own hashes; a large one
@@ -301,7 +304,7 @@ impl Index {
     pub fn of<L: Decompose + Serialize>(state: &L) -> Index {
         let mut hashes = Vec::new();
         let (mut largest, mut total) = (1, 0);
-        state.for_each_irreducible(&mut |y| {
+        state.for_each_piece(&mut |y| {
             let bytes = codec::encode(&y).unwrap_or_default();
             largest = largest.max(bytes.len());
             total += bytes.len() as u64;
@@ -547,7 +550,7 @@ pub fn collect<L: Decompose + Serialize>(state: &L, wanted: &HashSet<Hash>) -> L
     if wanted.is_empty() {
         return out;
     }
-    state.for_each_irreducible(&mut |y| {
+    state.for_each_piece(&mut |y| {
         if wanted.contains(&hash_of(&y)) {
             out.join(&y);
         }

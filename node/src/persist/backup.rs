@@ -6,7 +6,8 @@
 //! A restored node writes under a fresh replica id, as after every start, so it never reuses a
 //! dot its old self or its copies wrote after the backup; its neighbours bring it up to date.
 
-use super::{seal, unsealed, Checkpoint, CHECKPOINTS, DB_FILE, META, NEXT_INDEX, SEALED, SNAPSHOT};
+use super::upgrade::{Encoding, CONTEXT_RUNS};
+use super::{seal, Checkpoint, CHECKPOINTS, DB_FILE, META, NEXT_INDEX, SEALED, SNAPSHOT};
 use anyhow::Context;
 use crdt::{codec, Store};
 use redb::Database;
@@ -14,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The first bytes of a backup file.
-const MAGIC: &[u8] = b"deltanode-backup/1\n";
+const MAGIC: &[u8] = b"deltanode-backup/2\n";
+/// The first bytes of a backup file from a build before causal contexts were runs.
+const MAGIC_V1: &[u8] = b"deltanode-backup/1\n";
 
 /// A node's durable content as of one moment.
 #[derive(Serialize, Deserialize)]
@@ -39,10 +42,16 @@ impl Backup {
 
     /// A backup file's content, checked.
     pub fn decode(bytes: &[u8]) -> anyhow::Result<Backup> {
-        let record = bytes
-            .strip_prefix(MAGIC)
-            .context("not a deltanode backup (its first line is not deltanode-backup/1)")?;
-        unsealed(record).map_err(|e| anyhow::anyhow!("the backup is damaged: {e}"))
+        let (record, encoding) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_V1)) {
+            (Some(record), _) => (record, Encoding::Runs),
+            (None, Some(record)) => (record, Encoding::DotByDot),
+            (None, None) => anyhow::bail!(
+                "not a deltanode backup (its first line is not deltanode-backup/2 or /1)"
+            ),
+        };
+        encoding
+            .unsealed(record)
+            .map_err(|e| anyhow::anyhow!("the backup is damaged: {e}"))
     }
 }
 
@@ -103,6 +112,7 @@ pub fn restore(data_dir: &Path, backup: &Backup, force: bool) -> anyhow::Result<
         {
             let mut meta = tx.open_table(META)?;
             meta.insert(SEALED, [1u8].as_slice())?;
+            meta.insert(CONTEXT_RUNS, [1u8].as_slice())?;
             meta.insert(
                 SNAPSHOT,
                 seal::seal(&codec::encode(&backup.state)?).as_slice(),

@@ -1116,3 +1116,37 @@ fn an_undeliverable_group_is_replaced_by_a_reconciliation() {
         "{next:?}"
     );
 }
+
+/// The frame the fuzzer found (the libFuzzer input is `fuzz/regressions/engine_receive-context-
+/// enumeration.bin`; this is its one frame that decodes, in wire version 4): an add-wins set whose
+/// causal context claims prefixes near 2⁶⁴. Catch-up indexed the
+/// state dot by dot — a capacity-overflow panic from one frame. Now the state is indexed by its
+/// pieces (writes and runs), so the frame is merged and every algorithm goes on ticking.
+#[test]
+fn a_context_claiming_two_to_the_sixty_four_dots_is_merged_without_enumerating_it() {
+    let frame =
+        include_bytes!("../../../fuzz/regressions/engine_receive-context-enumeration.frame");
+    // The contexts it holds are in the encoding of wire version 4 (each dot beyond a gap alone).
+    assert_eq!(frame[0], 4);
+    let msg: Message<crdt::Store> = crdt::codec::decode_stored_v1(&frame[1..]).unwrap();
+    for algorithm in Algorithm::ON_THE_WIRE {
+        let mut e: Engine<u8, crdt::Store> =
+            Engine::new(Config::new(algorithm), crdt::Store::default(), 1);
+        e.handle(Input::NeighbourUp(1));
+        e.handle(Input::Received {
+            from: 1,
+            msg: msg.clone(),
+        });
+        for _ in 0..3 {
+            e.handle(Input::Tick);
+        }
+        let mut pieces = 0u64;
+        e.state().for_each_piece(&mut |_| pieces += 1);
+        assert!(pieces < 100, "{algorithm:?}: {pieces} pieces");
+    }
+    // And it goes through the wire in the current encoding, about as small as it came.
+    let again = crate::wire::encode(&msg).unwrap();
+    assert!(again.len() <= frame.len() + 16, "{} bytes", again.len());
+    let back: Message<crdt::Store> = crate::wire::decode(&again, 1 << 20).unwrap();
+    assert_eq!(back, msg);
+}
