@@ -51,40 +51,41 @@ pub fn decode_stored<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> 
 }
 
 thread_local! {
-    /// Whether causal contexts read and write the encoding of older builds (each dot beyond a
-    /// gap listed alone, before contexts were runs); set only inside [`decode_stored_v1`] and
-    /// [`encode_v1`].
-    static V1_CONTEXTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether values read and write *encoding 1*, that of older builds: causal contexts with
+    /// each dot beyond a gap listed alone (before contexts were runs), and stores without
+    /// documents. Set only inside [`decode_stored_v1`] and [`encode_v1`].
+    static V1_ENCODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Whether causal contexts are being read or written in the older encoding.
-pub(crate) fn v1_contexts() -> bool {
-    V1_CONTEXTS.with(|v| v.get())
+/// Whether values are being read or written in encoding 1.
+pub(crate) fn v1_encoding() -> bool {
+    V1_ENCODING.with(|v| v.get())
 }
 
-/// Runs `f` with contexts in the older encoding.
-fn with_v1_contexts<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` in encoding 1.
+fn with_v1_encoding<R>(f: impl FnOnce() -> R) -> R {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            V1_CONTEXTS.with(|v| v.set(false));
+            V1_ENCODING.with(|v| v.set(false));
         }
     }
-    V1_CONTEXTS.with(|v| v.set(true));
+    V1_ENCODING.with(|v| v.set(true));
     let _reset = Reset;
     f()
 }
 
-/// [`decode_stored`] for a record written by a build before causal contexts were runs (a store
-/// opened after an upgrade rewrites its records with it, once).
+/// [`decode_stored`] for a record in encoding 1, written by a build before causal contexts were
+/// runs and stores held documents (a store opened after an upgrade rewrites its records with it,
+/// once).
 pub fn decode_stored_v1<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
-    with_v1_contexts(|| decode_stored(bytes))
+    with_v1_encoding(|| decode_stored(bytes))
 }
 
-/// [`encode`] as builds before causal contexts were runs did: for tests of the upgrade path. It
-/// lists every dot beyond a gap, so it is not for states from the network.
+/// [`encode`] in encoding 1, as older builds did: for tests of the upgrade path. It lists every
+/// dot beyond a gap and leaves documents out, so it is not for states from the network.
 pub fn encode_v1<T: Serialize>(value: &T) -> Result<Vec<u8>, CrdtError> {
-    with_v1_contexts(|| encode(value))
+    with_v1_encoding(|| encode(value))
 }
 
 fn decode_with<T: DeserializeOwned>(

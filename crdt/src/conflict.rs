@@ -1,5 +1,5 @@
 //! Conflicts a person may want to see and resolve: keys that concurrent writers gave different
-//! types (a *type clash*), and registers or map fields holding concurrent values.
+//! types (a *type clash*), and registers, map fields or document fields holding concurrent values.
 //!
 //! Every read path shows a clashing key as the type that comes first in [`Kind::ALL`] (see
 //! [`crate::kind`]); [`Store::conflict_list`] lists what that view hides. A register or map field is
@@ -50,7 +50,7 @@ fn replica_hex<S: serde::Serializer>(ids: &[ReplicaId], s: S) -> Result<S::Ok, S
 pub struct Conflict {
     /// The object's key.
     pub key: String,
-    /// For concurrent values in a map: the field.
+    /// For concurrent values in a map: the field; in a document: the field's path, as JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// What kind of conflict.
@@ -78,6 +78,7 @@ impl Object<'_> {
                 .flat_map(|f| m.get_with_writers(f))
                 .flat_map(|(_, w)| w)
                 .collect(),
+            Object::Doc(d) => d.writers(),
             _ => vec![],
         };
         who.sort();
@@ -134,6 +135,25 @@ impl Store {
                 m.fields()
                     .filter_map(|f| concurrent(Some(f.clone()), m.get_with_writers(f))),
             ),
+            // A document's field: its path as JSON, e.g. `["note","title"]`.
+            Object::Doc(d) => {
+                out.extend(d.concurrent_fields().into_iter().map(|(path, writes)| {
+                    Conflict {
+                        key: key.to_string(),
+                        field: Some(path.to_string()),
+                        reason: Reason::ConcurrentValues,
+                        kind,
+                        values: writes
+                            .into_iter()
+                            .map(|(value, who)| Candidate {
+                                kind,
+                                value,
+                                origins: vec![who],
+                            })
+                            .collect(),
+                    }
+                }))
+            }
             _ => {}
         }
         out
@@ -156,6 +176,7 @@ impl Store {
                     + match o {
                         Object::Register(r) => usize::from(r.values().len() > 1),
                         Object::Map(m) => m.fields().filter(|f| m.get(f).len() > 1).count(),
+                        Object::Doc(d) => d.conflicts(),
                         _ => 0,
                     }
             })

@@ -48,8 +48,8 @@ struct ContextRepr {
     cloud: Vec<(Dot, u64)>,
 }
 
-/// The wire form before runs (stores written by older builds): the prefixes and every dot
-/// beyond a gap, one by one. See [`crate::codec::decode_stored_v1`].
+/// The form in encoding 1 (stores written by older builds): the prefixes and every dot beyond a
+/// gap, one by one. See [`crate::codec::decode_stored_v1`].
 #[derive(Clone, Serialize, Deserialize)]
 struct ContextReprV1 {
     vv: BTreeMap<ReplicaId, u64>,
@@ -101,7 +101,7 @@ impl From<ContextReprV1> for CausalContext {
 
 impl Serialize for CausalContext {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if crate::codec::v1_contexts() {
+        if crate::codec::v1_encoding() {
             // Enumerates the dots beyond a gap: only ever used to write a store the way older
             // builds did, for tests of the upgrade path.
             let v1 = ContextReprV1 {
@@ -120,7 +120,7 @@ impl Serialize for CausalContext {
 
 impl<'de> Deserialize<'de> for CausalContext {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if crate::codec::v1_contexts() {
+        if crate::codec::v1_encoding() {
             return ContextReprV1::deserialize(d).map(Self::from);
         }
         ContextRepr::deserialize(d).map(Self::from)

@@ -36,6 +36,15 @@ pub enum CrdtError {
         /// The amount the write asked to add.
         by: i128,
     },
+    /// A document edit whose path does not lead where the edit needs (no such field or index,
+    /// or an object of another kind); nothing was written.
+    #[error("path {path}: {why}; nothing was written")]
+    Path {
+        /// The path, as JSON.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Bytes did not decode as the expected type; nothing was decoded.
     #[error("malformed encoding: {0}")]
     Decode(String),

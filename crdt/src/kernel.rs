@@ -215,6 +215,22 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
         delta
     }
 
+    /// Delta-mutator: write `value` under `key` with `dot`, which the caller made fresh (above
+    /// everything `self` has seen), overwriting the key's live writes.
+    pub(crate) fn write_at(&self, dot: Dot, key: K, value: V) -> Self {
+        let mut delta = self.remove_key(&key);
+        delta.context.insert(dot);
+        delta.live.insert(dot, key, value);
+        delta
+    }
+
+    /// Records `replica`'s dots `first..=last` as seen, each either a live write here or no write
+    /// of this kernel anywhere (a joined context-only delta would remove them as writes): how a
+    /// document keeps one dot space for its writes and its sequences' items.
+    pub(crate) fn mark_seen(&mut self, replica: ReplicaId, first: u64, last: u64) {
+        self.context.insert_run(replica, first, last);
+    }
+
     /// Delta-mutator: remove every live write of `key` (its dots go into the delta's context).
     pub fn remove_key(&self, key: &K) -> Self {
         let mut delta = Self::default();

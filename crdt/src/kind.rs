@@ -28,6 +28,8 @@ pub enum Kind {
     Register,
     /// Add-wins map of multi-value registers.
     Map,
+    /// JSON document: nested maps, lists and collaborative text.
+    Doc,
 }
 
 impl Kind {
@@ -41,6 +43,7 @@ impl Kind {
         Kind::Lww,
         Kind::Register,
         Kind::Map,
+        Kind::Doc,
     ];
 
     /// The name the API uses (`"gcounter"`, `"set"`, …).
@@ -54,6 +57,7 @@ impl Kind {
             Kind::Lww => "lww",
             Kind::Register => "register",
             Kind::Map => "map",
+            Kind::Doc => "doc",
         }
     }
 

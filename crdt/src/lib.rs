@@ -15,7 +15,8 @@
 //! | [`gset`], [`twopset`], [`awset`] | grow-only, two-phase and add-wins sets |
 //! | [`lww`], [`mvregister`] | last-writer-wins and multi-value registers |
 //! | [`ormap`], [`gmap`] | add-wins map of multi-value registers; grow-only map (LWW map) |
-//! | [`text`] | collaborative text (a Fugue tree of characters): the first part of the `doc` type, not yet in the store |
+//! | [`seq`] | sequences (a Fugue tree): collaborative text and the lists of the `doc` type |
+//! | [`doc`] | JSON documents: nested maps, lists and texts as one lattice |
 //! | [`value`] | the canonical JSON values users store |
 //! | [`resolution`] | a `resolve` write: which type a clashing key keeps |
 //! | [`conflict`] | type clashes and concurrent values, as read paths list them |
@@ -31,6 +32,7 @@
 pub mod awset;
 pub mod codec;
 pub mod conflict;
+pub mod doc;
 pub mod dot;
 pub mod error;
 pub mod gcounter;
@@ -45,9 +47,9 @@ pub mod ormap;
 pub mod pncounter;
 pub mod resolution;
 pub mod revert;
+pub mod seq;
 pub mod shared;
 pub mod store;
-pub mod text;
 pub mod twopset;
 pub mod value;
 
@@ -55,6 +57,7 @@ pub mod value;
 mod laws;
 
 pub use awset::AwSet;
+pub use doc::Doc;
 pub use dot::{CausalContext, Dot, ReplicaId};
 pub use error::CrdtError;
 pub use gcounter::GCounter;
@@ -66,7 +69,7 @@ pub use lww::LwwRegister;
 pub use mvregister::MvRegister;
 pub use ormap::OrMap;
 pub use pncounter::PNCounter;
+pub use seq::{Seq, Text};
 pub use store::{Object, Op, Page, Store, Writer};
-pub use text::Text;
 pub use twopset::TwoPSet;
 pub use value::Value;

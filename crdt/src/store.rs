@@ -8,6 +8,7 @@
 //! reports the key so the node can surface it.
 
 use crate::awset::AwSet;
+use crate::doc::{Doc, Step};
 use crate::dot::ReplicaId;
 use crate::error::CrdtError;
 use crate::gcounter::GCounter;
@@ -61,6 +62,14 @@ pub enum Op {
     MapPut(String, Value),
     /// `map`: remove a field as observed.
     MapRemove(String),
+    /// `doc`: write a value at a path (a map's field, or a list's element).
+    DocPut(Vec<Step>, Json),
+    /// `doc`: delete the field or list element at a path.
+    DocDelete(Vec<Step>),
+    /// `doc`: insert values into the list at a path, from an index.
+    DocInsert(Vec<Step>, usize, Vec<Json>),
+    /// `doc`: in the text at a path, delete characters from an index and insert a string there.
+    DocSplice(Vec<Step>, usize, usize, String),
     /// Any type: settle a type clash by keeping this type (see [`crate::resolution`]).
     Resolve(Kind),
 }
@@ -77,6 +86,7 @@ impl Op {
             Op::LwwSet(_) => Kind::Lww,
             Op::RegisterSet(_) => Kind::Register,
             Op::MapPut(..) | Op::MapRemove(_) => Kind::Map,
+            Op::DocPut(..) | Op::DocDelete(_) | Op::DocInsert(..) | Op::DocSplice(..) => Kind::Doc,
             Op::Resolve(keep) => *keep,
         }
     }
@@ -100,9 +110,54 @@ macro_rules! object_kinds {
         }
 
         /// The replicated store: every named object, as one lattice. See the module docs.
-        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[derive(Clone, Debug, Default, PartialEq)]
         pub struct Store {
             $( $field: GMap<String, Shared<$ty>>, )*
+        }
+
+        impl Serialize for Store {
+            /// Its maps in order (without `docs` in encoding 1, for tests of the upgrade path).
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                let v1 = crate::codec::v1_encoding();
+                let mut st = s.serialize_struct("Store", Kind::ALL.len() - usize::from(v1))?;
+                $(
+                    if !(v1 && Kind::$kind == Kind::Doc) {
+                        st.serialize_field(stringify!($field), &self.$field)?;
+                    }
+                )*
+                st.end()
+            }
+        }
+
+        impl<'de> Deserialize<'de> for Store {
+            /// Its maps in order. A store in encoding 1 (older builds; see
+            /// [`crate::codec::decode_stored_v1`]) predates documents: it ends before `docs`.
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Fields;
+                impl<'de> serde::de::Visitor<'de> for Fields {
+                    type Value = Store;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a store")
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Store, A::Error> {
+                        let (mut s, v1, mut i) = (Store::default(), crate::codec::v1_encoding(), 0);
+                        $(
+                            if !(v1 && Kind::$kind == Kind::Doc) {
+                                s.$field = seq
+                                    .next_element()?
+                                    .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                                i += 1;
+                            }
+                        )*
+                        let _ = i;
+                        Ok(s)
+                    }
+                }
+                const FIELDS: &[&str] = &[$(stringify!($field)),*];
+                let n = FIELDS.len() - usize::from(crate::codec::v1_encoding());
+                d.deserialize_struct("Store", &FIELDS[..n], Fields)
+            }
         }
 
         impl Store {
@@ -215,6 +270,8 @@ object_kinds! {
     Register, registers: MvRegister<Value>;
     /// Add-wins map of multi-value registers.
     Map, maps: OrMap<String, Value>;
+    /// JSON document (the last type: stores encoded before it have no `docs`).
+    Doc, docs: Doc;
 }
 
 impl Object<'_> {
@@ -237,6 +294,7 @@ impl Object<'_> {
                     .map(|f| (f.clone(), all(&mut m.get(f).into_iter())))
                     .collect(),
             ),
+            Object::Doc(d) => d.value(),
         }
     }
 
@@ -245,6 +303,7 @@ impl Object<'_> {
         match self {
             Object::Register(r) => usize::from(r.values().len() > 1),
             Object::Map(m) => m.fields().filter(|f| m.get(f).len() > 1).count(),
+            Object::Doc(d) => d.conflicts(),
             _ => 0,
         }
     }
@@ -411,6 +470,18 @@ impl Store {
             Op::RegisterSet(x) => d.registers = self.registers.update(k, |m| m.set(r, x).into()),
             Op::MapPut(f, x) => d.maps = self.maps.update(k, |m| m.put(r, f, x).into()),
             Op::MapRemove(f) => d.maps = self.maps.update(k, |m| m.remove(&f).into()),
+            Op::DocPut(..) | Op::DocDelete(_) | Op::DocInsert(..) | Op::DocSplice(..) => {
+                let empty = Doc::default();
+                let doc = self.docs.get(key).map_or(&empty, |s| &**s);
+                let delta = match op {
+                    Op::DocPut(path, v) => doc.put(r, &path, &v),
+                    Op::DocDelete(path) => doc.delete(&path),
+                    Op::DocInsert(path, at, vs) => doc.insert(r, &path, at, &vs),
+                    Op::DocSplice(path, at, n, text) => doc.splice(r, &path, at, n, &text),
+                    _ => unreachable!("a doc op"),
+                }?;
+                d.docs = GMap::singleton(k, delta.into());
+            }
             Op::Resolve(_) => unreachable!("handled above"),
         }
         Ok(d)

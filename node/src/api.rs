@@ -52,7 +52,7 @@ impl From<CrdtError> for ApiError {
     fn from(e: CrdtError) -> Self {
         let status = match e {
             CrdtError::TypeClash { .. } => StatusCode::CONFLICT,
-            CrdtError::Overflow { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            CrdtError::Overflow { .. } | CrdtError::Path { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError(status, e.to_string())

@@ -47,6 +47,35 @@ pub fn parse(body: &Json, extra: &[&str]) -> Result<Op, OpError> {
             Op::MapRemove(str_field(obj, "field")?.to_string()),
             &["field"],
         ),
+        (Kind::Doc, "put") => (
+            Op::DocPut(path(obj)?, required(obj, "value")?.clone()),
+            &["path", "value"],
+        ),
+        (Kind::Doc, "delete") => (Op::DocDelete(path(obj)?), &["path"]),
+        (Kind::Doc, "insert") => {
+            let Json::Array(values) = required(obj, "values")? else {
+                return err("\"values\" must be an array");
+            };
+            (
+                Op::DocInsert(path(obj)?, index(obj, "index")?, values.clone()),
+                &["path", "index", "values"],
+            )
+        }
+        (Kind::Doc, "splice") => (
+            Op::DocSplice(
+                path(obj)?,
+                index(obj, "index")?,
+                match obj.get("delete") {
+                    None => 0,
+                    Some(_) => index(obj, "delete")?,
+                },
+                match obj.get("text") {
+                    None => String::new(),
+                    Some(_) => str_field(obj, "text")?.to_string(),
+                },
+            ),
+            &["path", "index", "delete", "text"],
+        ),
         (keep, "resolve") => (Op::Resolve(keep), &[]),
         _ => return err(format!("type {type_name} has no op {op:?}")),
     };
@@ -74,6 +103,23 @@ fn value(obj: &Map<String, Json>) -> Result<Value, OpError> {
         .ok_or_else(|| OpError("missing field \"value\"".into()))
 }
 
+fn required<'a>(obj: &'a Map<String, Json>, name: &str) -> Result<&'a Json, OpError> {
+    obj.get(name)
+        .ok_or_else(|| OpError(format!("missing field {name:?}")))
+}
+
+/// A document path: an array of field names and list indexes (`[]` is the root).
+fn path(obj: &Map<String, Json>) -> Result<Vec<crdt::doc::Step>, OpError> {
+    crdt::doc::parse_path(required(obj, "path")?).map_err(|e| OpError(format!("\"path\": {e}")))
+}
+
+fn index(obj: &Map<String, Json>, name: &str) -> Result<usize, OpError> {
+    required(obj, name)?
+        .as_u64()
+        .and_then(|i| usize::try_from(i).ok())
+        .ok_or_else(|| OpError(format!("{name:?} must be a non-negative integer")))
+}
+
 fn by(obj: &Map<String, Json>) -> Result<u64, OpError> {
     match obj.get("by") {
         None => Ok(1),
@@ -90,6 +136,7 @@ fn signed(by: u64) -> Result<i64, OpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crdt::doc::Step;
     use serde_json::json;
 
     #[test]
@@ -132,6 +179,29 @@ mod tests {
                 json!({"type":"map","op":"remove","field":"f"}),
                 Op::MapRemove("f".into()),
             ),
+            (
+                json!({"type":"doc","op":"put","path":["a", 2],"value":{"b":[1]}}),
+                Op::DocPut(
+                    vec![Step::Field("a".into()), Step::Index(2)],
+                    json!({"b":[1]}),
+                ),
+            ),
+            (
+                json!({"type":"doc","op":"delete","path":["a"]}),
+                Op::DocDelete(vec![Step::Field("a".into())]),
+            ),
+            (
+                json!({"type":"doc","op":"insert","path":[],"index":0,"values":[1, "x"]}),
+                Op::DocInsert(vec![], 0, vec![json!(1), json!("x")]),
+            ),
+            (
+                json!({"type":"doc","op":"splice","path":["t"],"index":3,"delete":1,"text":"é"}),
+                Op::DocSplice(vec![Step::Field("t".into())], 3, 1, "é".into()),
+            ),
+            (
+                json!({"type":"doc","op":"splice","path":["t"],"index":3}),
+                Op::DocSplice(vec![Step::Field("t".into())], 3, 0, String::new()),
+            ),
         ];
         for (body, op) in ok {
             assert_eq!(parse(&body, &[]), Ok(op), "{body}");
@@ -161,6 +231,26 @@ mod tests {
             (
                 json!({"type":"map","op":"put","field":7,"value":1}),
                 "must be a string",
+            ),
+            (
+                json!({"type":"doc","op":"put","value":1}),
+                "missing field \"path\"",
+            ),
+            (
+                json!({"type":"doc","op":"put","path":"a","value":1}),
+                "\"path\": a path is an array",
+            ),
+            (
+                json!({"type":"doc","op":"delete","path":["a", -1]}),
+                "not a list index",
+            ),
+            (
+                json!({"type":"doc","op":"insert","path":[],"index":0,"values":1}),
+                "must be an array",
+            ),
+            (
+                json!({"type":"doc","op":"splice","path":[],"index":-2}),
+                "\"index\" must be a non-negative integer",
             ),
         ];
         for (body, msg) in bad {

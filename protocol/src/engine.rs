@@ -46,18 +46,26 @@ pub struct Engine<P, L> {
     acked_by_all: u64,
     /// Changes to the state so far: what the reconciliation index is checked against.
     version: u64,
-    /// The reconciliation index: built at `version`, when the buffer's next number was `seq`.
-    index: Option<IndexAt>,
+    /// The reconciliation index, and the states the indexes exchanges hold were taken of (boxed:
+    /// most engines of a simulation never index).
+    index: Option<Box<IndexAt<L>>>,
     /// Reconciliations this engine opened (makes each opening's session id its own).
     openings: u64,
 }
 
-/// A reconciliation index and when it was taken.
+/// The reconciliation index and when it was taken: at `version`, when the buffer's next number
+/// was `seq`.
 #[derive(Clone, Debug)]
-struct IndexAt {
+struct IndexAt<L> {
     version: u64,
     seq: u64,
     index: Arc<Index>,
+    /// The state each index an exchange holds was taken of (found by the index's `Arc`): an
+    /// exchange sends what its index names from that state, not from the state now. Pieces can
+    /// change as the state grows (a run of removed dots grows into a longer one, under another
+    /// hash), so a piece named at index time may be gone from the state now — not from the
+    /// state the index was taken of. Kept while an exchange holds its index.
+    taken_of: Vec<(Arc<Index>, L)>,
 }
 
 impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
@@ -342,6 +350,9 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
 
     fn on_tick(&mut self, out: &mut Vec<Output<P, L>>) {
         self.tick += 1;
+        if self.index.as_ref().is_some_and(|i| !i.taken_of.is_empty()) {
+            self.drop_unheld_snapshots();
+        }
         if !self.delta_mode() {
             if !self.state.is_bottom() {
                 for &to in self.neighbours.keys() {

@@ -262,10 +262,23 @@ pub fn await_convergence(nodes: &[&NodeProc], timeout: Duration) -> String {
         if digests.windows(2).all(|w| w[0] == w[1]) {
             return digests[0].clone();
         }
-        assert!(
-            Instant::now() < deadline,
-            "no convergence within {timeout:?}: {digests:?}"
-        );
+        if Instant::now() >= deadline {
+            // Which objects differ, and how, on each node.
+            let states: Vec<Value> = nodes.iter().map(|n| n.get("/v1/state").1).collect();
+            let mut differ = Vec::new();
+            if let Some(keys) = states[0]["objects"].as_object() {
+                for key in keys.keys() {
+                    let values: Vec<&Value> = states.iter().map(|s| &s["objects"][key]).collect();
+                    if values.windows(2).any(|w| w[0] != w[1]) {
+                        differ.push(format!("{key}: {values:?}"));
+                    }
+                }
+            }
+            panic!(
+                "no convergence within {timeout:?}: {digests:?}\n{}",
+                differ.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -290,6 +303,19 @@ pub fn write_every_type(node: &NodeProc, who: usize) {
     node.op(
         "mp",
         json!({"type":"map","op":"put","field": format!("f{who}"),"value": v}),
+    );
+    let note = json!([format!("n{who}")]);
+    node.op(
+        "doc",
+        json!({"type":"doc","op":"put","path": note,"value": {"body": "hello", "tags": ["a"]}}),
+    );
+    node.op(
+        "doc",
+        json!({"type":"doc","op":"splice","path": [format!("n{who}"), "body"],"index": 5,"text": format!(" {who}")}),
+    );
+    node.op(
+        "doc",
+        json!({"type":"doc","op":"insert","path": [format!("n{who}"), "tags"],"index": 1,"values": ["b"]}),
     );
     let (status, body) = node.post_raw(
         "/v1/batch",

@@ -60,6 +60,17 @@ fn concurrent_writes_converge(nodes: &[NodeProc]) {
         objects["mp"]["value"].as_object().unwrap().len(),
         nodes.len()
     );
+    let notes: serde_json::Map<String, serde_json::Value> = (0..nodes.len())
+        .map(|i| {
+            let note = json!({"body": format!("hello {i}"), "tags": ["a", "b"]});
+            (format!("n{i}"), note)
+        })
+        .collect();
+    assert_eq!(
+        objects["doc"]["value"],
+        json!(notes),
+        "every note, every edit"
+    );
     assert!(every.contains(&objects["lw"]["value"].as_str().unwrap().to_string()));
     assert_eq!(
         objects["batch"]["value"].as_array().unwrap().len(),
@@ -373,4 +384,72 @@ fn with_neighbour_only_the_listed_peers_are_neighbours() {
         r#"deltanode_rejected_connections_total{reason="not_neighbour"}"#,
     );
     assert!(refused >= 1.0, "b's connections are counted as refused");
+}
+
+/// Two nodes edit one note of a document at once — its body text and its tags — while apart
+/// from each other's latest state: both edits survive everywhere. Subtrees read by path; edits
+/// whose path does not fit are refused with 422 and change nothing.
+#[test]
+fn two_nodes_editing_one_document_at_once_converge() {
+    let dir = TempDir::new("doc");
+    let nodes = cluster(&dir, 2, |_, _| true, &[]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let note = json!({"title": "Plan", "body": "hello world", "tags": ["x"]});
+    a.op(
+        "notes",
+        json!({"type":"doc","op":"put","path":["n1"],"value": note}),
+    );
+    await_convergence(&[a, b], Duration::from_secs(10));
+    let splice = |node: &NodeProc, index: usize, delete: usize, text: &str| {
+        node.op(
+            "notes",
+            json!({"type":"doc","op":"splice","path":["n1","body"],"index":index,"delete":delete,"text":text}),
+        )
+    };
+    // Both at once, each typing a few characters at its own place.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            splice(a, 0, 1, "H");
+            splice(a, 5, 0, ",");
+        });
+        s.spawn(|| {
+            splice(b, 11, 0, "!");
+            b.op(
+                "notes",
+                json!({"type":"doc","op":"insert","path":["n1","tags"],"index":1,"values":["y"]}),
+            );
+        });
+    });
+    await_convergence(&[a, b], Duration::from_secs(10));
+    for node in [a, b] {
+        let (status, body) = node.get("/v1/objects/notes?path=%5B%22n1%22%2C%22body%22%5D");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["value"], json!("Hello, world!"));
+        assert_eq!(body["path"], json!(["n1", "body"]));
+    }
+    let (_, whole) = b.get("/v1/objects/notes");
+    assert_eq!(
+        whole["value"],
+        json!({"n1": {"title": "Plan", "body": "Hello, world!", "tags": ["x", "y"]}})
+    );
+    let digest = a.digest();
+    for bad in [
+        json!({"type":"doc","op":"splice","path":["n1","tags"],"index":0,"text":"z"}),
+        json!({"type":"doc","op":"put","path":["nope","x"],"value":1}),
+        json!({"type":"doc","op":"delete","path":["n1","tags",9]}),
+    ] {
+        let (status, body) = a.post_raw("/v1/objects/notes", &bad.to_string());
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("path"), "{body}");
+    }
+    let (status, body) = a.post_raw(
+        "/v1/objects/notes",
+        &json!({"type":"doc","op":"splice","path":"n1"}).to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = a.get("/v1/objects/notes?path=%5B%22n2%22%5D");
+    assert_eq!(status, 404);
+    let (status, _) = a.get("/v1/objects/notes?path=nope");
+    assert_eq!(status, 400);
+    assert_eq!(a.digest(), digest, "refused edits change nothing");
 }

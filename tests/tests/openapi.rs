@@ -80,6 +80,7 @@ fn the_document_is_valid_and_equal_to_the_routes() {
         json!({"type": "lww", "op": "set", "value": 1}),
         json!({"type": "register", "op": "set", "value": 1}),
         json!({"type": "map", "op": "put", "field": "f", "value": 1}),
+        json!({"type": "doc", "op": "put", "path": ["note"], "value": {"body": "hi"}}),
     ];
     let written: BTreeSet<&str> = examples
         .iter()

@@ -4,6 +4,7 @@ from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
 
 AddOp = Literal["add"]
 AddRemoveOp = Literal["add", "remove"]
+DocOp = Literal["put", "delete", "insert", "splice"]
 IncDecOp = Literal["inc", "dec"]
 IncOp = Literal["inc"]
 PutRemoveOp = Literal["put", "remove"]
@@ -117,13 +118,24 @@ class OperationMap(TypedDict, total=False):
     value: Any
 
 
+class OperationDoc(TypedDict, total=False):
+    delete: Optional[int]
+    index: Optional[int]
+    op: "DocOp"
+    path: List[Any]
+    text: Optional[str]
+    type: Literal["doc"]
+    value: Any
+    values: Optional[List[Any]]
+
+
 class RollbackBody(TypedDict, total=False):
     """A rollback to ask for."""
     label: str  # required
     partial: Optional[bool]
 
 
-Operation = Union[OperationGcounter, OperationCounter, OperationGset, OperationTwopset, OperationSet, OperationLww, OperationRegister, OperationMap]
+Operation = Union[OperationGcounter, OperationCounter, OperationGset, OperationTwopset, OperationSet, OperationLww, OperationRegister, OperationMap, OperationDoc]
 
 #: Every operation of the API: its method and path.
 OPERATIONS = {

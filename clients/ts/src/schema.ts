@@ -38,6 +38,9 @@ export type CheckpointBody = {
   label: string;
 };
 
+/** A document's ops. */
+export type DocOp = "put" | "delete" | "insert" | "splice";
+
 /** Every error answer. */
 export type ErrorBody = {
   /** What went wrong. */
@@ -145,6 +148,22 @@ export type Operation = {
   type: "map";
   /** Any JSON value (for `put`). */
   value?: unknown;
+} | {
+  /** Characters to delete (for `splice`; default 0). */
+  delete?: number | null;
+  /** A list or text position (for `insert` and `splice`). */
+  index?: number | null;
+  /** `put` (`value` at `path`: a map's field, or a list's element — the index one past the end appends; `[]` with an object writes its fields into the root), `delete` (the field or element at `path`), `insert` (`values` into the list at `path`, from `index`) or `splice` (in the text at `path`: `delete` characters from `index`, then `text` there). */
+  op: DocOp;
+  /** Field names (strings) and list indexes (integers) from the root, e.g. `["note", "tags", 0]`. */
+  path: Array<unknown>;
+  /** Characters to insert (for `splice`; default none). */
+  text?: string | null;
+  type: "doc";
+  /** Any JSON value (for `put`). */
+  value?: unknown;
+  /** JSON values (for `insert`). */
+  values?: Array<unknown> | null;
 };
 
 /** `put` or `remove`. */

@@ -39,6 +39,7 @@ impl Object<'_> {
             Object::Set(s) => s.len(),
             Object::Register(r) => r.values().len(),
             Object::Map(m) => m.len(),
+            Object::Doc(d) => d.len(),
         }
     }
 
@@ -119,7 +120,7 @@ impl Object<'_> {
                 }
                 w.write_all(b"}")
             }
-            Object::GCounter(_) | Object::Counter(_) => {
+            Object::GCounter(_) | Object::Counter(_) | Object::Doc(_) => {
                 serde_json::to_writer(w, &self.value()).map_err(std::io::Error::other)
             }
         }
@@ -151,6 +152,15 @@ impl Object<'_> {
             Object::GSet(s) => Some(s.contains(&v)),
             Object::TwoPSet(s) => Some(s.contains(&v)),
             Object::Set(s) => Some(s.contains(&v)),
+            _ => None,
+        }
+    }
+
+    /// The subtree of a document at `path` (`Some(None)` when the path leads nowhere); `None`
+    /// for other types.
+    pub fn at_path(&self, path: &crate::doc::Path) -> Option<Option<Json>> {
+        match self {
+            Object::Doc(d) => Some(d.get(path)),
             _ => None,
         }
     }

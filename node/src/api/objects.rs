@@ -27,6 +27,9 @@ pub struct ReadQuery {
     contains: Option<String>,
     /// Only this map field.
     field: Option<String>,
+    /// Only the subtree of a document at this path: a JSON array of field names and list
+    /// indexes, e.g. `["note","tags",0]`.
+    path: Option<String>,
 }
 
 fn not_found(key: &str) -> ApiError {
@@ -38,9 +41,9 @@ fn not_found(key: &str) -> ApiError {
 #[utoipa::path(get, path = "/v1/objects/{key}", tag = "objects",
     params(("key" = String, Path, description = "The object's key"), ReadQuery),
     responses(
-        (status = 200, description = "The object; a page (`value`, `next`), a membership test (`contains`) or a field (`field`, `value`) when asked", body = super::openapi::ObjectBody),
+        (status = 200, description = "The object; a page (`value`, `next`), a membership test (`contains`), a field (`field`, `value`) or a document's subtree (`path`, `value`) when asked", body = super::openapi::ObjectBody),
         (status = 400, description = "A query that does not fit the object", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such object", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such object (or nothing at the document path asked for)", body = super::openapi::ErrorBody),
     ))]
 pub async fn get_object(
     State(api): State<Api>,
@@ -78,6 +81,29 @@ pub async fn get_object(
         let (size, value) = found.ok_or_else(|| bad(format!("{key:?} is not a map: no fields")))?;
         return Ok(Json(
             json!({"key": key, "type": "map", "size": size, "field": field, "value": value}),
+        ));
+    }
+    if let Some(path) = q.path {
+        let steps = serde_json::from_str::<Json_>(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|p| crdt::doc::parse_path(&p))
+            .map_err(|e| bad(format!("path: {e}")))?;
+        let found = api
+            .client
+            .read(move |v| v.engine.state().get(&k).map(|o| o.at_path(&steps)))
+            .await?
+            .ok_or_else(|| not_found(&key))?;
+        let value = found
+            .ok_or_else(|| bad(format!("{key:?} is not a doc: no paths")))?
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("{key:?} has nothing at {path}"),
+                )
+            })?;
+        let path: Json_ = serde_json::from_str(&path).unwrap_or_default();
+        return Ok(Json(
+            json!({"key": key, "type": "doc", "path": path, "value": value}),
         ));
     }
     if q.limit.is_some() || q.after.is_some() {

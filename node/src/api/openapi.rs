@@ -113,6 +113,44 @@ pub enum Operation {
         /// Any JSON value (for `put`).
         value: Option<Value>,
     },
+    /// JSON document: nested maps, lists and collaborative text (every string in a value
+    /// becomes a text that `splice` edits, and concurrent edits merge). A path that does not
+    /// lead where the op needs is 422.
+    Doc {
+        /// `put` (`value` at `path`: a map's field, or a list's element — the index one past
+        /// the end appends; `[]` with an object writes its fields into the root), `delete` (the
+        /// field or element at `path`), `insert` (`values` into the list at `path`, from
+        /// `index`) or `splice` (in the text at `path`: `delete` characters from `index`, then
+        /// `text` there).
+        op: DocOp,
+        /// Field names (strings) and list indexes (integers) from the root, e.g.
+        /// `["note", "tags", 0]`.
+        path: Vec<Value>,
+        /// Any JSON value (for `put`).
+        value: Option<Value>,
+        /// JSON values (for `insert`).
+        values: Option<Vec<Value>>,
+        /// A list or text position (for `insert` and `splice`).
+        index: Option<u64>,
+        /// Characters to delete (for `splice`; default 0).
+        delete: Option<u64>,
+        /// Characters to insert (for `splice`; default none).
+        text: Option<String>,
+    },
+}
+
+/// A document's ops.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DocOp {
+    /// Write a value at a path.
+    Put,
+    /// Delete the field or element at a path.
+    Delete,
+    /// Insert values into a list.
+    Insert,
+    /// Edit a text.
+    Splice,
 }
 
 /// `inc`.

@@ -70,14 +70,37 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
             .as_ref()
             .is_none_or(|i| i.version != self.version)
         {
-            self.index = Some(IndexAt {
+            let taken_of = self.index.take().map(|i| i.taken_of).unwrap_or_default();
+            self.index = Some(Box::new(IndexAt {
                 version: self.version,
                 seq: self.buffer.next_seq(),
                 index: Arc::new(Index::of(&self.state)),
-            });
+                taken_of,
+            }));
         }
-        let at = self.index.as_ref().expect("just built");
-        (at.seq, at.index.clone())
+        // The caller's exchange will hold it: keep the state it was taken of (the state now).
+        self.drop_unheld_snapshots();
+        let at = self.index.as_mut().expect("just built");
+        let (seq, index) = (at.seq, at.index.clone());
+        if !at.taken_of.iter().any(|(i, _)| Arc::ptr_eq(i, &index)) {
+            at.taken_of.push((index.clone(), self.state.clone()));
+        }
+        (seq, index)
+    }
+
+    /// Forgets the snapshots of indexes no exchange holds. A snapshot shares the objects of a
+    /// store (`crdt::Shared`), so it costs little to take, but a write to an object it shares
+    /// copies that object once: they go as soon as their exchanges end.
+    pub(super) fn drop_unheld_snapshots(&mut self) {
+        let neighbours = &self.neighbours;
+        let Some(at) = self.index.as_mut() else {
+            return;
+        };
+        at.taken_of.retain(|(i, _)| {
+            neighbours
+                .values()
+                .any(|n| n.index.as_ref().is_some_and(|held| Arc::ptr_eq(held, i)))
+        });
     }
 
     /// One round of a reconciliation with `from` (see [`Message::Reconcile`]).
@@ -199,9 +222,16 @@ impl<P: PeerId, L: Decompose + Measure + serde::Serialize> Engine<P, L> {
         n.exchange.sent.extend(answer.send.iter().copied());
         n.next_round = round + 2;
         n.reconcile_seq = Some(index_seq);
-        n.index = Some(index);
+        n.index = Some(index.clone());
         n.catch_up_sent = Some(self.tick);
-        let items = reconcile::collect(&self.state, &answer.send);
+        // From the state the index was taken of: what it names is there.
+        let taken_of = self
+            .index
+            .iter()
+            .flat_map(|at| &at.taken_of)
+            .find(|(i, _)| Arc::ptr_eq(i, &index))
+            .map_or(&self.state, |(_, s)| s);
+        let items = reconcile::collect(taken_of, &answer.send);
         out.push(Output::Send {
             to: from,
             msg: Message::Reconcile {

@@ -1,7 +1,8 @@
-//! Collaborative text: a sequence CRDT after Fugue (Weidner and Kleppmann, "The Art of the
-//! Fugue", 2023), as a delta-state lattice — the first part of the `doc` type.
+//! Sequences — collaborative text, and the lists of the `doc` type: a sequence CRDT after Fugue
+//! (Weidner and Kleppmann, "The Art of the Fugue", 2023), as a delta-state lattice. [`Text`] is a
+//! sequence of characters.
 //!
-//! Every character ever inserted is an *item* named by a dot, placed in a tree: it is the right
+//! Every element (character) ever inserted is an *item* named by a dot, placed in a tree: it is the right
 //! child of the character before it, or — when that one already has right children — the left
 //! child of the character after it. The text is the tree read in order (left children, the item,
 //! right children; siblings by dot), without the deleted items. The order is a function of the
@@ -21,36 +22,67 @@
 use crate::dot::{Dot, ReplicaId};
 use crate::lattice::{Decompose, Lattice, Measure};
 use serde::{Deserialize, Serialize};
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
 
-/// Where an item hangs in the tree.
+/// Where an item hangs in the tree, and what it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Item {
-    /// Its parent (`None`: the root, before every character).
+pub struct Item<T> {
+    /// Its parent (`None`: the root, before every element).
     pub parent: Option<Dot>,
     /// A right child (after its parent) or a left one (before it).
     pub right: bool,
-    /// The character.
-    pub ch: char,
+    /// The element.
+    pub ch: T,
 }
 
-/// Collaborative text.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Text {
-    items: BTreeMap<Dot, Item>,
+/// A replicated sequence of `T`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seq<T> {
+    items: BTreeMap<Dot, Item<T>>,
     deleted: BTreeSet<Dot>,
+}
+
+/// Collaborative text: a sequence of characters.
+pub type Text = Seq<char>;
+
+impl<T> Default for Seq<T> {
+    fn default() -> Self {
+        Seq {
+            items: BTreeMap::new(),
+            deleted: BTreeSet::new(),
+        }
+    }
 }
 
 impl Text {
     /// The text as it reads.
     pub fn value(&self) -> String {
+        self.elements().copied().collect()
+    }
+
+    /// Delta-mutator: `text` inserted at character `index` (clamped to the length) by `replica`.
+    pub fn insert(&self, replica: ReplicaId, index: usize, text: &str) -> Text {
+        self.insert_at(self.next_dot(replica), index, text.chars().collect())
+    }
+}
+
+impl<T: Clone + Ord + Debug> Seq<T> {
+    /// The elements as they read.
+    pub fn elements(&self) -> impl Iterator<Item = &T> + '_ {
+        self.visible().into_iter().map(|d| &self.items[&d].ch)
+    }
+
+    /// The elements as they read, with their dots.
+    pub fn entries(&self) -> Vec<(Dot, &T)> {
         self.visible()
             .into_iter()
-            .map(|d| self.items[&d].ch)
+            .map(|d| (d, &self.items[&d].ch))
             .collect()
     }
 
-    /// Characters that read (deleted ones left out).
+    /// Elements that read (deleted ones left out).
     pub fn len(&self) -> usize {
         self.visible().len()
     }
@@ -107,21 +139,22 @@ impl Text {
             .collect()
     }
 
-    /// The next dot of `replica`.
-    fn next_dot(&self, replica: ReplicaId) -> Dot {
+    /// The next dot of `replica`: above every item it made here.
+    pub fn next_dot(&self, replica: ReplicaId) -> Dot {
         let last = self
             .items
             .range(Dot::new(replica, 0)..=Dot::new(replica, u64::MAX))
             .next_back()
             .map_or(0, |(d, _)| d.counter);
-        Dot::new(replica, last + 1)
+        Dot::new(replica, last.saturating_add(1))
     }
 
-    /// Delta-mutator: `text` inserted at character `index` (clamped to the length) by `replica`.
-    pub fn insert(&self, replica: ReplicaId, index: usize, text: &str) -> Text {
-        let mut delta = Text::default();
-        let mut chars = text.chars();
-        let Some(first) = chars.next() else {
+    /// Delta-mutator: `elements` inserted at `index` (clamped to the length) as items named
+    /// `first`, then the dots of the same replica after it (the caller hands out fresh ones).
+    pub fn insert_at(&self, first: Dot, index: usize, elements: Vec<T>) -> Seq<T> {
+        let mut delta = Seq::default();
+        let mut elements = elements.into_iter();
+        let Some(head) = elements.next() else {
             return delta;
         };
         let order = self.order();
@@ -145,22 +178,22 @@ impl Text {
             .items
             .values()
             .any(|item| item.right && item.parent == a);
-        let mut dot = self.next_dot(replica);
+        let mut dot = first;
         let place = match b {
             Some(b) if a_has_right_children => Item {
                 parent: Some(b),
                 right: false,
-                ch: first,
+                ch: head,
             },
             _ => Item {
                 parent: a,
                 right: true,
-                ch: first,
+                ch: head,
             },
         };
         delta.items.insert(dot, place);
-        for ch in chars {
-            let next = Dot::new(replica, dot.counter + 1);
+        for ch in elements {
+            let next = Dot::new(dot.replica, dot.counter.saturating_add(1));
             delta.items.insert(
                 next,
                 Item {
@@ -174,17 +207,16 @@ impl Text {
         delta
     }
 
-    /// Delta-mutator: `len` characters deleted from character `index` (what lies past the end is
-    /// left alone).
-    pub fn delete(&self, index: usize, len: usize) -> Text {
-        Text {
+    /// Delta-mutator: `len` elements deleted from `index` (what lies past the end is left alone).
+    pub fn delete(&self, index: usize, len: usize) -> Seq<T> {
+        Seq {
             items: BTreeMap::new(),
             deleted: self.visible().into_iter().skip(index).take(len).collect(),
         }
     }
 }
 
-impl Lattice for Text {
+impl<T: Clone + Ord + Debug> Lattice for Seq<T> {
     fn bottom() -> Self {
         Self::default()
     }
@@ -197,8 +229,16 @@ impl Lattice for Text {
         for (d, item) in &other.items {
             // One dot, one item; should a peer send another under the same dot, the smaller wins
             // on every replica (join stays commutative).
-            let e = self.items.entry(*d).or_insert(*item);
-            *e = (*e).min(*item);
+            match self.items.entry(*d) {
+                Entry::Vacant(e) => {
+                    e.insert(item.clone());
+                }
+                Entry::Occupied(mut e) => {
+                    if item < e.get() {
+                        e.insert(item.clone());
+                    }
+                }
+            }
         }
         self.deleted.extend(other.deleted.iter().copied());
     }
@@ -211,13 +251,13 @@ impl Lattice for Text {
     }
 }
 
-impl Decompose for Text {
+impl<T: Clone + Ord + Debug> Decompose for Seq<T> {
     fn decompose(&self) -> Vec<Self> {
-        let items = self.items.iter().map(|(d, item)| Text {
-            items: BTreeMap::from([(*d, *item)]),
+        let items = self.items.iter().map(|(d, item)| Seq {
+            items: BTreeMap::from([(*d, item.clone())]),
             deleted: BTreeSet::new(),
         });
-        let deleted = self.deleted.iter().map(|d| Text {
+        let deleted = self.deleted.iter().map(|d| Seq {
             items: BTreeMap::new(),
             deleted: BTreeSet::from([*d]),
         });
@@ -225,19 +265,19 @@ impl Decompose for Text {
     }
 
     fn delta(&self, base: &Self) -> Self {
-        Text {
+        Seq {
             items: self
                 .items
                 .iter()
-                .filter(|(d, item)| base.items.get(d).is_none_or(|b| b > item))
-                .map(|(d, item)| (*d, *item))
+                .filter(|(d, item)| base.items.get(d).is_none_or(|b| b > *item))
+                .map(|(d, item)| (*d, item.clone()))
                 .collect(),
             deleted: self.deleted.difference(&base.deleted).copied().collect(),
         }
     }
 }
 
-impl Measure for Text {
+impl<T> Measure for Seq<T> {
     fn payload_units(&self) -> u64 {
         (self.items.len() + self.deleted.len()) as u64
     }
