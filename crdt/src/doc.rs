@@ -30,7 +30,8 @@ use crate::lattice::{Decompose, Lattice, Measure};
 use crate::seq::{Seq, Text};
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
+use serde_json::{json, Value as Json};
+use std::collections::{HashMap, HashSet};
 
 /// An object of a document: the root, or the map, list or text a write created (its dot).
 pub type ObjId = Dot;
@@ -239,6 +240,112 @@ impl Doc {
             .into_iter()
             .chain(rest)
             .collect()
+    }
+
+    /// What `delta` (a write's, or a neighbour's group) did to this document, which already
+    /// holds it, as edits an editor can apply to its copy, in order: `{"path", "index",
+    /// "delete", "text"}` for a text splice, `{"path", "index", "delete", "values"}` for a list
+    /// splice and `{"path", "value"}` for a field write that reads now. Shallower paths come
+    /// first, and paths are the document's as it is now, so each edit applies to the copy as the
+    /// ones before it left it; the splices of one text or list turn it from what it was into
+    /// what it is. Objects the delta created come whole inside their parent's edit. A field's
+    /// deletion is not among them (its delta holds the dots it removed, not their field): it
+    /// shows in the value. Costs the objects the delta touches.
+    pub fn edits(&self, delta: &Doc) -> Vec<Json> {
+        let paths = self.paths();
+        // Objects the delta made: their content is in the edit that writes them.
+        let created: HashSet<Dot> = delta
+            .fields
+            .entries()
+            .map(|(d, ..)| d)
+            .chain(delta.lists.iter().flat_map(|(_, l)| l.dots()))
+            .collect();
+        let mut out: Vec<(usize, Json)> = Vec::new();
+        for (obj, chars) in delta.texts.iter() {
+            let (Some(path), Some(text)) = (paths.get(obj), self.texts.get(obj)) else {
+                continue;
+            };
+            if created.contains(obj) {
+                continue;
+            }
+            for (index, delete, inserted) in text.splices(chars) {
+                let text: String = inserted.into_iter().collect();
+                let e = json!({"path": path, "index": index, "delete": delete, "text": text});
+                out.push((path.len(), e));
+            }
+        }
+        for (obj, items) in delta.lists.iter() {
+            let (Some(path), Some(list)) = (paths.get(obj), self.lists.get(obj)) else {
+                continue;
+            };
+            if created.contains(obj) {
+                continue;
+            }
+            let now = list.entries();
+            for (index, delete, inserted) in list.splices(items) {
+                // An inserted element's index in the splices is its index now.
+                let values: Vec<Json> = (index..)
+                    .zip(inserted)
+                    .map(|(i, leaf)| self.render(Node::of(now[i].0, leaf), &mut Vec::new()))
+                    .collect();
+                let e = json!({"path": path, "index": index, "delete": delete, "values": values});
+                out.push((path.len(), e));
+            }
+        }
+        for (dot, (obj, name), leaf) in delta.fields.entries() {
+            let reads = self.field(*obj, name).is_some_and(|(d, _)| d == dot);
+            let Some(path) = paths.get(obj).filter(|_| reads && !created.contains(obj)) else {
+                continue;
+            };
+            let mut path = path.clone();
+            path.push(Json::from(name.as_str()));
+            let value = self.render(Node::of(dot, leaf), &mut Vec::new());
+            out.push((path.len(), json!({"path": path, "value": value})));
+        }
+        out.sort_by_key(|(depth, _)| *depth);
+        out.into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// The path of every map, list and text that reads from the root.
+    fn paths(&self) -> HashMap<ObjId, Vec<Json>> {
+        let mut out = HashMap::new();
+        let mut stack = vec![(Node::Map(ROOT), Vec::new())];
+        while let Some((node, path)) = stack.pop() {
+            let (Node::Map(obj) | Node::List(obj) | Node::Text(obj)) = node else {
+                continue;
+            };
+            if path.len() > MAX_DEPTH || out.contains_key(&obj) {
+                continue;
+            }
+            out.insert(obj, path.clone());
+            match node {
+                Node::Map(_) => {
+                    for (name, writes) in self.fields_of(obj) {
+                        if let Some((d, leaf)) = writes.into_iter().max_by_key(|(d, _)| *d) {
+                            let mut p = path.clone();
+                            p.push(Json::from(name));
+                            stack.push((Node::of(d, leaf), p));
+                        }
+                    }
+                }
+                Node::List(_) => {
+                    for (i, (d, leaf)) in self
+                        .lists
+                        .get(&obj)
+                        .map(|l| l.entries())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let mut p = path.clone();
+                        p.push(Json::from(i));
+                        stack.push((Node::of(d, leaf), p));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Who wrote the fields and list elements that read from the root.
@@ -817,6 +924,103 @@ mod tests {
             .put(ReplicaId(1), &path(json!(["title"])), &json!("C"))
             .unwrap();
         assert_eq!(ab.joined(&settle).conflicts(), 0);
+    }
+
+    /// Edits say what a delta did, as splices that turn each text and list as it was into what
+    /// it is — whether the delta is a local write or a neighbour's group of several.
+    #[test]
+    fn edits_replay_what_a_delta_did() {
+        let mut d = Doc::default();
+        edit(&mut d, |d| {
+            d.put(
+                ReplicaId(1),
+                &path(json!(["n"])),
+                &json!({"body": "hello world", "tags": ["a", "b"]}),
+            )
+        });
+        let before = d.clone();
+        let body = path(json!(["n", "body"]));
+        let tags = path(json!(["n", "tags"]));
+        let mut group = Doc::default();
+        let r = ReplicaId(2);
+        type Step<'a> = &'a dyn Fn(&Doc) -> Result<Doc, CrdtError>;
+        let steps: [Step<'_>; 5] = [
+            &|d| d.splice(r, &body, 0, 1, "H"),
+            &|d| d.splice(r, &body, 5, 6, "!"),
+            &|d| d.insert(r, &tags, 1, &[json!({"x": 1})]),
+            &|d| d.put(r, &path(json!(["n", "title"])), &json!("T")),
+            &|d| d.delete(&path(json!(["n", "tags", 0]))),
+        ];
+        for step in steps {
+            let step = step(&d).unwrap();
+            d.join(&step);
+            group.join(&step);
+        }
+        let after = before.clone().joined(&group);
+        assert_eq!(after.get(&body), Some(json!("Hello!")));
+        // Replaying the edits on the JSON as it was gives the JSON as it is.
+        let replay = replayed(before.value(), &after.edits(&group));
+        assert_eq!(replay, after.value());
+        assert!(after.edits(&Doc::default()).is_empty());
+    }
+
+    /// `json` with `edits` applied, in order, as an editor would apply them to its copy.
+    fn replayed(mut json: Json, edits: &[Json]) -> Json {
+        for e in edits {
+            let at: Vec<Step> = parse_path(&e["path"]).unwrap();
+            let writes_field = e.get("value").is_some();
+            let mut target = &mut json;
+            for s in &at[..at.len() - usize::from(writes_field)] {
+                target = match s {
+                    Step::Field(f) => &mut target[f.as_str()],
+                    Step::Index(i) => &mut target[*i],
+                };
+            }
+            let (i, n) = (
+                e["index"].as_u64().unwrap_or(0) as usize,
+                e["delete"].as_u64().unwrap_or(0) as usize,
+            );
+            if writes_field {
+                let Some(Step::Field(f)) = at.last() else {
+                    panic!("{e}")
+                };
+                target[f.as_str()] = e["value"].clone();
+            } else if let Some(t) = e.get("text") {
+                let mut chars: Vec<char> = target.as_str().unwrap().chars().collect();
+                chars.splice(i..i + n, t.as_str().unwrap().chars());
+                *target = Json::from(chars.into_iter().collect::<String>());
+            } else {
+                let list = target.as_array_mut().unwrap();
+                list.splice(i..i + n, e["values"].as_array().unwrap().iter().cloned());
+            }
+        }
+        json
+    }
+
+    proptest! {
+        /// Whatever a group of random edits did (on one replica, or merged from two), its edits
+        /// replayed on the JSON as it was give the JSON as it is — but for deleted fields, which
+        /// edits do not name (a removal's delta holds the dots it removed, not their fields).
+        #[test]
+        fn edits_of_any_group_replay_it(first in crate::laws::steps(), then in crate::laws::steps()) {
+            let deletes_a_field = |&(_, what, arg): &(u8, u8, u8)| what % 8 == 7 && arg % 2 == 0;
+            prop_assume!(!then.iter().any(deletes_a_field));
+            let mut d = Doc::default();
+            for (who, what, arg) in first {
+                let delta = mutate(&d, ReplicaId(u64::from(who % 2) + 1), what, arg);
+                d.join(&delta);
+            }
+            let mut sides = [d.clone(), d.clone()];
+            let mut group = Doc::default();
+            for (who, what, arg) in then {
+                let i = usize::from(who % 2);
+                let delta = mutate(&sides[i], ReplicaId(i as u64 + 1), what, arg);
+                sides[i].join(&delta);
+                group.join(&delta);
+            }
+            let after = d.clone().joined(&group);
+            prop_assert_eq!(replayed(d.value(), &after.edits(&group)), after.value());
+        }
     }
 
     /// A peer's document whose objects form a cycle (one dot both a field write holding a list

@@ -139,6 +139,45 @@ impl<T: Clone + Ord + Debug> Seq<T> {
             .collect()
     }
 
+    /// The dots of its items, deleted or not.
+    pub fn dots(&self) -> impl Iterator<Item = Dot> + '_ {
+        self.items.keys().copied()
+    }
+
+    /// What `delta` (new items and deletions, as a write or a neighbour's group made them) did
+    /// to this sequence, which already holds it: splices `(index, deleted, inserted)` that,
+    /// applied in order, turn the elements as they were into the elements as they are. Costs the
+    /// sequence.
+    pub fn splices(&self, delta: &Seq<T>) -> Vec<(usize, usize, Vec<&T>)> {
+        let mut out: Vec<(usize, usize, Vec<&T>)> = Vec::new();
+        let mut at = 0;
+        for d in self.order() {
+            let gone = self.deleted.contains(&d);
+            if delta.items.contains_key(&d) {
+                if !gone {
+                    // Inserted (an item inserted and deleted by one delta was never seen).
+                    match out.last_mut() {
+                        Some(last) if last.0 + last.2.len() == at => {
+                            last.2.push(&self.items[&d].ch)
+                        }
+                        _ => out.push((at, 0, vec![&self.items[&d].ch])),
+                    }
+                    at += 1;
+                }
+            } else if gone && delta.deleted.contains(&d) {
+                // Deleted now: it stood at `at` (just past a splice's insertion, the splice
+                // deletes it too: a splice deletes, then inserts).
+                match out.last_mut() {
+                    Some(last) if last.0 + last.2.len() == at => last.1 += 1,
+                    _ => out.push((at, 1, Vec::new())),
+                }
+            } else if !gone {
+                at += 1;
+            }
+        }
+        out
+    }
+
     /// The next dot of `replica`: above every item it made here.
     pub fn next_dot(&self, replica: ReplicaId) -> Dot {
         let last = self

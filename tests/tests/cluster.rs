@@ -2,7 +2,9 @@
 //! ring under concurrent writes of every type, a restart on a new port, a foreign swarm key, the
 //! API's errors.
 
-use deltanode_e2e::{await_convergence, metrics, sample, write_every_type, NodeProc, TempDir};
+use deltanode_e2e::{
+    await_convergence, metrics, sample, write_every_type, NodeProc, SseReader, TempDir,
+};
 use serde_json::json;
 use std::time::Duration;
 
@@ -452,4 +454,20 @@ fn two_nodes_editing_one_document_at_once_converge() {
     let (status, _) = a.get("/v1/objects/notes?path=nope");
     assert_eq!(status, 400);
     assert_eq!(a.digest(), digest, "refused edits change nothing");
+    // The feed carries what an edit did, as splices: on the writer's node and on the other.
+    let feed = SseReader::open(b, None);
+    splice(a, 5, 1, ";");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = feed.next(deadline.saturating_duration_since(std::time::Instant::now()));
+        if event.data["key"] == json!("notes") {
+            assert_eq!(event.data["origin"], json!("remote"));
+            assert_eq!(
+                event.data["change"],
+                json!({"edits": [{"path": ["n1", "body"], "index": 5, "delete": 1, "text": ";"}]})
+            );
+            assert_eq!(event.data["value"]["n1"]["body"], json!("Hello; world!"));
+            break;
+        }
+    }
 }

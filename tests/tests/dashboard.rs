@@ -282,27 +282,38 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
         "[...document.querySelectorAll('#peers tbody td')].some(td => td.textContent === 'connected')",
     );
 
-    // A note added on a's page appears on b's.
+    // The shared note: typed on a's page, keystroke by keystroke, it appears on b's.
     browser.switch(&tab_a);
-    browser.type_into("#note-text", "buy oat milk");
-    browser.click("#note-add");
+    browser.type_into("#note-body", "buy oat milk");
+    browser.switch(&tab_b);
     browser.wait_for(
-        "the note on a's page",
-        "document.getElementById('notes').textContent.includes('buy oat milk')",
+        "a's typing on b's page",
+        "document.getElementById('note-body').value === 'buy oat milk'",
+    );
+    // b types at the start, then a at the end: both keep their keystrokes, on both pages.
+    // (WebDriver types at the end of a field: the Home key, U+E011, moves the caret to the start.)
+    browser.type_into("#note-body", "\u{E011}call Ana, ");
+    browser.switch(&tab_a);
+    browser.wait_for(
+        "b's typing on a's page",
+        "document.getElementById('note-body').value === 'call Ana, buy oat milk'",
+    );
+    browser.type_into("#note-body", " and eggs");
+    let both = "call Ana, buy oat milk and eggs";
+    browser.wait_for(
+        "both edits on a's page",
+        &format!("document.getElementById('note-body').value === '{both}'"),
     );
     browser.switch(&tab_b);
     browser.wait_for(
-        "the note on b's page",
-        "document.getElementById('notes').textContent.includes('buy oat milk')",
+        "both edits on b's page",
+        &format!("document.getElementById('note-body').value === '{both}'"),
     );
-    // And one added on b's page appears on a's.
-    browser.type_into("#note-text", "call Ana");
-    browser.click("#note-add");
+    assert_eq!(
+        b.get("/v1/objects/dashboard.doc").1["value"],
+        json!({ "body": both })
+    );
     browser.switch(&tab_a);
-    browser.wait_for(
-        "b's note on a's page",
-        "document.getElementById('notes').textContent.includes('call Ana')",
-    );
 
     // An operation of another type through the form.
     browser.type_into("#op-key", "visits");
@@ -321,12 +332,11 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
         "the checkpoint",
         "document.getElementById('checkpoints').textContent.includes('before-demo')",
     );
-    // A note added after it, then a rollback from the page: the note goes away.
-    browser.type_into("#note-text", "a regrettable note");
-    browser.click("#note-add");
+    // Typed after it, then a rollback from the page: the words go away.
+    browser.type_into("#note-body", ", a regrettable line");
     browser.wait_for(
-        "the regrettable note",
-        "document.getElementById('notes').textContent.includes('regrettable')",
+        "the regrettable line at the node",
+        "noteSending === 0 && document.getElementById('note-body').value.includes('regrettable')",
     );
     browser.click("#checkpoints tbody button");
     browser.call("POST", &browser.s("/alert/accept"), json!({}));
@@ -335,14 +345,13 @@ fn notes_added_in_one_tab_appear_in_the_other_nodes_tab() {
         "document.getElementById('cp-result').textContent.includes('rolled back')",
     );
     browser.wait_for(
-        "the note gone",
-        "!document.getElementById('notes').textContent.includes('regrettable')",
+        "the line gone",
+        &format!("document.getElementById('note-body').value === '{both}'"),
     );
-    assert!(a.get("/v1/objects/dashboard.notes").1["value"]
-        .as_object()
-        .unwrap()
-        .values()
-        .all(|v| v != &json!(["a regrettable note"])));
+    assert_eq!(
+        a.get("/v1/objects/dashboard.doc").1["value"],
+        json!({ "body": both })
+    );
     assert_eq!(
         a.get("/v1/objects/notes").1["value"],
         json!(["app data"]),

@@ -175,11 +175,13 @@ impl Object<'_> {
 
     /// What `delta` (an object of the same type, as a write or a neighbour's group produced it)
     /// changed in this object, its new state: the elements it added (and, two-phase sets, the
-    /// ones it removed), the map fields it wrote with their values now, or the new value of a
-    /// counter or register. Costs the delta, not the object. Removals from add-wins sets and maps
-    /// carry no elements (only the dots they cover): they show in `size`. A delta of more than
-    /// `most` elements or fields (a catch-up, a bulk load) is told by count only:
-    /// `{"added_count": N}` or `{"fields_count": N}`.
+    /// ones it removed), the map fields it wrote with their values now, the new value of a
+    /// counter or register, or the edits a document took ([`crate::Doc::edits`]: field writes,
+    /// list and text splices). Costs the delta, not the object (a document's: the objects it
+    /// touches). Removals from add-wins sets and maps carry no elements (only the dots they
+    /// cover): they show in `size`. A delta of more than `most` elements, fields or edits (a
+    /// catch-up, a bulk load) is told by count only: `{"added_count": N}`, `{"fields_count": N}`
+    /// or `{"edits_count": N}`.
     pub fn change(&self, delta: &Object<'_>, most: usize) -> Json {
         let listed = |n: usize, name: &str, list: &dyn Fn() -> Json| {
             if n > most {
@@ -208,6 +210,14 @@ impl Object<'_> {
                     .collect();
                 Json::Object(fields)
             }),
+            (Object::Doc(doc), Object::Doc(d)) => {
+                let edits = doc.edits(d);
+                if edits.len() > most {
+                    json!({ "edits_count": edits.len() })
+                } else {
+                    json!({ "edits": edits })
+                }
+            }
             _ => json!({ "value": self.value() }),
         }
     }
