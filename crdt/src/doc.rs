@@ -32,6 +32,7 @@ use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 /// An object of a document: the root, or the map, list or text a write created (its dot).
 pub type ObjId = Dot;
@@ -360,12 +361,20 @@ impl Doc {
             .max_by_key(|(d, _)| *d)
     }
 
-    fn list(&self, obj: ObjId) -> Seq<Leaf> {
-        self.lists.get(&obj).cloned().unwrap_or_default()
+    /// The list `obj` (empty if it holds nothing yet), borrowed.
+    fn list(&self, obj: ObjId) -> &Seq<Leaf> {
+        static EMPTY: OnceLock<Seq<Leaf>> = OnceLock::new();
+        self.lists
+            .get(&obj)
+            .unwrap_or_else(|| EMPTY.get_or_init(Seq::default))
     }
 
-    fn text(&self, obj: ObjId) -> Text {
-        self.texts.get(&obj).cloned().unwrap_or_default()
+    /// The text `obj` (empty if it holds nothing yet), borrowed.
+    fn text(&self, obj: ObjId) -> &Text {
+        static EMPTY: OnceLock<Text> = OnceLock::new();
+        self.texts
+            .get(&obj)
+            .unwrap_or_else(|| EMPTY.get_or_init(Text::default))
     }
 
     /// Follows `path` from the root.
@@ -384,12 +393,11 @@ impl Doc {
                     Node::of(dot, leaf)
                 }
                 (Node::List(obj), Step::Index(at)) => {
-                    let list = self.lists.get(&obj);
-                    let (dot, leaf) = list
-                        .and_then(|l| l.entries().into_iter().nth(*at))
+                    let (dot, leaf) = self
+                        .lists
+                        .get(&obj)
+                        .and_then(|l| l.get(*at))
                         .ok_or_else(|| path_error(here, "no such index"))?;
-                    // The leaf borrows from the list, which lives in `self`.
-                    let leaf: &Leaf = leaf;
                     Node::of(dot, leaf)
                 }
                 (n, _) => {

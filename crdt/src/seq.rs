@@ -118,6 +118,12 @@ impl<T: Clone + Ord + Debug> Seq<T> {
             .collect()
     }
 
+    /// The `index`-th element that reads, with its dot.
+    pub fn get(&self, index: usize) -> Option<(Dot, &T)> {
+        let d = self.order().nth_visible(index)?;
+        Some((d, &self.items[&d].ch))
+    }
+
     /// Elements that read (deleted ones left out).
     pub fn len(&self) -> usize {
         self.order().len_visible()

@@ -10,7 +10,23 @@
 //! parent has not arrived wait for it.
 
 use crate::dot::Dot;
-use std::collections::{HashMap, HashSet};
+use crate::dot::ReplicaId;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::RangeInclusive;
+
+const FIRST: Dot = Dot {
+    replica: ReplicaId(0),
+    counter: 0,
+};
+const LAST: Dot = Dot {
+    replica: ReplicaId(u64::MAX),
+    counter: u64::MAX,
+};
+
+/// The children of `parent` on one side, as a range of the children set.
+fn side(parent: Option<Dot>, right: bool) -> RangeInclusive<(Option<Dot>, bool, Dot)> {
+    (parent, right, FIRST)..=(parent, right, LAST)
+}
 
 /// Most dots in one chunk.
 const CHUNK: usize = 128;
@@ -28,12 +44,6 @@ struct Chunk {
     visible: usize,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Children {
-    left: Vec<Dot>,
-    right: Vec<Dot>,
-}
-
 /// See the module docs.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Order {
@@ -47,8 +57,9 @@ pub(super) struct Order {
     fenwick: Vec<usize>,
     /// The chunk of every placed dot.
     chunk_of: HashMap<Dot, u32>,
-    /// Children of every placed item (and of the root, `None`), by side, sorted by dot.
-    children: HashMap<Option<Dot>, Children>,
+    /// Every placed item as `(parent, right, dot)`: each item's children (and the root's,
+    /// `None`), by side, sorted by dot — one set, no allocation per parent.
+    children: BTreeSet<(Option<Dot>, bool, Dot)>,
     /// Items waiting for their parent, by parent.
     waiting: HashMap<Dot, Vec<(Dot, Place, bool)>>,
     /// Dots hidden before they were placed (a deletion that came before its item, or while the
@@ -120,7 +131,7 @@ impl Order {
 
     /// Whether `dot` (the root: `None`) has right children placed.
     pub fn has_right_children(&self, dot: Option<Dot>) -> bool {
-        self.children.get(&dot).is_some_and(|c| !c.right.is_empty())
+        self.children.range(side(dot, true)).next().is_some()
     }
 
     /// Places `dot`, hung at `place`, reading or not — once its parent is placed (at once for a
@@ -175,15 +186,19 @@ impl Order {
 
     /// Places `dot` by the tree's rule; its parent is placed.
     fn place(&mut self, dot: Dot, place: Place, reads: bool) {
-        let kids = self.children.entry(place.parent).or_default();
-        let side = if place.right {
-            &mut kids.right
-        } else {
-            &mut kids.left
-        };
-        let at = side.partition_point(|d| *d < dot);
-        let (prev, next) = (at.checked_sub(1).map(|i| side[i]), side.get(at).copied());
-        side.insert(at, dot);
+        let (parent, right) = (place.parent, place.right);
+        let siblings = side(parent, right);
+        let prev = self
+            .children
+            .range(*siblings.start()..(parent, right, dot))
+            .next_back()
+            .map(|c| c.2);
+        let next = self
+            .children
+            .range((parent, right, dot)..=*siblings.end())
+            .next()
+            .map(|c| c.2);
+        self.children.insert((parent, right, dot));
         match (next, prev, place.parent) {
             // Before the first element of its next sibling's subtree.
             (Some(n), ..) => {
@@ -205,16 +220,16 @@ impl Order {
 
     /// The first element of `dot`'s subtree: down its first left children.
     fn leftmost(&self, mut dot: Dot) -> Dot {
-        while let Some(first) = self.children.get(&Some(dot)).and_then(|c| c.left.first()) {
-            dot = *first;
+        while let Some(first) = self.children.range(side(Some(dot), false)).next() {
+            dot = first.2;
         }
         dot
     }
 
     /// The last element of `dot`'s subtree: down its last right children.
     fn rightmost(&self, mut dot: Dot) -> Dot {
-        while let Some(last) = self.children.get(&Some(dot)).and_then(|c| c.right.last()) {
-            dot = *last;
+        while let Some(last) = self.children.range(side(Some(dot), true)).next_back() {
+            dot = last.2;
         }
         dot
     }
