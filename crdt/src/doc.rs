@@ -472,7 +472,7 @@ impl Doc {
                     e.delta
                         .lists
                         .join(&GMap::singleton(obj, list.delete(*at, 1)));
-                    e.insert_into(obj, &list, *at, std::slice::from_ref(value));
+                    e.insert_into(obj, list, *at, std::slice::from_ref(value));
                 }
                 (n, step) => {
                     return Err(path_error(
@@ -531,7 +531,7 @@ impl Doc {
             return Err(path_error(path, "index past the end of the list"));
         }
         let mut e = Edit::new(self, replica);
-        e.insert_into(obj, &list, index, values);
+        e.insert_into(obj, list, index, values);
         Ok(e.finish())
     }
 
