@@ -113,6 +113,7 @@ fn every_shell_block_of_the_readme_runs() {
         "deltanode 0.1.0",
         "\"status\":\"ok\"",
         "holds a counter, not a set",
+        "\"path\":[\"note\",\"body\"],\"type\":\"doc\",\"value\":\"hello, world\"",
         "hits (counter): 5",
         "colours (set): [\"red\"]",
         "wrote results/tree-gset/results.csv",
