@@ -397,35 +397,83 @@ fn unsealed<T: DeserializeOwned>(record: &[u8]) -> Result<T, String> {
 
 /// Seals the records of a store written before records were sealed, in one transaction (once).
 fn seal_older_records(db: &Database) -> anyhow::Result<()> {
+    rewrite_records_once(db, SEALED, "sealing the store's records", &|_, bytes| {
+        Ok(seal::seal(bytes))
+    })
+}
+
+/// One record of a store, as a rewrite of them all names it.
+#[derive(Clone, Copy, Debug)]
+enum Record<'a> {
+    Snapshot,
+    LogEntry(u64),
+    Checkpoint(&'a str),
+}
+
+impl std::fmt::Display for Record<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Record::Snapshot => write!(f, "the snapshot"),
+            Record::LogEntry(i) => write!(f, "log entry {i}"),
+            Record::Checkpoint(label) => write!(f, "checkpoint {label:?}"),
+        }
+    }
+}
+
+/// How [`rewrite_records_once`] makes a record's new bytes from which record it is and its bytes.
+type Rewrite = dyn Fn(Record<'_>, &[u8]) -> anyhow::Result<Vec<u8>>;
+
+/// Unless `meta` holds `mark`, rewrites every record of the store — the snapshot, each log entry,
+/// each checkpoint — as `rewrite` makes it from its bytes, and sets `mark`, in one transaction
+/// (`doing` names it in an error). An error from `rewrite` changes nothing.
+fn rewrite_records_once(
+    db: &Database,
+    mark: &str,
+    doing: &'static str,
+    rewrite: &Rewrite,
+) -> anyhow::Result<()> {
     let tx = db.begin_write()?;
     {
         let mut meta = tx.open_table(META)?;
-        if meta.get(SEALED)?.is_some() {
+        if meta.get(mark)?.is_some() {
             return Ok(());
         }
-        let snapshot = meta.get(SNAPSHOT)?.map(|v| seal::seal(v.value()));
-        if let Some(sealed) = snapshot {
-            meta.insert(SNAPSHOT, sealed.as_slice())?;
+        let snapshot = meta
+            .get(SNAPSHOT)?
+            .map(|v| rewrite(Record::Snapshot, v.value()))
+            .transpose()?;
+        if let Some(bytes) = snapshot {
+            meta.insert(SNAPSHOT, bytes.as_slice())?;
         }
-        meta.insert(SEALED, [1u8].as_slice())?;
+        meta.insert(mark, [1u8].as_slice())?;
         let mut log = tx.open_table(LOG)?;
         let entries: Vec<(u64, Vec<u8>)> = log
             .range(0..)?
-            .map(|e| e.map(|(k, v)| (k.value(), seal::seal(v.value()))))
-            .collect::<Result<_, _>>()?;
+            .map(|e| {
+                let (k, v) = e?;
+                Ok((k.value(), rewrite(Record::LogEntry(k.value()), v.value())?))
+            })
+            .collect::<anyhow::Result<_>>()?;
         for (k, v) in entries {
             log.insert(k, v.as_slice())?;
         }
         let mut checkpoints = tx.open_table(CHECKPOINTS)?;
         let all: Vec<(String, Vec<u8>)> = checkpoints
             .range::<&str>(..)?
-            .map(|e| e.map(|(k, v)| (k.value().to_string(), seal::seal(v.value()))))
-            .collect::<Result<_, _>>()?;
+            .map(|e| {
+                let (k, v) = e?;
+                let label = k.value();
+                Ok((
+                    label.to_string(),
+                    rewrite(Record::Checkpoint(label), v.value())?,
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
         for (k, v) in all {
             checkpoints.insert(k.as_str(), v.as_slice())?;
         }
     }
-    tx.commit().context("sealing the store's records")?;
+    tx.commit().context(doing)?;
     Ok(())
 }
 

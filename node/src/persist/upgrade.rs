@@ -5,8 +5,7 @@
 //! holds records in the older encoding: opening it rewrites the snapshot, the log and every
 //! checkpoint in one transaction, then marks it. Every store this build creates is marked.
 
-use super::{seal, Checkpoint, Damaged, CHECKPOINTS, LOG, META, SNAPSHOT};
-use anyhow::Context;
+use super::{rewrite_records_once, seal, Checkpoint, Damaged, Record};
 use crdt::{codec, Store};
 use redb::{Database, ReadableTable};
 use serde::de::DeserializeOwned;
@@ -49,52 +48,14 @@ impl Encoding {
 /// transaction (once). A record that does not decode is a [`Damaged`] naming it, with nothing
 /// changed.
 pub(super) fn encode_contexts_as_runs(db: &Database, path: &Path) -> anyhow::Result<()> {
-    let damaged = |what: String| anyhow::Error::from(Damaged::new(path, what));
-    let tx = db.begin_write()?;
-    {
-        let mut meta = tx.open_table(META)?;
-        if Encoding::of(&meta) == Encoding::Runs {
-            return Ok(());
+    let doing = "rewriting the store's records in the current encoding";
+    rewrite_records_once(db, CONTEXT_RUNS, doing, &|record, bytes| {
+        match record {
+            Record::Checkpoint(_) => reencoded::<Checkpoint>(bytes),
+            Record::Snapshot | Record::LogEntry(_) => reencoded::<Store>(bytes),
         }
-        let snapshot = meta
-            .get(SNAPSHOT)?
-            .map(|v| reencoded::<Store>(v.value()))
-            .transpose()
-            .map_err(|e| damaged(format!("the snapshot: {e}")))?;
-        if let Some(bytes) = snapshot {
-            meta.insert(SNAPSHOT, bytes.as_slice())?;
-        }
-        meta.insert(CONTEXT_RUNS, [1u8].as_slice())?;
-        let mut log = tx.open_table(LOG)?;
-        let entries: Vec<(u64, Vec<u8>)> = log
-            .range(0..)?
-            .map(|e| {
-                let (k, v) = e?;
-                let bytes = reencoded::<Store>(v.value())
-                    .map_err(|e| damaged(format!("log entry {}: {e}", k.value())))?;
-                Ok((k.value(), bytes))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        for (k, v) in entries {
-            log.insert(k, v.as_slice())?;
-        }
-        let mut checkpoints = tx.open_table(CHECKPOINTS)?;
-        let all: Vec<(String, Vec<u8>)> = checkpoints
-            .range::<&str>(..)?
-            .map(|e| {
-                let (k, v) = e?;
-                let bytes = reencoded::<Checkpoint>(v.value())
-                    .map_err(|e| damaged(format!("checkpoint {:?}: {e}", k.value())))?;
-                Ok((k.value().to_string(), bytes))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        for (k, v) in all {
-            checkpoints.insert(k.as_str(), v.as_slice())?;
-        }
-    }
-    tx.commit()
-        .context("rewriting the store's records in the current encoding")?;
-    Ok(())
+        .map_err(|e| Damaged::new(path, format!("{record}: {e}")).into())
+    })
 }
 
 /// A sealed record of the older encoding, sealed again in this one.
