@@ -239,31 +239,13 @@ impl CausalContext {
         first: u64,
         last: u64,
     ) -> impl Iterator<Item = (u64, u64)> + '_ {
-        // From where the run holding `first` (if any) ends.
-        let mut from = match self.run_of(&Dot::new(replica, first)) {
-            Some((_, end)) => end.checked_add(1),
-            None => Some(first),
-        };
-        let mut seen = self
+        // The run holding `first` may start before it; the others start inside the range.
+        let holding = self.run_of(&Dot::new(replica, first));
+        let inside = self
             .runs
             .range(Dot::new(replica, first)..=Dot::new(replica, last))
             .map(|(d, &end)| (d.counter, end));
-        std::iter::from_fn(move || loop {
-            let at = from.filter(|&f| f <= last)?;
-            match seen.next() {
-                Some((_, end)) if end < at => continue,
-                Some((start, end)) => {
-                    from = end.checked_add(1);
-                    if start > at {
-                        return Some((at, start - 1));
-                    }
-                }
-                None => {
-                    from = None;
-                    return Some((at, last));
-                }
-            }
-        })
+        gaps(first, last, holding.into_iter().chain(inside))
     }
 
     /// Every dot, in order. Costs the number of dots, however compact the context: for tests
@@ -285,6 +267,33 @@ impl CausalContext {
     pub fn units(&self) -> u64 {
         self.runs.len() as u64
     }
+}
+
+/// The parts of `first..=last` that `covered` leaves out, as ranges in order. `covered` holds
+/// ranges of counters in increasing order, none overlapping another (one may repeat the one
+/// before it); costs the ranges read.
+pub(crate) fn gaps(
+    first: u64,
+    last: u64,
+    mut covered: impl Iterator<Item = (u64, u64)>,
+) -> impl Iterator<Item = (u64, u64)> {
+    let mut from = Some(first);
+    std::iter::from_fn(move || loop {
+        let at = from.filter(|&f| f <= last)?;
+        match covered.next() {
+            Some((_, end)) if end < at => continue,
+            Some((start, end)) => {
+                from = end.checked_add(1);
+                if start > at {
+                    return Some((at, (start - 1).min(last)));
+                }
+            }
+            None => {
+                from = None;
+                return Some((at, last));
+            }
+        }
+    })
 }
 
 impl FromIterator<Dot> for CausalContext {

@@ -15,7 +15,7 @@ mod dot_index;
 mod key_order;
 mod live;
 
-use crate::dot::{CausalContext, Dot, ReplicaId};
+use crate::dot::{gaps, CausalContext, Dot, ReplicaId};
 use crate::lattice::{Decompose, Lattice, Measure};
 use live::LiveWrites;
 use serde::{Deserialize, Serialize};
@@ -268,23 +268,8 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
         first: u64,
         last: u64,
     ) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let mut from = Some(first);
-        let mut live = self.live.dots_in(replica, first, last);
-        std::iter::from_fn(move || loop {
-            let at = from.filter(|&f| f <= last)?;
-            match live.next() {
-                Some(d) => {
-                    from = d.counter.checked_add(1);
-                    if d.counter > at {
-                        return Some((at, d.counter - 1));
-                    }
-                }
-                None => {
-                    from = None;
-                    return Some((at, last));
-                }
-            }
-        })
+        let live = self.live.dots_in(replica, first, last);
+        gaps(first, last, live.map(|d| (d.counter, d.counter)))
     }
 }
 

@@ -421,7 +421,7 @@ impl std::fmt::Display for Record<'_> {
 }
 
 /// How [`rewrite_records_once`] makes a record's new bytes from which record it is and its bytes.
-type Rewrite = dyn Fn(Record<'_>, &[u8]) -> anyhow::Result<Vec<u8>>;
+type Rewrite<'f> = dyn Fn(Record<'_>, &[u8]) -> anyhow::Result<Vec<u8>> + 'f;
 
 /// Unless `meta` holds `mark`, rewrites every record of the store — the snapshot, each log entry,
 /// each checkpoint — as `rewrite` makes it from its bytes, and sets `mark`, in one transaction
@@ -430,7 +430,7 @@ fn rewrite_records_once(
     db: &Database,
     mark: &str,
     doing: &'static str,
-    rewrite: &Rewrite,
+    rewrite: &Rewrite<'_>,
 ) -> anyhow::Result<()> {
     let tx = db.begin_write()?;
     {
