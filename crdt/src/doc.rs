@@ -155,13 +155,7 @@ impl Doc {
 
     /// Fields of the root map.
     pub fn len(&self) -> usize {
-        let from = (ROOT, String::new());
-        usize::from(self.fields.contains_key(&from))
-            + self
-                .fields
-                .keys_after(Some(&from))
-                .take_while(|(o, _)| *o == ROOT)
-                .count()
+        self.field_keys(ROOT).count()
     }
 
     /// Whether the root map has no field.
@@ -226,20 +220,17 @@ impl Doc {
         on_path.pop();
     }
 
+    /// The keys of the map `obj`'s fields (with a live write), in order.
+    fn field_keys(&self, obj: ObjId) -> impl Iterator<Item = &(ObjId, String)> + '_ {
+        self.fields
+            .keys_from(&(obj, String::new()))
+            .take_while(move |(o, _)| *o == obj)
+    }
+
     /// The fields of the map `obj`, in order, each with its live writes.
     fn fields_of(&self, obj: ObjId) -> Vec<(&str, Vec<(Dot, &Leaf)>)> {
-        // The field named "" sorts first, and `keys_after` starts past it.
-        let from = (obj, String::new());
-        let empty = Some(("", self.fields.writes_of(&from).collect::<Vec<_>>()));
-        let rest = self
-            .fields
-            .keys_after(Some(&from))
-            .take_while(|(o, _)| *o == obj)
-            .map(|key| (key.1.as_str(), self.fields.writes_of(key).collect()));
-        empty
-            .filter(|(_, w)| !w.is_empty())
-            .into_iter()
-            .chain(rest)
+        self.field_keys(obj)
+            .map(|key| (key.1.as_str(), self.fields.writes_of(key).collect()))
             .collect()
     }
 
@@ -349,7 +340,7 @@ impl Doc {
         out
     }
 
-    /// Who wrote the fields and list elements that read from the root.
+    /// Who wrote the live field writes (of any map in the document).
     pub fn writers(&self) -> Vec<ReplicaId> {
         self.fields.entries().map(|(d, ..)| d.replica).collect()
     }

@@ -159,6 +159,11 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
         Box::new(self.live.keys_after(after))
     }
 
+    /// Keys with a live write, in order, from `from` (included).
+    pub fn keys_from<'a>(&'a self, from: &K) -> Box<dyn Iterator<Item = &'a K> + 'a> {
+        Box::new(self.live.keys_from(from))
+    }
+
     /// Number of keys with a live write.
     pub fn key_count(&self) -> usize {
         self.live.key_count()

@@ -5,7 +5,7 @@
 //! of an add-wins set of `u64`; slots and two indexes of 4-byte slot ids cost ~35.
 
 use super::dot_index::DotIndex;
-use super::key_order::KeyOrder;
+use super::key_order::{KeyOrder, Pos};
 use crate::dot::{Dot, ReplicaId};
 use std::cmp::Ordering;
 
@@ -188,6 +188,16 @@ impl<K: Ord, V> LiveWrites<K, V> {
             Some(a) => self.by_key.lower_bound(|id| self.slot(id).key <= *a),
             None => self.by_key.lower_bound(|_| false),
         };
+        self.keys_at(pos)
+    }
+
+    /// Keys with a live write, in order, from `from` (included).
+    pub(super) fn keys_from<'a>(&'a self, from: &K) -> impl Iterator<Item = &'a K> + 'a {
+        self.keys_at(self.by_key.lower_bound(|id| self.slot(id).key < *from))
+    }
+
+    /// Keys with a live write, in order, from position `pos` of the key order (each once).
+    fn keys_at(&self, pos: Pos) -> impl Iterator<Item = &K> + '_ {
         let mut last: Option<&K> = None;
         self.by_key
             .iter_from(pos)
@@ -229,6 +239,7 @@ mod tests {
             prop_assert_eq!(live.key_count(), keys.len());
             prop_assert_eq!(live.keys_after(None).copied().collect::<Vec<_>>(), keys.iter().copied().collect::<Vec<_>>());
             prop_assert_eq!(live.keys_after(Some(&9)).copied().collect::<Vec<_>>(), keys.range(10..).copied().collect::<Vec<_>>());
+            prop_assert_eq!(live.keys_from(&9).copied().collect::<Vec<_>>(), keys.range(9..).copied().collect::<Vec<_>>());
             for k in 0..20u8 {
                 let writes: Vec<(Dot, u64)> = model.iter().filter(|(_, (key, _))| *key == k).map(|(d, (_, v))| (*d, *v)).collect();
                 prop_assert_eq!(live.of_key(&k).map(|(d, v)| (d, *v)).collect::<Vec<_>>(), writes);
