@@ -28,6 +28,29 @@ pub struct Revert {
     pub reverted: Vec<String>,
 }
 
+/// The fields of an object's value (a map's or a document's) that differ between `then` (absent:
+/// the object did not exist) and `now`: each with its value then — `None` for a field added since
+/// (to remove), else the value to write back — fields of `now` first, then those gone since.
+fn field_changes<'a>(then: Option<&'a Json>, now: &'a Json) -> Vec<(&'a String, Option<&'a Json>)> {
+    let fields = |v: Option<&'a Json>| v.and_then(Json::as_object).into_iter().flatten();
+    let was = |f: &String| then.and_then(Json::as_object).and_then(|m| m.get(f));
+    let mut out = Vec::new();
+    for (f, v) in fields(Some(now)) {
+        match was(f) {
+            None => out.push((f, None)),
+            Some(old) if old != v => out.push((f, Some(old))),
+            Some(_) => {}
+        }
+    }
+    let is = now.as_object();
+    for (f, old) in fields(then) {
+        if !is.is_some_and(|m| m.contains_key(f)) {
+            out.push((f, Some(old)));
+        }
+    }
+    out
+}
+
 fn elements(o: Option<Object<'_>>) -> BTreeSet<Value> {
     let Some(o) = o else { return BTreeSet::new() };
     match o.value() {
@@ -103,63 +126,32 @@ pub fn revert(then: &Store, now: &Store) -> Revert {
                 Some(_) => false,
             },
             Kind::Map => {
-                let empty = serde_json::Map::new();
-                let was = past_value
-                    .as_ref()
-                    .and_then(Json::as_object)
-                    .unwrap_or(&empty);
-                let is_value = current.value();
-                let is = is_value.as_object().unwrap_or(&empty);
+                let now = current.value();
                 let mut ok = true;
-                for (field, values) in is {
-                    match was.get(field).and_then(Json::as_array).map(Vec::as_slice) {
+                for (field, then) in field_changes(past_value.as_ref(), &now) {
+                    match then.map(|v| v.as_array().map(Vec::as_slice)) {
                         None => out
                             .ops
                             .push((key.to_string(), Op::MapRemove(field.clone()))),
-                        Some(old) if Some(old) == values.as_array().map(Vec::as_slice) => {}
-                        Some([one]) => out
+                        Some(Some([one])) => out
                             .ops
                             .push((key.to_string(), Op::MapPut(field.clone(), Value::new(one)))),
+                        // Concurrent values then: no write recreates them.
                         Some(_) => ok = false,
-                    }
-                }
-                for (field, values) in was {
-                    if !is.contains_key(field) {
-                        match values.as_array().map(Vec::as_slice) {
-                            Some([one]) => out.ops.push((
-                                key.to_string(),
-                                Op::MapPut(field.clone(), Value::new(one)),
-                            )),
-                            _ => ok = false,
-                        }
                     }
                 }
                 ok
             }
             Kind::Doc => {
                 // Each top-level field that changed is written back whole (or deleted).
-                let empty = serde_json::Map::new();
-                let was = past_value
-                    .as_ref()
-                    .and_then(Json::as_object)
-                    .unwrap_or(&empty);
-                let is_value = current.value();
-                let is = is_value.as_object().unwrap_or(&empty);
-                let field = |f: &str| vec![Step::Field(f.to_string())];
-                for (f, v) in is {
-                    match was.get(f) {
-                        None => out.ops.push((key.to_string(), Op::DocDelete(field(f)))),
-                        Some(old) if old != v => out
-                            .ops
-                            .push((key.to_string(), Op::DocPut(field(f), old.clone()))),
-                        Some(_) => {}
-                    }
-                }
-                for (f, old) in was {
-                    if !is.contains_key(f) {
-                        out.ops
-                            .push((key.to_string(), Op::DocPut(field(f), old.clone())));
-                    }
+                let now = current.value();
+                for (field, then) in field_changes(past_value.as_ref(), &now) {
+                    let path = vec![Step::Field(field.clone())];
+                    let op = match then {
+                        None => Op::DocDelete(path),
+                        Some(v) => Op::DocPut(path, v.clone()),
+                    };
+                    out.ops.push((key.to_string(), op));
                 }
                 true
             }
