@@ -685,45 +685,11 @@ impl Decompose for Doc {
     }
 
     fn for_each_irreducible(&self, f: &mut dyn FnMut(Self)) {
-        self.fields.for_each_irreducible(&mut |fields| {
-            f(Doc {
-                fields,
-                ..Doc::default()
-            })
-        });
-        self.lists.for_each_irreducible(&mut |lists| {
-            f(Doc {
-                lists,
-                ..Doc::default()
-            })
-        });
-        self.texts.for_each_irreducible(&mut |texts| {
-            f(Doc {
-                texts,
-                ..Doc::default()
-            })
-        });
+        self.each_part(Split::Irreducibles, f);
     }
 
     fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
-        self.fields.for_each_piece(&mut |fields| {
-            f(Doc {
-                fields,
-                ..Doc::default()
-            })
-        });
-        self.lists.for_each_piece(&mut |lists| {
-            f(Doc {
-                lists,
-                ..Doc::default()
-            })
-        });
-        self.texts.for_each_piece(&mut |texts| {
-            f(Doc {
-                texts,
-                ..Doc::default()
-            })
-        });
+        self.each_part(Split::Pieces, f);
     }
 
     fn delta(&self, base: &Self) -> Self {
@@ -732,6 +698,31 @@ impl Decompose for Doc {
             lists: self.lists.delta(&base.lists),
             texts: self.texts.delta(&base.texts),
         }
+    }
+}
+
+/// How [`Doc::each_part`] splits its three parts.
+#[derive(Clone, Copy)]
+enum Split {
+    Irreducibles,
+    Pieces,
+}
+
+/// `part` split as `how` says, each element handed to `f`.
+fn split<L: Decompose>(part: &L, how: Split, f: &mut dyn FnMut(L)) {
+    match how {
+        Split::Irreducibles => part.for_each_irreducible(f),
+        Split::Pieces => part.for_each_piece(f),
+    }
+}
+
+impl Doc {
+    /// Each element of its fields, lists and texts, split as `how` says, as a document.
+    fn each_part(&self, how: Split, f: &mut dyn FnMut(Doc)) {
+        let doc = Doc::default;
+        split(&self.fields, how, &mut |fields| f(Doc { fields, ..doc() }));
+        split(&self.lists, how, &mut |lists| f(Doc { lists, ..doc() }));
+        split(&self.texts, how, &mut |texts| f(Doc { texts, ..doc() }));
     }
 }
 
