@@ -16,12 +16,11 @@ import argparse
 import gzip
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 import urllib.parse
 import urllib.request
+
+from local_node import local_node
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,13 +70,8 @@ def main():
     rewrites = [{"key": "lww", "type": "lww", "op": "set", "value": {"body": t}} for t in texts]
     bodies = {"doc splices": batches(splices, args.batch),
               "whole text into an lww register": batches(rewrites, args.batch)}
-    data = tempfile.mkdtemp(prefix="deltanode-doc-batch-")
-    node = subprocess.Popen(
-        [args.binary, "run", "--data-dir", data, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0",
-         "--no-mdns"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        api = "http://" + json.loads(node.stdout.readline())["api"]
+    with local_node(args.binary, "deltanode-doc-batch-") as node:
+        api, data = node.api, node.data
         post(api, "/v1/objects/doc", json.dumps({"type": "doc", "op": "put", "path": ["body"],
                                                   "value": ""}).encode())
         print(f"| {len(patches):,} patches of {os.path.basename(args.trace)}, {args.batch} a request | "
@@ -94,13 +88,6 @@ def main():
             got = json.load(r)["value"]
         assert got == expected, "the node's text differs from the trace's"
         print(f"\nThe node's text equals the trace's after {len(patches):,} patches ({len(expected):,} characters).")
-    finally:
-        node.terminate()
-        try:
-            node.wait(10)
-        except subprocess.TimeoutExpired:
-            node.kill()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ set, default reply; `--binary` points at another build (an older one, for the gr
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
+
+from local_node import local_node
 
 BATCH = 5_000
 
@@ -85,15 +85,8 @@ def main():
     ap.add_argument("--binary", default="target/release/deltanode")
     ap.add_argument("--profile", metavar="SVG", help="draw a flame graph of 200 single adds")
     args = ap.parse_args()
-    data = tempfile.mkdtemp(prefix="deltanode-write-path-")
-    node = subprocess.Popen(
-        [args.binary, "run", "--data-dir", data, "--listen", "/ip4/127.0.0.1/tcp/0",
-         "--api", "127.0.0.1:0", "--no-mdns"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        ready = json.loads(node.stdout.readline())
-        api = "http://" + ready["api"]
+    with local_node(args.binary, "deltanode-write-path-") as node:
+        api = node.api
         rows = []
         empty, _ = median_ms(api, "empty", "e")
         rows.append(("one add into an empty set, default reply", f"{empty:.2f} ms", ""))
@@ -129,13 +122,6 @@ def main():
         print(f"| {'what':<{width}} | figure | note |\n|{'-' * (width + 2)}|---:|---|")
         for what, figure, note in rows:
             print(f"| {what:<{width}} | {figure} | {note} |")
-    finally:
-        node.terminate()
-        try:
-            node.wait(10)
-        except subprocess.TimeoutExpired:
-            node.kill()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
