@@ -27,71 +27,131 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
             limit: DECODE_LIMIT,
         });
     }
-    decode_with(bytes, config())
+    decode_with(bytes, config(), NETWORK_ITEM_BUDGET)
 }
 
 /// Decodes what this node stored itself (a snapshot, a log entry, a checkpoint), which may be
 /// larger than anything accepted from the network. The decoder's allocation bound grows with the
 /// input, at eight times its size (a state in memory is a few times its encoding): a damaged
-/// length prefix still gets an error, not an allocation beyond that.
+/// length prefix still gets an error, not an allocation beyond that. The sequence items it makes
+/// are not bounded ([`NETWORK_ITEM_BUDGET`]): they are what the node held.
 pub fn decode_stored<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
     const GIB: usize = 1 << 30;
     match bytes.len().saturating_mul(8) {
-        n if n <= DECODE_LIMIT => decode(bytes),
-        n if n <= GIB => decode_with(bytes, bincode::config::standard().with_limit::<GIB>()),
+        n if n <= DECODE_LIMIT => decode_with(bytes, config(), u64::MAX),
+        n if n <= GIB => decode_with(
+            bytes,
+            bincode::config::standard().with_limit::<GIB>(),
+            u64::MAX,
+        ),
         n if n <= 16 * GIB => decode_with(
             bytes,
             bincode::config::standard().with_limit::<{ 16 * GIB }>(),
+            u64::MAX,
         ),
         _ => decode_with(
             bytes,
             bincode::config::standard().with_limit::<{ 256 * GIB }>(),
+            u64::MAX,
         ),
     }
 }
 
+/// The encodings values have had. Durable records and backups name theirs, so a store written
+/// by an older build is read in its own and rewritten in the current one once
+/// ([`decode_stored_in`]); the network speaks only the current one (the wire version names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Encoding {
+    /// 1: causal contexts with each dot beyond a gap listed alone; stores without documents.
+    DotByDot = 1,
+    /// 2: causal contexts as runs; sequences item by item, deleted elements with their content.
+    ItemByItem = 2,
+    /// 3 (current): sequences as runs of items, deleted elements without content.
+    SeqRuns = 3,
+}
+
+impl Encoding {
+    /// The one this build writes.
+    pub const CURRENT: Encoding = Encoding::SeqRuns;
+}
+
 thread_local! {
-    /// Whether values read and write *encoding 1*, that of older builds: causal contexts with
-    /// each dot beyond a gap listed alone (before contexts were runs), and stores without
-    /// documents. Set only inside [`decode_stored_v1`] and [`encode_v1`].
-    static V1_ENCODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The encoding values are read and written in: [`Encoding::CURRENT`] but inside
+    /// [`decode_stored_in`] and [`encode_in`].
+    static ENCODING: std::cell::Cell<Encoding> = const { std::cell::Cell::new(Encoding::CURRENT) };
 }
 
-/// Whether values are being read or written in encoding 1.
-pub(crate) fn v1_encoding() -> bool {
-    V1_ENCODING.with(|v| v.get())
+/// The encoding values are being read or written in.
+pub(crate) fn encoding() -> Encoding {
+    ENCODING.with(|v| v.get())
 }
 
-/// Runs `f` in encoding 1.
-fn with_v1_encoding<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset;
+/// Runs `f` with values read and written in `encoding`.
+fn with_encoding<R>(encoding: Encoding, f: impl FnOnce() -> R) -> R {
+    struct Reset(Encoding);
     impl Drop for Reset {
         fn drop(&mut self) {
-            V1_ENCODING.with(|v| v.set(false));
+            ENCODING.with(|v| v.set(self.0));
         }
     }
-    V1_ENCODING.with(|v| v.set(true));
-    let _reset = Reset;
+    let _reset = Reset(ENCODING.with(|v| v.replace(encoding)));
     f()
 }
 
-/// [`decode_stored`] for a record in encoding 1, written by a build before causal contexts were
-/// runs and stores held documents (a store opened after an upgrade rewrites its records with it,
-/// once).
-pub fn decode_stored_v1<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
-    with_v1_encoding(|| decode_stored(bytes))
+/// [`decode_stored`] for a record written in `encoding` (by this build or an older one: a store
+/// opened after an upgrade rewrites its records in the current one, once).
+pub fn decode_stored_in<T: DeserializeOwned>(
+    encoding: Encoding,
+    bytes: &[u8],
+) -> Result<T, CrdtError> {
+    with_encoding(encoding, || decode_stored(bytes))
 }
 
-/// [`encode`] in encoding 1, as older builds did: for tests of the upgrade path. It lists every
-/// dot beyond a gap and leaves documents out, so it is not for states from the network.
-pub fn encode_v1<T: Serialize>(value: &T) -> Result<Vec<u8>, CrdtError> {
-    with_v1_encoding(|| encode(value))
+/// [`encode`] in `encoding`, as the builds that wrote it did: for tests of the upgrade path.
+/// Older encodings list every dot beyond a gap (1) or every item of a sequence (1 and 2) and
+/// leave documents out (1), so this is not for states from the network.
+pub fn encode_in<T: Serialize>(encoding: Encoding, value: &T) -> Result<Vec<u8>, CrdtError> {
+    with_encoding(encoding, || encode(value))
+}
+
+thread_local! {
+    /// How many more sequence items the decode under way may make ([`charge_items`]).
+    static ITEM_BUDGET: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The most sequence items one decode of network input may make: [`DECODE_LIMIT`] over 16
+/// (4,194,304). An item costs a few dozen bytes in memory, its order included, but an encoded
+/// run of deleted items costs a few bytes however many it claims, so the decoder bounds the items
+/// it makes as it bounds allocations. A node's own records ([`decode_stored`]) are not bounded:
+/// they hold what it already held.
+pub const NETWORK_ITEM_BUDGET: u64 = (DECODE_LIMIT / 16) as u64;
+
+/// Charges `n` sequence items against the decode under way: an error past its budget.
+pub(crate) fn charge_items(n: u64) -> Result<(), String> {
+    ITEM_BUDGET.with(|b| {
+        let left = b.get();
+        if n > left {
+            return Err(format!(
+                "claims more sequence items than one decode may make ({left} left)"
+            ));
+        }
+        b.set(left - n);
+        Ok(())
+    })
 }
 
 fn decode_with<T: DeserializeOwned>(
     bytes: &[u8],
     config: impl bincode::config::Config,
+    budget: u64,
 ) -> Result<T, CrdtError> {
+    struct Restore(u64);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ITEM_BUDGET.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(ITEM_BUDGET.with(|b| b.replace(budget)));
     let (value, read) = bincode::serde::decode_from_slice(bytes, config)
         .map_err(|e| CrdtError::Decode(e.to_string()))?;
     if read != bytes.len() {

@@ -49,7 +49,7 @@ struct ContextRepr {
 }
 
 /// The form in encoding 1 (stores written by older builds): the prefixes and every dot beyond a
-/// gap, one by one. See [`crate::codec::decode_stored_v1`].
+/// gap, one by one. See [`crate::codec::Encoding`].
 #[derive(Clone, Serialize, Deserialize)]
 struct ContextReprV1 {
     vv: BTreeMap<ReplicaId, u64>,
@@ -101,7 +101,7 @@ impl From<ContextReprV1> for CausalContext {
 
 impl Serialize for CausalContext {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if crate::codec::v1_encoding() {
+        if crate::codec::encoding() == crate::codec::Encoding::DotByDot {
             // Enumerates the dots beyond a gap: only ever used to write a store the way older
             // builds did, for tests of the upgrade path.
             let v1 = ContextReprV1 {
@@ -120,7 +120,7 @@ impl Serialize for CausalContext {
 
 impl<'de> Deserialize<'de> for CausalContext {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if crate::codec::v1_encoding() {
+        if crate::codec::encoding() == crate::codec::Encoding::DotByDot {
             return ContextReprV1::deserialize(d).map(Self::from);
         }
         ContextRepr::deserialize(d).map(Self::from)
@@ -393,8 +393,9 @@ mod tests {
             }
             let bytes = crate::codec::encode(&a).unwrap();
             prop_assert_eq!(crate::codec::decode::<CausalContext>(&bytes).unwrap(), a.clone());
-            let v1 = crate::codec::encode_v1(&a).unwrap();
-            prop_assert_eq!(crate::codec::decode_stored_v1::<CausalContext>(&v1).unwrap(), a);
+            use crate::codec::{decode_stored_in, encode_in, Encoding::DotByDot};
+            let v1 = encode_in(DotByDot, &a).unwrap();
+            prop_assert_eq!(decode_stored_in::<CausalContext>(DotByDot, &v1).unwrap(), a);
         }
     }
 

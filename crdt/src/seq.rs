@@ -10,25 +10,30 @@
 //! arrived; and characters typed one after another become a chain of right children, so two
 //! people typing at the same place never interleave: one run comes whole before the other.
 //!
-//! The state is two grow-only sets — items by dot, and the dots deleted — so join is union, its
-//! irreducibles are single items and single deletions, and Δ is what one has that the other
-//! lacks: BP+RR, catch-up, checkpoints and rollback need nothing new. An item whose parent has not
-//! arrived (deltas out of order) is held unseen until it does; a deletion of an item not yet seen
-//! waits for it the same way.
+//! The state is two grow-only sets — items by dot, and the dots deleted (a causal context: runs)
+//! — so join is union, its irreducibles are single items and single deletions, and Δ is what one
+//! has that the other lacks: BP+RR, catch-up, checkpoints and rollback need nothing new. A
+//! deleted item keeps its place in the tree but not its element: join drops it (every replica
+//! drops the same ones, so states stay canonical), and a deleted item with its deletion is one
+//! irreducible. An item whose parent has not arrived (deltas out of order) is held unseen until it
+//! does; a deletion of an item not yet seen waits for it the same way.
 //!
-//! The reading order is kept beside the lattice ([`order`]), built on first read and kept up to
-//! date by joins, so an edit costs about the log of the length: 259,778 edits of a real editing
-//! trace replay in well under a second (BENCHMARKS.md, "Text"). Not yet: run-length encoding of
-//! consecutive items (each character is an item, in memory and on the wire).
+//! On the wire and on disk a sequence is runs of items ([`form`]): characters typed one after
+//! another are one run (its first dot, its place, its length) and the elements that still read,
+//! so an encoded text costs about its text plus a few bytes per run. In memory each item is its
+//! own entry. The reading order is kept beside the lattice ([`order`]), built on first read and
+//! kept up to date by joins, so an edit costs about the log of the length: 259,778 edits of a
+//! real editing trace replay in well under a second (BENCHMARKS.md, "Text").
 
-use crate::dot::{Dot, ReplicaId};
+use crate::dot::{CausalContext, Dot, ReplicaId};
 use crate::lattice::{Decompose, Lattice, Measure};
 use serde::{Deserialize, Serialize};
+mod form;
 mod order;
 
 use order::{Order, Place};
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::OnceLock;
 
@@ -39,18 +44,19 @@ pub struct Item<T> {
     pub parent: Option<Dot>,
     /// A right child (after its parent) or a left one (before it).
     pub right: bool,
-    /// The element.
-    pub ch: T,
+    /// The element; `None` once deleted (a deleted element is dropped), or where only the
+    /// item's place has arrived (a deleted item's irreducible: its element is not part of it).
+    pub ch: Option<T>,
 }
 
-/// A replicated sequence of `T`: its items and the dots deleted (the lattice), and its reading
-/// order, built when first read and kept up to date by joins ([`order::Order`]; not encoded,
-/// not compared).
-#[derive(Clone, Serialize, Deserialize)]
+/// A replicated sequence of `T`: its items and the dots deleted (the lattice; an item is deleted
+/// exactly when its element is `None`), and its reading order, built when first read and kept
+/// up to date by joins ([`order::Order`]; not encoded, not compared). Encoded as runs
+/// ([`form`]).
+#[derive(Clone)]
 pub struct Seq<T> {
     items: BTreeMap<Dot, Item<T>>,
-    deleted: BTreeSet<Dot>,
-    #[serde(skip)]
+    deleted: CausalContext,
     order: OnceLock<Order>,
 }
 
@@ -78,7 +84,7 @@ impl<T> Default for Seq<T> {
     fn default() -> Self {
         Seq {
             items: BTreeMap::new(),
-            deleted: BTreeSet::new(),
+            deleted: CausalContext::new(),
             order: OnceLock::new(),
         }
     }
@@ -108,20 +114,25 @@ impl Text {
 impl<T: Clone + Ord + Debug> Seq<T> {
     /// The elements as they read.
     pub fn elements(&self) -> impl Iterator<Item = &T> + '_ {
-        self.visible_dots().map(|d| &self.items[&d].ch)
+        self.visible_dots().filter_map(|d| self.element(&d))
     }
 
     /// The elements as they read, with their dots.
     pub fn entries(&self) -> Vec<(Dot, &T)> {
         self.visible_dots()
-            .map(|d| (d, &self.items[&d].ch))
+            .filter_map(|d| Some((d, self.element(&d)?)))
             .collect()
     }
 
     /// The `index`-th element that reads, with its dot.
     pub fn get(&self, index: usize) -> Option<(Dot, &T)> {
         let d = self.order().nth_visible(index)?;
-        Some((d, &self.items[&d].ch))
+        Some((d, self.element(&d)?))
+    }
+
+    /// The element of item `d`, if it is held and not deleted.
+    fn element(&self, d: &Dot) -> Option<&T> {
+        self.items.get(d)?.ch.as_ref()
     }
 
     /// Elements that read (deleted ones left out).
@@ -134,7 +145,7 @@ impl<T: Clone + Ord + Debug> Seq<T> {
         self.order.get_or_init(|| {
             let mut order = Order::default();
             for (d, item) in &self.items {
-                order.add(*d, item.place(), !self.deleted.contains(d));
+                order.add(*d, item.place(), item.ch.is_some());
             }
             order
         })
@@ -209,13 +220,11 @@ impl<T: Clone + Ord + Debug> Seq<T> {
         for (d, reads) in self.order().iter() {
             let gone = !reads;
             if delta.items.contains_key(&d) {
-                if !gone {
-                    // Inserted (an item inserted and deleted by one delta was never seen).
+                // Inserted (an item inserted and deleted by one delta was never seen).
+                if let Some(ch) = self.element(&d) {
                     match out.last_mut() {
-                        Some(last) if last.0 + last.2.len() == at => {
-                            last.2.push(&self.items[&d].ch)
-                        }
-                        _ => out.push((at, 0, vec![&self.items[&d].ch])),
+                        Some(last) if last.0 + last.2.len() == at => last.2.push(ch),
+                        _ => out.push((at, 0, vec![ch])),
                     }
                     at += 1;
                 }
@@ -263,12 +272,12 @@ impl<T: Clone + Ord + Debug> Seq<T> {
             Some(b) if a_has_right_children => Item {
                 parent: Some(b),
                 right: false,
-                ch: head,
+                ch: Some(head),
             },
             _ => Item {
                 parent: a,
                 right: true,
-                ch: head,
+                ch: Some(head),
             },
         };
         delta.items.insert(dot, place);
@@ -279,7 +288,7 @@ impl<T: Clone + Ord + Debug> Seq<T> {
                 Item {
                     parent: Some(dot),
                     right: true,
-                    ch,
+                    ch: Some(ch),
                 },
             );
             dot = next;
@@ -322,28 +331,38 @@ impl<T: Clone + Ord + Debug> Lattice for Seq<T> {
             order,
         } = self;
         let mut stale = false;
-        for d in &other.deleted {
-            if deleted.insert(*d) {
-                if let Some(order) = order.get_mut() {
-                    order.hide(d);
+        // Deletions: each held item a new one covers drops its element and stops reading. Costs
+        // the runs and the items they cover, never the dots a run claims.
+        for (r, a, b) in other.deleted.runs() {
+            let new: Vec<(u64, u64)> = deleted.missing_in(r, a, b).collect();
+            for (x, y) in new {
+                for (d, item) in items.range_mut(Dot::new(r, x)..=Dot::new(r, y)) {
+                    item.ch = None;
+                    if let Some(order) = order.get_mut() {
+                        order.hide(d);
+                    }
                 }
             }
+            deleted.insert_run(r, a, b);
         }
         for (d, item) in &other.items {
+            let gone = deleted.contains(d);
             match items.entry(*d) {
                 Entry::Vacant(e) => {
-                    e.insert(item.clone());
+                    let item = e.insert(settled(item, gone));
                     if let Some(order) = order.get_mut() {
-                        order.add(*d, item.place(), !deleted.contains(d));
+                        order.add(*d, item.place(), item.ch.is_some());
                     }
                 }
                 Entry::Occupied(mut e) => {
-                    // One dot, one item; should a peer send another under the same dot, the
-                    // smaller wins on every replica (join stays commutative), and the order is
-                    // read afresh.
-                    if item < e.get() {
-                        e.insert(item.clone());
-                        stale = true;
+                    let item = settled(item, gone);
+                    if item != *e.get() && covers(&item, e.get()) {
+                        // A peer's element for an item held without one, or (should a peer
+                        // send another item under the same dot) the winner of the two on every
+                        // replica: the order is read afresh if what it holds changed.
+                        stale |= item.place() != e.get().place()
+                            || item.ch.is_some() != e.get().ch.is_some();
+                        e.insert(item);
                     }
                 }
             }
@@ -354,43 +373,92 @@ impl<T: Clone + Ord + Debug> Lattice for Seq<T> {
     }
 
     fn leq(&self, other: &Self) -> bool {
-        self.items
-            .iter()
-            .all(|(d, item)| other.items.get(d).is_some_and(|o| o <= item))
+        self.items.iter().all(|(d, item)| other.holds(d, item))
             && self.deleted.is_subset(&other.deleted)
     }
 }
 
+/// `item` as a state holds it: without its element if `gone`.
+fn settled<T: Clone>(item: &Item<T>, gone: bool) -> Item<T> {
+    Item {
+        parent: item.parent,
+        right: item.right,
+        ch: if gone { None } else { item.ch.clone() },
+    }
+}
+
+/// Whether item `a` is at or above item `b` (both under one dot): items are a chain — the
+/// smaller place above (only a faulty peer sends two), then, in one place, any element above
+/// none and the smaller element above the larger.
+fn covers<T: Ord>(a: &Item<T>, b: &Item<T>) -> bool {
+    if a.place() != b.place() {
+        return (a.parent, a.right) < (b.parent, b.right);
+    }
+    match (&a.ch, &b.ch) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(x), Some(y)) => x <= y,
+    }
+}
+
+impl<T: Clone + Ord + Debug> Seq<T> {
+    /// Whether joining item `d` into this state changes nothing: an item at or above it is
+    /// held, or one in its place whose deletion drops any element.
+    fn holds(&self, d: &Dot, item: &Item<T>) -> bool {
+        self.items.get(d).is_some_and(|o| {
+            covers(o, item) || (o.place() == item.place() && self.deleted.contains(d))
+        })
+    }
+}
+
 impl<T: Clone + Ord + Debug> Decompose for Seq<T> {
+    /// Each item alone (a deleted one without its element) and each deleted dot alone.
     fn decompose(&self) -> Vec<Self> {
         let items = self.items.iter().map(|(d, item)| Seq {
             items: BTreeMap::from([(*d, item.clone())]),
             ..Seq::default()
         });
-        let deleted = self.deleted.iter().map(|d| Seq {
-            deleted: BTreeSet::from([*d]),
+        let deleted = self.deleted.dots().map(|d| Seq {
+            deleted: CausalContext::from_iter([d]),
             ..Seq::default()
         });
         items.chain(deleted).collect()
     }
 
-    fn delta(&self, base: &Self) -> Self {
-        Seq {
-            items: self
-                .items
-                .iter()
-                .filter(|(d, item)| base.items.get(d).is_none_or(|b| b > *item))
-                .map(|(d, item)| (*d, item.clone()))
-                .collect(),
-            deleted: self.deleted.difference(&base.deleted).copied().collect(),
-            order: OnceLock::new(),
+    /// Items one by one, and each run of deleted dots as one piece: costs what the state holds.
+    fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
+        for (d, item) in &self.items {
+            f(Seq {
+                items: BTreeMap::from([(*d, item.clone())]),
+                ..Seq::default()
+            });
         }
+        for (r, a, b) in self.deleted.runs() {
+            let mut piece = Seq::default();
+            piece.deleted.insert_run(r, a, b);
+            f(piece);
+        }
+    }
+
+    fn delta(&self, base: &Self) -> Self {
+        let mut d = Seq::default();
+        for (dot, item) in &self.items {
+            if !base.holds(dot, item) {
+                d.items.insert(*dot, item.clone());
+            }
+        }
+        for (r, a, b) in self.deleted.runs() {
+            for (x, y) in base.deleted.missing_in(r, a, b) {
+                d.deleted.insert_run(r, x, y);
+            }
+        }
+        d
     }
 }
 
 impl<T> Measure for Seq<T> {
     fn payload_units(&self) -> u64 {
-        (self.items.len() + self.deleted.len()) as u64
+        self.items.len() as u64 + self.deleted.units()
     }
 }
 
@@ -421,7 +489,7 @@ mod tests {
     fn afresh(t: &Text) -> Vec<(Dot, bool)> {
         t.order_afresh()
             .into_iter()
-            .map(|d| (d, !t.deleted.contains(&d)))
+            .map(|d| (d, t.items[&d].ch.is_some()))
             .collect()
     }
 

@@ -119,7 +119,7 @@ macro_rules! object_kinds {
             /// Its maps in order (without `docs` in encoding 1, for tests of the upgrade path).
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 use serde::ser::SerializeStruct;
-                let v1 = crate::codec::v1_encoding();
+                let v1 = crate::codec::encoding() == crate::codec::Encoding::DotByDot;
                 let mut st = s.serialize_struct("Store", Kind::ALL.len() - usize::from(v1))?;
                 $(
                     if !(v1 && Kind::$kind == Kind::Doc) {
@@ -132,7 +132,7 @@ macro_rules! object_kinds {
 
         impl<'de> Deserialize<'de> for Store {
             /// Its maps in order. A store in encoding 1 (older builds; see
-            /// [`crate::codec::decode_stored_v1`]) predates documents: it ends before `docs`.
+            /// [`crate::codec::Encoding`]) predates documents: it ends before `docs`.
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct Fields;
                 impl<'de> serde::de::Visitor<'de> for Fields {
@@ -141,7 +141,7 @@ macro_rules! object_kinds {
                         f.write_str("a store")
                     }
                     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Store, A::Error> {
-                        let (mut s, v1, mut i) = (Store::default(), crate::codec::v1_encoding(), 0);
+                        let (mut s, v1, mut i) = (Store::default(), crate::codec::encoding() == crate::codec::Encoding::DotByDot, 0);
                         $(
                             if !(v1 && Kind::$kind == Kind::Doc) {
                                 s.$field = seq
@@ -155,7 +155,7 @@ macro_rules! object_kinds {
                     }
                 }
                 const FIELDS: &[&str] = &[$(stringify!($field)),*];
-                let n = FIELDS.len() - usize::from(crate::codec::v1_encoding());
+                let n = FIELDS.len() - usize::from(crate::codec::encoding() == crate::codec::Encoding::DotByDot);
                 d.deserialize_struct("Store", &FIELDS[..n], Fields)
             }
         }

@@ -155,7 +155,7 @@ impl Durable {
             .map_err(redb::Error::from)
             .with_context(|| format!("opening {}", path.display()))?;
         seal_older_records(&db)?;
-        upgrade::encode_contexts_as_runs(&db, path)?;
+        upgrade::to_current_encoding(&db, path)?;
         // Every start draws a fresh replica id (an *incarnation*), committed before any write
         // uses it: two copies of one data dir (a VM clone, a restored backup, a container image)
         // then never write under the same dots or counter entries, and neither does a node whose
@@ -781,34 +781,81 @@ mod tests {
         std::fs::remove_dir_all(d).unwrap();
     }
 
-    /// Rewrites every record of the store in `d` as builds before causal contexts were runs did.
-    fn as_dot_by_dot(d: &std::path::Path) {
-        fn v1<T: DeserializeOwned + serde::Serialize>(record: &[u8]) -> Vec<u8> {
-            let value: T = unsealed(record).unwrap();
-            seal::seal(&codec::encode_v1(&value).unwrap())
-        }
+    /// Rewrites every record of the store in `d` in an older `encoding`, marked as the builds
+    /// that wrote it marked their stores.
+    fn as_older(d: &std::path::Path, encoding: codec::Encoding) {
+        let older = |record: &[u8], checkpoint: bool| -> Vec<u8> {
+            let bytes = if checkpoint {
+                codec::encode_in(encoding, &unsealed::<Checkpoint>(record).unwrap())
+            } else {
+                codec::encode_in(encoding, &unsealed::<Store>(record).unwrap())
+            };
+            seal::seal(&bytes.unwrap())
+        };
         let db = Database::create(d.join(DB_FILE)).unwrap();
         let tx = db.begin_write().unwrap();
         {
             let mut meta = tx.open_table(META).unwrap();
-            assert!(meta.remove(upgrade::CONTEXT_RUNS).unwrap().is_some());
-            let v = v1::<Store>(meta.get(SNAPSHOT).unwrap().unwrap().value());
+            assert!(meta.remove(upgrade::SEQ_RUNS).unwrap().is_some());
+            if encoding == codec::Encoding::ItemByItem {
+                meta.insert(upgrade::CONTEXT_RUNS, [1u8].as_slice())
+                    .unwrap();
+            }
+            let v = older(meta.get(SNAPSHOT).unwrap().unwrap().value(), false);
             meta.insert(SNAPSHOT, v.as_slice()).unwrap();
             let mut log = tx.open_table(LOG).unwrap();
             let all: Vec<(u64, Vec<u8>)> = log
                 .range(0..)
                 .unwrap()
                 .map(|e| e.unwrap())
-                .map(|(k, v)| (k.value(), v1::<Store>(v.value())))
+                .map(|(k, v)| (k.value(), older(v.value(), false)))
                 .collect();
             for (k, v) in all {
                 log.insert(k, v.as_slice()).unwrap();
             }
             let mut cps = tx.open_table(CHECKPOINTS).unwrap();
-            let v = v1::<Checkpoint>(cps.get("cp").unwrap().unwrap().value());
+            let v = older(cps.get("cp").unwrap().unwrap().value(), true);
             cps.insert("cp", v.as_slice()).unwrap();
         }
         tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_store_from_before_sequences_were_runs_is_rewritten_on_open() {
+        let d = dir("seq-runs");
+        let mut state = filled(&d);
+        {
+            let mut r = Durable::open(&d).unwrap();
+            let path = vec![crdt::doc::Step::Field("body".into())];
+            let note = write(
+                &mut r.state,
+                r.replica,
+                "note",
+                Op::DocPut(path.clone(), json!("hello")),
+            );
+            let typed = write(
+                &mut r.state,
+                r.replica,
+                "note",
+                Op::DocSplice(path, 5, 0, ", world".into()),
+            );
+            r.durable.append([&note, &typed]).unwrap();
+            state.join(&note);
+            state.join(&typed);
+        }
+        let now = std::fs::read(d.join(DB_FILE)).unwrap();
+        as_older(&d, codec::Encoding::ItemByItem);
+        assert_ne!(std::fs::read(d.join(DB_FILE)).unwrap(), now);
+        let r = Durable::open(&d).unwrap();
+        assert_eq!(r.state, state);
+        assert_eq!(
+            r.state.get("note").map(|o| o.value()),
+            Some(json!({"body": "hello, world"}))
+        );
+        drop(r);
+        let again = Durable::open(&d).unwrap();
+        assert_eq!(again.state, state, "and reads the same once rewritten");
+        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -838,7 +885,7 @@ mod tests {
             assert_eq!(r.state.joined(&writes[2]), state);
         }
         let runs = std::fs::read(d.join(DB_FILE)).unwrap();
-        as_dot_by_dot(&d);
+        as_older(&d, codec::Encoding::DotByDot);
         assert_ne!(std::fs::read(d.join(DB_FILE)).unwrap(), runs);
         let r = Durable::open(&d).unwrap();
         assert_eq!(r.state, state);
@@ -855,7 +902,7 @@ mod tests {
     }
 
     #[test]
-    fn a_backup_from_before_contexts_were_runs_restores() {
+    fn backups_from_older_builds_restore() {
         let d = dir("backup-v1");
         let state = filled(&d);
         let backup = Backup {
@@ -864,11 +911,16 @@ mod tests {
             checkpoints: vec![],
             next_index: 5,
         };
-        let mut v1 = b"deltanode-backup/1\n".to_vec();
-        v1.extend(seal::seal(&codec::encode_v1(&backup).unwrap()));
-        assert_eq!(Backup::decode(&v1).unwrap().state, state);
+        for (magic, encoding) in [
+            (&b"deltanode-backup/1\n"[..], codec::Encoding::DotByDot),
+            (b"deltanode-backup/2\n", codec::Encoding::ItemByItem),
+        ] {
+            let mut older = magic.to_vec();
+            older.extend(seal::seal(&codec::encode_in(encoding, &backup).unwrap()));
+            assert_eq!(Backup::decode(&older).unwrap().state, state);
+        }
         let now = backup.encode().unwrap();
-        assert!(now.starts_with(b"deltanode-backup/2\n"));
+        assert!(now.starts_with(b"deltanode-backup/3\n"));
         assert_eq!(Backup::decode(&now).unwrap().state, state);
         std::fs::remove_dir_all(d).unwrap();
     }

@@ -6,18 +6,22 @@
 //! A restored node writes under a fresh replica id, as after every start, so it never reuses a
 //! dot its old self or its copies wrote after the backup; its neighbours bring it up to date.
 
-use super::upgrade::{Encoding, CONTEXT_RUNS};
+use super::upgrade::{unsealed, SEQ_RUNS};
 use super::{seal, Checkpoint, CHECKPOINTS, DB_FILE, META, NEXT_INDEX, SEALED, SNAPSHOT};
 use anyhow::Context;
-use crdt::{codec, Store};
+use crdt::codec::{self, Encoding};
+use crdt::Store;
 use redb::Database;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// The first bytes of a backup file.
-const MAGIC: &[u8] = b"deltanode-backup/2\n";
-/// The first bytes of a backup file from a build before causal contexts were runs.
-const MAGIC_V1: &[u8] = b"deltanode-backup/1\n";
+/// The first bytes of a backup file: `/3` for this build's encoding, `/2` and `/1` for older
+/// builds' (sequences item by item; causal contexts dot by dot too).
+const MAGIC: &[u8] = b"deltanode-backup/3\n";
+const OLDER: [(&[u8], Encoding); 2] = [
+    (b"deltanode-backup/2\n", Encoding::ItemByItem),
+    (b"deltanode-backup/1\n", Encoding::DotByDot),
+];
 
 /// A node's durable content as of one moment.
 #[derive(Serialize, Deserialize)]
@@ -42,16 +46,15 @@ impl Backup {
 
     /// A backup file's content, checked.
     pub fn decode(bytes: &[u8]) -> anyhow::Result<Backup> {
-        let (record, encoding) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_V1)) {
-            (Some(record), _) => (record, Encoding::Runs),
-            (None, Some(record)) => (record, Encoding::DotByDot),
-            (None, None) => anyhow::bail!(
-                "not a deltanode backup (its first line is not deltanode-backup/2 or /1)"
-            ),
-        };
-        encoding
-            .unsealed(record)
-            .map_err(|e| anyhow::anyhow!("the backup is damaged: {e}"))
+        let (record, encoding) = std::iter::once((MAGIC, Encoding::CURRENT))
+            .chain(OLDER)
+            .find_map(|(magic, encoding)| Some((bytes.strip_prefix(magic)?, encoding)))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "not a deltanode backup (its first line is not deltanode-backup/3, /2 or /1)"
+                )
+            })?;
+        unsealed(encoding, record).map_err(|e| anyhow::anyhow!("the backup is damaged: {e}"))
     }
 }
 
@@ -112,7 +115,7 @@ pub fn restore(data_dir: &Path, backup: &Backup, force: bool) -> anyhow::Result<
         {
             let mut meta = tx.open_table(META)?;
             meta.insert(SEALED, [1u8].as_slice())?;
-            meta.insert(CONTEXT_RUNS, [1u8].as_slice())?;
+            meta.insert(SEQ_RUNS, [1u8].as_slice())?;
             meta.insert(
                 SNAPSHOT,
                 seal::seal(&codec::encode(&backup.state)?).as_slice(),

@@ -4,7 +4,7 @@
 //! was away. The node writes under a fresh replica id afterwards, as after every start, so what it
 //! lost can never be written again under the same dots.
 
-use super::upgrade::{Encoding, CONTEXT_RUNS};
+use super::upgrade::{encoding_of, unsealed, SEQ_RUNS};
 use super::{seal, Durable, CHECKPOINTS, DB_FILE, LOG, META, NEXT_INDEX, SEALED, SNAPSHOT};
 use anyhow::Context;
 use crdt::{codec, Lattice, Store};
@@ -102,7 +102,7 @@ pub fn repair(data_dir: &Path) -> anyhow::Result<Repaired> {
     {
         let mut meta = tx.open_table(META)?;
         meta.insert(SEALED, [1u8].as_slice())?;
-        meta.insert(CONTEXT_RUNS, [1u8].as_slice())?;
+        meta.insert(SEQ_RUNS, [1u8].as_slice())?;
         meta.insert(SNAPSHOT, seal::seal(&codec::encode(&s.state)?).as_slice())?;
         meta.insert(NEXT_INDEX, s.next_index.to_le_bytes().as_slice())?;
         let mut checkpoints = tx.open_table(CHECKPOINTS)?;
@@ -129,11 +129,10 @@ fn salvage(path: &Path) -> anyhow::Result<Salvage> {
     let db = Database::open(path)?;
     let rx = db.begin_read()?;
     let meta = rx.open_table(META)?;
-    let encoding = Encoding::of(&meta);
+    let encoding = encoding_of(&meta);
     let mut state = Store::default();
     let snapshot = meta.get(SNAPSHOT).ok().flatten().map(|v| {
-        encoding
-            .unsealed::<Store>(v.value())
+        unsealed::<Store>(encoding, v.value())
             .map(|s| state.join(&s))
             .is_ok()
     });
@@ -152,7 +151,7 @@ fn salvage(path: &Path) -> anyhow::Result<Salvage> {
                     break;
                 };
                 next_index = next_index.max(k.value() + 1);
-                match encoding.unsealed::<Store>(v.value()) {
+                match unsealed::<Store>(encoding, v.value()) {
                     Ok(delta) => {
                         state.join(&delta);
                         kept += 1;
@@ -166,9 +165,8 @@ fn salvage(path: &Path) -> anyhow::Result<Salvage> {
     if let Ok(table) = rx.open_table(CHECKPOINTS) {
         if let Ok(range) = table.range::<&str>(..) {
             for entry in range.flatten() {
-                // Kept as read, or re-encoded if the store predates runs.
-                let record = encoding
-                    .unsealed::<super::Checkpoint>(entry.1.value())
+                // Re-encoded in the current encoding (the store may be an older build's).
+                let record = unsealed::<super::Checkpoint>(encoding, entry.1.value())
                     .ok()
                     .and_then(|c| codec::encode(&c).ok())
                     .map(|bytes: Vec<u8>| seal::seal(&bytes));

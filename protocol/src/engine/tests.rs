@@ -1145,7 +1145,8 @@ fn a_context_claiming_two_to_the_sixty_four_dots_is_merged_without_enumerating_i
         include_bytes!("../../../fuzz/regressions/engine_receive-context-enumeration.frame");
     // The contexts it holds are in the encoding of wire version 4 (each dot beyond a gap alone).
     assert_eq!(frame[0], 4);
-    let msg: Message<crdt::Store> = crdt::codec::decode_stored_v1(&frame[1..]).unwrap();
+    let msg: Message<crdt::Store> =
+        crdt::codec::decode_stored_in(crdt::codec::Encoding::DotByDot, &frame[1..]).unwrap();
     for algorithm in Algorithm::ON_THE_WIRE {
         let mut e: Engine<u8, crdt::Store> =
             Engine::new(Config::new(algorithm), crdt::Store::default(), 1);
