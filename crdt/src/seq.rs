@@ -213,14 +213,53 @@ impl<T: Clone + Ord + Debug> Seq<T> {
     /// What `delta` (new items and deletions, as a write or a neighbour's group made them) did
     /// to this sequence, which already holds it: splices `(index, deleted, inserted)` that,
     /// applied in order, turn the elements as they were into the elements as they are. Costs the
-    /// sequence.
+    /// delta and, for each element it names, the log of the sequence's length.
     pub fn splices(&self, delta: &Seq<T>) -> Vec<(usize, usize, Vec<&T>)> {
+        let order = self.order();
+        // What it did, each at its place in the reading order: the elements it inserted that
+        // read (one inserted and deleted by one delta was never seen), and the held elements it
+        // deleted. `before`: the elements that read before it, now.
+        let mut done: Vec<((u32, usize), usize, Option<&T>)> = Vec::new();
+        for d in delta.items.keys() {
+            if let (Some(ch), Some((key, before))) = (self.element(d), order.rank(d)) {
+                done.push((key, before, Some(ch)));
+            }
+        }
+        for (r, a, b) in delta.deleted.runs() {
+            for (d, item) in self.items.range(Dot::new(r, a)..=Dot::new(r, b)) {
+                if item.ch.is_none() && !delta.items.contains_key(d) {
+                    if let Some((key, before)) = order.rank(d) {
+                        done.push((key, before, None));
+                    }
+                }
+            }
+        }
+        done.sort_unstable_by_key(|(key, ..)| *key);
+        let mut out: Vec<(usize, usize, Vec<&T>)> = Vec::new();
+        for (_, at, ch) in done {
+            // An element deleted just past a splice's insertion is that splice's too (a splice
+            // deletes, then inserts).
+            let extends = |last: &(usize, usize, Vec<&T>)| last.0 + last.2.len() == at;
+            match (out.last_mut(), ch) {
+                (Some(last), Some(ch)) if extends(last) => last.2.push(ch),
+                (Some(last), None) if extends(last) => last.1 += 1,
+                (_, Some(ch)) => out.push((at, 0, vec![ch])),
+                (_, None) => out.push((at, 1, Vec::new())),
+            }
+        }
+        out
+    }
+
+    /// [`Seq::splices`] by a walk of the whole order, as it was found before ranks: the
+    /// reference its tests check it against and its benchmark compares it with
+    /// (`crdt/benches/splices.rs`). Costs the sequence.
+    #[doc(hidden)]
+    pub fn splices_walked(&self, delta: &Seq<T>) -> Vec<(usize, usize, Vec<&T>)> {
         let mut out: Vec<(usize, usize, Vec<&T>)> = Vec::new();
         let mut at = 0;
         for (d, reads) in self.order().iter() {
             let gone = !reads;
             if delta.items.contains_key(&d) {
-                // Inserted (an item inserted and deleted by one delta was never seen).
                 if let Some(ch) = self.element(&d) {
                     match out.last_mut() {
                         Some(last) if last.0 + last.2.len() == at => last.2.push(ch),
@@ -229,8 +268,6 @@ impl<T: Clone + Ord + Debug> Seq<T> {
                     at += 1;
                 }
             } else if gone && delta.deleted.contains(&d) {
-                // Deleted now: it stood at `at` (just past a splice's insertion, the splice
-                // deletes it too: a splice deletes, then inserts).
                 match out.last_mut() {
                     Some(last) if last.0 + last.2.len() == at => last.1 += 1,
                     _ => out.push((at, 1, Vec::new())),
@@ -515,6 +552,21 @@ mod tests {
             let built_at_the_end = parts.iter().fold(Text::default(), |acc, p| acc.joined(p));
             prop_assert_eq!(kept(&built_at_the_end), afresh(&built_at_the_end));
             prop_assert_eq!(kept_all_along.value(), built_at_the_end.value());
+        }
+    }
+
+    proptest! {
+        /// The splices a delta made, found by rank, are those a walk of the whole order finds,
+        /// for any group of deltas joined into any state.
+        #[test]
+        fn splices_by_rank_are_the_walks(steps in crate::laws::steps(), split: usize) {
+            let (states, deltas) = crate::laws::run_history::<Text>(&steps, 3, &edit)?;
+            let split = if deltas.is_empty() { 0 } else { split % deltas.len() };
+            let group = deltas[split..].iter().fold(Text::default(), |acc, d| acc.joined(d));
+            for state in states {
+                let after = state.joined(&group);
+                prop_assert_eq!(after.splices(&group), after.splices_walked(&group));
+            }
         }
     }
 

@@ -121,6 +121,22 @@ impl Order {
             .map(|(d, _)| *d)
     }
 
+    /// Where placed `dot` stands: a key that sorts dots in reading order (its chunk's position,
+    /// its offset in the chunk) and how many elements read before it. Costs the log of the
+    /// length and a chunk.
+    pub fn rank(&self, dot: &Dot) -> Option<((u32, usize), usize)> {
+        let (id, offset) = self.locate(dot)?;
+        let pos = self.position[id as usize];
+        let (mut i, mut before) = (pos as usize, 0);
+        while i > 0 {
+            before += self.fenwick[i - 1];
+            i -= i & i.wrapping_neg();
+        }
+        let chunk = &self.chunks[id as usize].dots[..offset];
+        before += chunk.iter().filter(|(_, reads)| *reads).count();
+        Some(((pos, offset), before))
+    }
+
     /// The dot after `dot` in reading order (read or not); the first when `None`.
     pub fn next(&self, dot: Option<Dot>) -> Option<Dot> {
         match dot {
