@@ -126,6 +126,25 @@ thread_local! {
 /// they hold what it already held.
 pub const NETWORK_ITEM_BUDGET: u64 = (DECODE_LIMIT / 16) as u64;
 
+thread_local! {
+    /// Sequence items written by the encodes under way ([`encode_counting_items`]).
+    static ITEMS_WRITTEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `n` sequence items written by the encode under way.
+pub(crate) fn count_items_written(n: u64) {
+    ITEMS_WRITTEN.with(|c| c.set(c.get().saturating_add(n)));
+}
+
+/// Encodes `value`, with how many sequence items it holds: what a receiver's decoder charges
+/// against [`NETWORK_ITEM_BUDGET`], so a sender can tell a message no neighbour would take.
+pub fn encode_counting_items<T: Serialize>(value: &T) -> Result<(Vec<u8>, u64), CrdtError> {
+    let before = ITEMS_WRITTEN.with(|c| c.replace(0));
+    let bytes = encode(value);
+    let items = ITEMS_WRITTEN.with(|c| c.replace(before));
+    Ok((bytes?, items))
+}
+
 /// Charges `n` sequence items against the decode under way: an error past its budget.
 pub(crate) fn charge_items(n: u64) -> Result<(), String> {
     ITEM_BUDGET.with(|b| {

@@ -19,7 +19,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identify, ping};
 use libp2p::{mdns, Multiaddr, PeerId, Swarm};
-use protocol::{wire, Message};
+use protocol::{wire, Message, ProtocolError};
 use redial::Redial;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -251,10 +251,12 @@ impl Peers {
     ) -> Vec<PeerId> {
         let mut undeliverable = Vec::new();
         for (to, msg) in sends {
-            let frame = match wire::encode(&msg) {
-                Ok(f) if f.len() <= self.max_frame => f,
-                Ok(f) => {
-                    tracing::warn!(peer = %to, bytes = f.len(), kind = msg.kind(), "message exceeds the frame limit; not sent (catching the peer up by reconciliation instead)");
+            let frame = match wire::encode_within(&msg, self.max_frame) {
+                Ok(f) => f,
+                Err(
+                    e @ (ProtocolError::FrameTooLarge { .. } | ProtocolError::TooManyItems { .. }),
+                ) => {
+                    tracing::warn!(peer = %to, error = %e, kind = msg.kind(), "message too large for a neighbour to take; not sent (catching the peer up by reconciliation instead)");
                     let state = self.peers.entry(to).or_default();
                     state.view.oversized_sends += 1;
                     state.view.last_oversized_unix_ms = Some(crate::clock::unix_ms());

@@ -14,6 +14,15 @@ pub enum ProtocolError {
         /// Bytes accepted.
         limit: usize,
     },
+    /// The message holds more sequence items than one decode may make
+    /// ([`crdt::codec::NETWORK_ITEM_BUDGET`]): no receiver would take it.
+    #[error("message of {items} sequence items exceeds the limit of {limit}")]
+    TooManyItems {
+        /// Items in the message.
+        items: u64,
+        /// Items a receiver decodes.
+        limit: u64,
+    },
     /// The frame was empty: not even a version byte.
     #[error("empty frame")]
     Empty,

@@ -19,6 +19,38 @@ pub fn encode<M: Serialize>(msg: &M) -> Result<Vec<u8>, ProtocolError> {
     Ok(frame)
 }
 
+/// Encodes `msg` as a frame a receiver will take — at most `max_frame` bytes and at most
+/// [`codec::NETWORK_ITEM_BUDGET`] sequence items — or says which limit it passes
+/// ([`ProtocolError::FrameTooLarge`], [`ProtocolError::TooManyItems`]): the sender catches such a
+/// neighbour up another way.
+pub fn encode_within<M: Serialize>(msg: &M, max_frame: usize) -> Result<Vec<u8>, ProtocolError> {
+    encode_within_limits(msg, max_frame, codec::NETWORK_ITEM_BUDGET)
+}
+
+fn encode_within_limits<M: Serialize>(
+    msg: &M,
+    max_frame: usize,
+    max_items: u64,
+) -> Result<Vec<u8>, ProtocolError> {
+    let (body, items) = codec::encode_counting_items(msg)?;
+    if items > max_items {
+        return Err(ProtocolError::TooManyItems {
+            items,
+            limit: max_items,
+        });
+    }
+    let mut frame = Vec::with_capacity(body.len() + 1);
+    frame.push(WIRE_VERSION);
+    frame.extend(body);
+    if frame.len() > max_frame {
+        return Err(ProtocolError::FrameTooLarge {
+            size: frame.len(),
+            limit: max_frame,
+        });
+    }
+    Ok(frame)
+}
+
 /// Decodes a frame of at most `max_frame` bytes.
 pub fn decode<M: DeserializeOwned>(frame: &[u8], max_frame: usize) -> Result<M, ProtocolError> {
     if frame.len() > max_frame {
@@ -38,7 +70,7 @@ pub fn decode<M: DeserializeOwned>(frame: &[u8], max_frame: usize) -> Result<M, 
 mod tests {
     use super::*;
     use crate::message::Message;
-    use crdt::{Op, ReplicaId, Store, Value, Writer};
+    use crdt::{Lattice, Op, ReplicaId, Store, Value, Writer};
     use proptest::prelude::*;
 
     type Msg = Message<Store>;
@@ -61,6 +93,43 @@ mod tests {
             decode::<Msg>(&encode(&m).unwrap(), DEFAULT_MAX_FRAME).unwrap(),
             m
         );
+    }
+
+    #[test]
+    fn a_message_past_either_limit_is_named_before_it_is_sent() {
+        let w = Writer {
+            replica: ReplicaId(1),
+            now_ms: 5,
+        };
+        // A document whose text holds 1,000 items, 600 of them deleted: about 400 bytes.
+        let mut doc = Store::default();
+        for op in [
+            Op::DocPut(vec![], serde_json::json!({"t": "x".repeat(1_000)})),
+            Op::DocSplice(
+                vec![crdt::doc::Step::Field("t".into())],
+                0,
+                600,
+                String::new(),
+            ),
+        ] {
+            let d = doc.apply("d", op, &w).unwrap();
+            doc.join(&d);
+        }
+        let msg = Message::Delta { seq: 1, group: doc };
+        let frame = encode_within_limits(&msg, DEFAULT_MAX_FRAME, 1_000).unwrap();
+        assert_eq!(frame, encode(&msg).unwrap());
+        assert!(frame.len() < 600, "{} bytes", frame.len());
+        assert!(matches!(
+            encode_within_limits(&msg, DEFAULT_MAX_FRAME, 999),
+            Err(ProtocolError::TooManyItems {
+                items: 1_000,
+                limit: 999
+            })
+        ));
+        assert!(matches!(
+            encode_within_limits(&msg, 100, 1_000),
+            Err(ProtocolError::FrameTooLarge { limit: 100, .. })
+        ));
     }
 
     #[test]

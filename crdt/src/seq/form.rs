@@ -111,6 +111,7 @@ impl<T: Serialize + Clone + Ord + Debug> Serialize for Seq<T> {
         if codec::encoding() < Encoding::SeqRuns {
             return item_by_item(self).map_err(S::Error::custom)?.serialize(s);
         }
+        codec::count_items_written(self.items.len() as u64);
         // Runs: (first dot, its item, length), in dot order.
         let mut runs: Vec<(Dot, &Item<T>, u64)> = Vec::new();
         for (d, item) in &self.items {
@@ -351,6 +352,25 @@ mod tests {
         t.join(&d);
         let bytes = codec::encode(&t).unwrap();
         assert_eq!(codec::decode::<Text>(&bytes).unwrap(), t);
+    }
+
+    #[test]
+    fn an_encode_counts_the_items_a_decode_will_charge() {
+        let t = typed(&[(1, 0, "hello", 0), (2, 5, " world", 0), (1, 0, "", 3)]);
+        let (bytes, items) = codec::encode_counting_items(&vec![t.clone(), t]).unwrap();
+        assert_eq!(items, 22);
+        assert_eq!(
+            bytes,
+            codec::encode(&vec![
+                typed(&[
+                    (1, 0, "hello", 0),
+                    (2, 5, " world", 0),
+                    (1, 0, "", 3)
+                ]);
+                2
+            ])
+            .unwrap()
+        );
     }
 
     #[test]
