@@ -448,13 +448,23 @@ impl<T: Clone + Ord + Debug> Seq<T> {
     }
 }
 
+impl<T: Clone + Ord + Debug> Seq<T> {
+    /// The state holding only item `d`: one irreducible (a deleted item's deletion is another).
+    fn item_alone(d: Dot, item: &Item<T>) -> Self {
+        Seq {
+            items: BTreeMap::from([(d, item.clone())]),
+            ..Seq::default()
+        }
+    }
+}
+
 impl<T: Clone + Ord + Debug> Decompose for Seq<T> {
     /// Each item alone (a deleted one without its element) and each deleted dot alone.
     fn decompose(&self) -> Vec<Self> {
-        let items = self.items.iter().map(|(d, item)| Seq {
-            items: BTreeMap::from([(*d, item.clone())]),
-            ..Seq::default()
-        });
+        let items = self
+            .items
+            .iter()
+            .map(|(d, item)| Self::item_alone(*d, item));
         let deleted = self.deleted.dots().map(|d| Seq {
             deleted: CausalContext::from_iter([d]),
             ..Seq::default()
@@ -465,10 +475,7 @@ impl<T: Clone + Ord + Debug> Decompose for Seq<T> {
     /// Items one by one, and each run of deleted dots as one piece: costs what the state holds.
     fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
         for (d, item) in &self.items {
-            f(Seq {
-                items: BTreeMap::from([(*d, item.clone())]),
-                ..Seq::default()
-            });
+            f(Self::item_alone(*d, item));
         }
         for (r, a, b) in self.deleted.runs() {
             let mut piece = Seq::default();

@@ -357,20 +357,10 @@ mod tests {
     #[test]
     fn an_encode_counts_the_items_a_decode_will_charge() {
         let t = typed(&[(1, 0, "hello", 0), (2, 5, " world", 0), (1, 0, "", 3)]);
-        let (bytes, items) = codec::encode_counting_items(&vec![t.clone(), t]).unwrap();
+        let both = vec![t.clone(), t];
+        let (bytes, items) = codec::encode_counting_items(&both).unwrap();
         assert_eq!(items, 22);
-        assert_eq!(
-            bytes,
-            codec::encode(&vec![
-                typed(&[
-                    (1, 0, "hello", 0),
-                    (2, 5, " world", 0),
-                    (1, 0, "", 3)
-                ]);
-                2
-            ])
-            .unwrap()
-        );
+        assert_eq!(bytes, codec::encode(&both).unwrap());
     }
 
     #[test]
@@ -406,65 +396,37 @@ mod tests {
             parent,
             below,
         };
+        // Forms without deleted or element-less items: replicas, runs, elements.
+        let form = |replicas: Vec<ReplicaId>, runs: Vec<Run>, elements: Vec<char>| Form {
+            replicas,
+            runs,
+            elements,
+            deleted: vec![],
+            placed_only: vec![],
+        };
         let cases: Vec<(Form<char>, &str)> = vec![
             (
-                Form {
-                    replicas: vec![ReplicaId(2), ReplicaId(1)],
-                    runs: vec![],
-                    elements: vec![],
-                    deleted: vec![],
-                    placed_only: vec![],
-                },
+                form(vec![ReplicaId(2), ReplicaId(1)], vec![], vec![]),
                 "not in order",
             ),
             (
-                Form {
-                    replicas: vec![ReplicaId(1)],
-                    runs: vec![run(1, 1, 1, 1, 0)],
-                    elements: vec!['a'],
-                    deleted: vec![],
-                    placed_only: vec![],
-                },
+                form(vec![ReplicaId(1)], vec![run(1, 1, 1, 1, 0)], vec!['a']),
                 "past the table",
             ),
             (
-                Form {
-                    replicas: vec![ReplicaId(1)],
-                    runs: vec![run(0, 1, 2, 1, 0)],
-                    elements: vec!['a'],
-                    deleted: vec![],
-                    placed_only: vec![],
-                },
+                form(vec![ReplicaId(1)], vec![run(0, 1, 2, 1, 0)], vec!['a']),
                 "fewer elements",
             ),
             (
-                Form {
-                    replicas: vec![ReplicaId(1)],
-                    runs: vec![run(0, 1, 1, 1, 0)],
-                    elements: vec!['a', 'b'],
-                    deleted: vec![],
-                    placed_only: vec![],
-                },
+                form(vec![ReplicaId(1)], vec![run(0, 1, 1, 1, 0)], vec!['a', 'b']),
                 "more elements",
             ),
             (
-                Form {
-                    replicas: vec![ReplicaId(1)],
-                    runs: vec![run(0, 1, 1, 3, 0)],
-                    elements: vec!['a'],
-                    deleted: vec![],
-                    placed_only: vec![],
-                },
+                form(vec![ReplicaId(1)], vec![run(0, 1, 1, 3, 0)], vec!['a']),
                 "at or past its child",
             ),
             (
-                Form {
-                    replicas: vec![ReplicaId(1)],
-                    runs: vec![run(0, 1, 0, 1, 0)],
-                    elements: vec![],
-                    deleted: vec![],
-                    placed_only: vec![],
-                },
+                form(vec![ReplicaId(1)], vec![run(0, 1, 0, 1, 0)], vec![]),
                 "empty run",
             ),
         ];
