@@ -14,9 +14,7 @@ pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
 
 /// Encodes `msg` as a frame.
 pub fn encode<M: Serialize>(msg: &M) -> Result<Vec<u8>, ProtocolError> {
-    let mut frame = vec![WIRE_VERSION];
-    frame.extend(codec::encode(msg)?);
-    Ok(frame)
+    encode_within_limits(msg, usize::MAX, u64::MAX)
 }
 
 /// Encodes `msg` as a frame a receiver will take — at most `max_frame` bytes and at most
