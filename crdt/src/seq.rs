@@ -20,42 +20,34 @@
 //!
 //! On the wire and on disk a sequence is runs of items ([`form`]): characters typed one after
 //! another are one run (its first dot, its place, its length) and the elements that still read,
-//! so an encoded text costs about its text plus a few bytes per run. In memory each item is its
-//! own entry. The reading order is kept beside the lattice ([`order`]), built on first read and
-//! kept up to date by joins, so an edit costs about the log of the length: 259,778 edits of a
-//! real editing trace replay in well under a second (BENCHMARKS.md, "Text").
+//! so an encoded text costs about its text plus a few bytes per run. In memory too the items are
+//! runs ([`items`]): a run is one entry holding its elements. The reading order is kept beside the
+//! lattice ([`order`]) as spans of consecutive dots, built on first read and kept up to date by
+//! joins, so an edit costs about the log of the length: 259,778 edits of a real editing trace
+//! replay in well under a second, and the text they leave is held in a few bytes a character
+//! (BENCHMARKS.md, "Text").
 
 use crate::dot::{CausalContext, Dot, ReplicaId};
 use crate::lattice::{Decompose, Lattice, Measure};
-use serde::{Deserialize, Serialize};
 mod form;
+mod items;
 mod order;
+mod place;
 
-use order::{Order, Place};
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use items::Items;
+use order::Order;
+use place::Place;
 use std::fmt::Debug;
 use std::sync::OnceLock;
 
-/// Where an item hangs in the tree, and what it holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Item<T> {
-    /// Its parent (`None`: the root, before every element).
-    pub parent: Option<Dot>,
-    /// A right child (after its parent) or a left one (before it).
-    pub right: bool,
-    /// The element; `None` once deleted (a deleted element is dropped), or where only the
-    /// item's place has arrived (a deleted item's irreducible: its element is not part of it).
-    pub ch: Option<T>,
-}
-
-/// A replicated sequence of `T`: its items and the dots deleted (the lattice; an item is deleted
-/// exactly when its element is `None`), and its reading order, built when first read and kept
-/// up to date by joins ([`order::Order`]; not encoded, not compared). Encoded as runs
-/// ([`form`]).
+/// A replicated sequence of `T`: its items, as runs, each with its place and its element
+/// (`None` once deleted — a deleted element is dropped — or where only the item's place has
+/// arrived: a deleted item's irreducible does not hold its element), and the dots deleted (the
+/// lattice); and its reading order, built when first read and kept up to date by joins
+/// ([`order::Order`]; not encoded, not compared). Encoded as runs ([`form`]).
 #[derive(Clone)]
 pub struct Seq<T> {
-    items: BTreeMap<Dot, Item<T>>,
+    items: Items<T>,
     deleted: CausalContext,
     order: OnceLock<Order>,
 }
@@ -83,18 +75,9 @@ pub type Text = Seq<char>;
 impl<T> Default for Seq<T> {
     fn default() -> Self {
         Seq {
-            items: BTreeMap::new(),
+            items: Items::default(),
             deleted: CausalContext::new(),
             order: OnceLock::new(),
-        }
-    }
-}
-
-impl<T> Item<T> {
-    fn place(&self) -> Place {
-        Place {
-            parent: self.parent,
-            right: self.right,
         }
     }
 }
@@ -132,7 +115,7 @@ impl<T: Clone + Ord + Debug> Seq<T> {
 
     /// The element of item `d`, if it is held and not deleted.
     fn element(&self, d: &Dot) -> Option<&T> {
-        self.items.get(d)?.ch.as_ref()
+        self.items.element(d)
     }
 
     /// Elements that read (deleted ones left out).
@@ -144,8 +127,8 @@ impl<T: Clone + Ord + Debug> Seq<T> {
     fn order(&self) -> &Order {
         self.order.get_or_init(|| {
             let mut order = Order::default();
-            for (d, item) in &self.items {
-                order.add(*d, item.place(), item.ch.is_some());
+            for (d, place, ch) in self.items.iter() {
+                order.add(d, place, ch.is_some());
             }
             order
         })
@@ -167,12 +150,13 @@ impl<T: Clone + Ord + Debug> Seq<T> {
     /// read afresh, what [`Order`] keeps up to date (the reference its tests check it against).
     #[cfg(test)]
     fn order_afresh(&self) -> Vec<Dot> {
+        use std::collections::BTreeMap;
         // Children of each node, left and right, each sorted by dot (the maps iterate in order).
         let mut left: BTreeMap<Option<Dot>, Vec<Dot>> = BTreeMap::new();
         let mut right: BTreeMap<Option<Dot>, Vec<Dot>> = BTreeMap::new();
-        for (d, item) in &self.items {
-            let side = if item.right { &mut right } else { &mut left };
-            side.entry(item.parent).or_default().push(*d);
+        for (d, place, _) in self.items.iter() {
+            let side = if place.right { &mut right } else { &mut left };
+            side.entry(place.parent).or_default().push(d);
         }
         // An explicit stack (a chain of typed characters is as deep as it is long): `Visit`
         // expands a node, `Emit` writes it once its left children are out.
@@ -180,7 +164,7 @@ impl<T: Clone + Ord + Debug> Seq<T> {
             Visit(Dot),
             Emit(Dot),
         }
-        let mut out = Vec::with_capacity(self.items.len());
+        let mut out = Vec::new();
         let mut stack: Vec<Step> = right
             .get(&None)
             .into_iter()
@@ -207,7 +191,7 @@ impl<T: Clone + Ord + Debug> Seq<T> {
 
     /// The dots of its items, deleted or not.
     pub fn dots(&self) -> impl Iterator<Item = Dot> + '_ {
-        self.items.keys().copied()
+        self.items.iter().map(|(d, ..)| d)
     }
 
     /// What `delta` (new items and deletions, as a write or a neighbour's group made them) did
@@ -219,16 +203,16 @@ impl<T: Clone + Ord + Debug> Seq<T> {
         // What it did, each at its place in the reading order: the elements it inserted that
         // read (one inserted and deleted by one delta was never seen), and the held elements it
         // deleted. `before`: the elements that read before it, now.
-        let mut done: Vec<((u32, usize), usize, Option<&T>)> = Vec::new();
-        for d in delta.items.keys() {
-            if let (Some(ch), Some((key, before))) = (self.element(d), order.rank(d)) {
+        let mut done: Vec<((u32, u64), usize, Option<&T>)> = Vec::new();
+        for (d, ..) in delta.items.iter() {
+            if let (Some(ch), Some((key, before))) = (self.element(&d), order.rank(&d)) {
                 done.push((key, before, Some(ch)));
             }
         }
         for (r, a, b) in delta.deleted.runs() {
-            for (d, item) in self.items.range(Dot::new(r, a)..=Dot::new(r, b)) {
-                if item.ch.is_none() && !delta.items.contains_key(d) {
-                    if let Some((key, before)) = order.rank(d) {
+            for (d, ch) in self.items.range(r, a, b) {
+                if ch.is_none() && !delta.items.contains(&d) {
+                    if let Some((key, before)) = order.rank(&d) {
                         done.push((key, before, None));
                     }
                 }
@@ -259,7 +243,7 @@ impl<T: Clone + Ord + Debug> Seq<T> {
         let mut at = 0;
         for (d, reads) in self.order().iter() {
             let gone = !reads;
-            if delta.items.contains_key(&d) {
+            if delta.items.contains(&d) {
                 if let Some(ch) = self.element(&d) {
                     match out.last_mut() {
                         Some(last) if last.0 + last.2.len() == at => last.2.push(ch),
@@ -281,11 +265,7 @@ impl<T: Clone + Ord + Debug> Seq<T> {
 
     /// The next dot of `replica`: above every item it made here.
     pub fn next_dot(&self, replica: ReplicaId) -> Dot {
-        let last = self
-            .items
-            .range(Dot::new(replica, 0)..=Dot::new(replica, u64::MAX))
-            .next_back()
-            .map_or(0, |(d, _)| d.counter);
+        let last = self.items.last_counter(replica).unwrap_or(0);
         Dot::new(replica, last.saturating_add(1))
     }
 
@@ -306,28 +286,19 @@ impl<T: Clone + Ord + Debug> Seq<T> {
         let a_has_right_children = order.has_right_children(a);
         let mut dot = first;
         let place = match b {
-            Some(b) if a_has_right_children => Item {
+            Some(b) if a_has_right_children => Place {
                 parent: Some(b),
                 right: false,
-                ch: Some(head),
             },
-            _ => Item {
+            _ => Place {
                 parent: a,
                 right: true,
-                ch: Some(head),
             },
         };
-        delta.items.insert(dot, place);
+        delta.items.put(dot, place, Some(head));
         for ch in elements {
             let next = Dot::new(dot.replica, dot.counter.saturating_add(1));
-            delta.items.insert(
-                next,
-                Item {
-                    parent: Some(dot),
-                    right: true,
-                    ch: Some(ch),
-                },
-            );
+            delta.items.put(next, Place::right_of(dot), Some(ch));
             dot = next;
         }
         delta
@@ -345,9 +316,8 @@ impl<T: Clone + Ord + Debug> Seq<T> {
             .map(|(d, _)| d)
             .collect();
         Seq {
-            items: BTreeMap::new(),
             deleted,
-            order: OnceLock::new(),
+            ..Seq::default()
         }
     }
 }
@@ -373,35 +343,33 @@ impl<T: Clone + Ord + Debug> Lattice for Seq<T> {
         for (r, a, b) in other.deleted.runs() {
             let new: Vec<(u64, u64)> = deleted.missing_in(r, a, b).collect();
             for (x, y) in new {
-                for (d, item) in items.range_mut(Dot::new(r, x)..=Dot::new(r, y)) {
-                    item.ch = None;
+                items.drop_elements(r, x, y, |d| {
                     if let Some(order) = order.get_mut() {
-                        order.hide(d);
+                        order.hide(&d);
                     }
-                }
+                });
             }
             deleted.insert_run(r, a, b);
         }
-        for (d, item) in &other.items {
-            let gone = deleted.contains(d);
-            match items.entry(*d) {
-                Entry::Vacant(e) => {
-                    let item = e.insert(settled(item, gone));
-                    if let Some(order) = order.get_mut() {
-                        order.add(*d, item.place(), item.ch.is_some());
-                    }
+        for (d, place, ch) in other.items.iter() {
+            let ch = if deleted.contains(&d) { None } else { ch };
+            // Whether it is new here, or covers the item held under its dot.
+            let (new, covering) = match items.get(&d) {
+                None => (true, false),
+                Some(held) => (false, (place, ch) != held && covers((place, ch), held)),
+            };
+            if new {
+                items.put(d, place, ch.cloned());
+                if let Some(order) = order.get_mut() {
+                    order.add(d, place, ch.is_some());
                 }
-                Entry::Occupied(mut e) => {
-                    let item = settled(item, gone);
-                    if item != *e.get() && covers(&item, e.get()) {
-                        // A peer's element for an item held without one, or (should a peer
-                        // send another item under the same dot) the winner of the two on every
-                        // replica: the order is read afresh if what it holds changed.
-                        stale |= item.place() != e.get().place()
-                            || item.ch.is_some() != e.get().ch.is_some();
-                        e.insert(item);
-                    }
-                }
+            } else if covering {
+                // A peer's element for an item held without one, or (should a peer send another
+                // item under the same dot) the winner of the two on every replica: the order is
+                // read afresh if what it holds changed.
+                let held = items.get(&d).map(|(p, c)| (p, c.is_some()));
+                stale |= held != Some((place, ch.is_some()));
+                items.put(d, place, ch.cloned());
             }
         }
         if stale {
@@ -410,28 +378,21 @@ impl<T: Clone + Ord + Debug> Lattice for Seq<T> {
     }
 
     fn leq(&self, other: &Self) -> bool {
-        self.items.iter().all(|(d, item)| other.holds(d, item))
+        self.items
+            .iter()
+            .all(|(d, place, ch)| other.holds(&d, (place, ch)))
             && self.deleted.is_subset(&other.deleted)
-    }
-}
-
-/// `item` as a state holds it: without its element if `gone`.
-fn settled<T: Clone>(item: &Item<T>, gone: bool) -> Item<T> {
-    Item {
-        parent: item.parent,
-        right: item.right,
-        ch: if gone { None } else { item.ch.clone() },
     }
 }
 
 /// Whether item `a` is at or above item `b` (both under one dot): items are a chain — the
 /// smaller place above (only a faulty peer sends two), then, in one place, any element above
 /// none and the smaller element above the larger.
-fn covers<T: Ord>(a: &Item<T>, b: &Item<T>) -> bool {
-    if a.place() != b.place() {
-        return (a.parent, a.right) < (b.parent, b.right);
+fn covers<T: Ord>(a: (Place, Option<&T>), b: (Place, Option<&T>)) -> bool {
+    if a.0 != b.0 {
+        return a.0 < b.0;
     }
-    match (&a.ch, &b.ch) {
+    match (a.1, b.1) {
         (_, None) => true,
         (None, Some(_)) => false,
         (Some(x), Some(y)) => x <= y,
@@ -441,20 +402,17 @@ fn covers<T: Ord>(a: &Item<T>, b: &Item<T>) -> bool {
 impl<T: Clone + Ord + Debug> Seq<T> {
     /// Whether joining item `d` into this state changes nothing: an item at or above it is
     /// held, or one in its place whose deletion drops any element.
-    fn holds(&self, d: &Dot, item: &Item<T>) -> bool {
-        self.items.get(d).is_some_and(|o| {
-            covers(o, item) || (o.place() == item.place() && self.deleted.contains(d))
+    fn holds(&self, d: &Dot, item: (Place, Option<&T>)) -> bool {
+        self.items.get(d).is_some_and(|held| {
+            covers(held, item) || (held.0 == item.0 && self.deleted.contains(d))
         })
     }
-}
 
-impl<T: Clone + Ord + Debug> Seq<T> {
     /// The state holding only item `d`: one irreducible (a deleted item's deletion is another).
-    fn item_alone(d: Dot, item: &Item<T>) -> Self {
-        Seq {
-            items: BTreeMap::from([(d, item.clone())]),
-            ..Seq::default()
-        }
+    fn item_alone(d: Dot, place: Place, ch: Option<&T>) -> Self {
+        let mut alone = Seq::default();
+        alone.items.put(d, place, ch.cloned());
+        alone
     }
 }
 
@@ -464,7 +422,7 @@ impl<T: Clone + Ord + Debug> Decompose for Seq<T> {
         let items = self
             .items
             .iter()
-            .map(|(d, item)| Self::item_alone(*d, item));
+            .map(|(d, place, ch)| Self::item_alone(d, place, ch));
         let deleted = self.deleted.dots().map(|d| Seq {
             deleted: CausalContext::from_iter([d]),
             ..Seq::default()
@@ -474,8 +432,8 @@ impl<T: Clone + Ord + Debug> Decompose for Seq<T> {
 
     /// Items one by one, and each run of deleted dots as one piece: costs what the state holds.
     fn for_each_piece(&self, f: &mut dyn FnMut(Self)) {
-        for (d, item) in &self.items {
-            f(Self::item_alone(*d, item));
+        for (d, place, ch) in self.items.iter() {
+            f(Self::item_alone(d, place, ch));
         }
         for (r, a, b) in self.deleted.runs() {
             let mut piece = Seq::default();
@@ -486,9 +444,9 @@ impl<T: Clone + Ord + Debug> Decompose for Seq<T> {
 
     fn delta(&self, base: &Self) -> Self {
         let mut d = Seq::default();
-        for (dot, item) in &self.items {
-            if !base.holds(dot, item) {
-                d.items.insert(*dot, item.clone());
+        for (dot, place, ch) in self.items.iter() {
+            if !base.holds(&dot, (place, ch)) {
+                d.items.put(dot, place, ch.cloned());
             }
         }
         for (r, a, b) in self.deleted.runs() {
@@ -502,7 +460,7 @@ impl<T: Clone + Ord + Debug> Decompose for Seq<T> {
 
 impl<T> Measure for Seq<T> {
     fn payload_units(&self) -> u64 {
-        self.items.len() as u64 + self.deleted.units()
+        self.items.len() + self.deleted.units()
     }
 }
 

@@ -18,7 +18,7 @@
 //! list every item with its element, deleted or not: they are read (and written, for tests of
 //! the upgrade path, when no element is deleted) in that form.
 
-use super::{Item, Seq};
+use super::{Place, Seq};
 use crate::codec::{self, Encoding};
 use crate::dot::{CausalContext, Dot, ReplicaId};
 use serde::de::Error as _;
@@ -111,25 +111,12 @@ impl<T: Serialize + Clone + Ord + Debug> Serialize for Seq<T> {
         if codec::encoding() < Encoding::SeqRuns {
             return item_by_item(self).map_err(S::Error::custom)?.serialize(s);
         }
-        codec::count_items_written(self.items.len() as u64);
-        // Runs: (first dot, its item, length), in dot order.
-        let mut runs: Vec<(Dot, &Item<T>, u64)> = Vec::new();
-        for (d, item) in &self.items {
-            match runs.last_mut() {
-                Some((first, _, len))
-                    if first.replica == d.replica
-                        && first.counter.checked_add(*len) == Some(d.counter)
-                        && item.right
-                        && item.parent == Some(Dot::new(d.replica, d.counter - 1)) =>
-                {
-                    *len += 1
-                }
-                _ => runs.push((*d, item, 1)),
-            }
-        }
+        codec::count_items_written(self.items.len());
+        // Runs: (first dot, its place, length), in dot order, as the sequence holds them.
+        let runs: Vec<(Dot, Place, u64)> = self.items.runs().collect();
         let table: Vec<ReplicaId> = runs
             .iter()
-            .flat_map(|(d, item, _)| [Some(d.replica), item.parent.map(|p| p.replica)])
+            .flat_map(|(d, place, _)| [Some(d.replica), place.parent.map(|p| p.replica)])
             .flatten()
             .chain(self.deleted.runs().map(|(r, ..)| r))
             .collect::<BTreeSet<_>>()
@@ -138,8 +125,8 @@ impl<T: Serialize + Clone + Ord + Debug> Serialize for Seq<T> {
         let mut cursor = Cursor::default();
         let runs = runs
             .into_iter()
-            .map(|(first, item, len)| {
-                let (kind, below) = match item.parent {
+            .map(|(first, place, len)| {
+                let (kind, below) = match place.parent {
                     None => (0, 0),
                     Some(p) if p.replica == first.replica && p.counter < first.counter => {
                         (1, first.counter - p.counter)
@@ -151,7 +138,7 @@ impl<T: Serialize + Clone + Ord + Debug> Serialize for Seq<T> {
                 };
                 Run {
                     span: cursor.span(&table, first.replica, first.counter, len),
-                    parent: 2 * kind + u64::from(item.right),
+                    parent: 2 * kind + u64::from(place.right),
                     below,
                 }
             })
@@ -166,11 +153,11 @@ impl<T: Serialize + Clone + Ord + Debug> Serialize for Seq<T> {
         let placed_only = self
             .items
             .iter()
-            .filter(|(d, i)| i.ch.is_none() && !self.deleted.contains(d))
-            .map(|(d, _)| cursor.span(&table, d.replica, d.counter, 1))
+            .filter(|(d, _, ch)| ch.is_none() && !self.deleted.contains(d))
+            .map(|(d, ..)| cursor.span(&table, d.replica, d.counter, 1))
             .collect();
         Form {
-            elements: self.items.values().filter_map(|i| i.ch.as_ref()).collect(),
+            elements: self.items.elements().collect(),
             replicas: table,
             runs,
             deleted,
@@ -231,7 +218,7 @@ fn from_form<T: Clone + Ord + Debug>(form: Form<T>) -> Result<Seq<T>, String> {
                 run.below,
             )),
         };
-        let mut place = (parent, right);
+        let mut place = Place { parent, right };
         for c in first..=last {
             let d = Dot::new(r, c);
             let ch = if seq.deleted.contains(&d) || placed_only.contains(&d) {
@@ -243,9 +230,8 @@ fn from_form<T: Clone + Ord + Debug>(form: Form<T>) -> Result<Seq<T>, String> {
                         .ok_or("fewer elements than items that read")?,
                 )
             };
-            let (parent, right) = place;
-            seq.items.insert(d, Item { parent, right, ch });
-            place = (Some(d), true);
+            seq.items.put(d, place, ch);
+            place = Place::right_of(d);
         }
     }
     if elements.next().is_some() {
@@ -272,15 +258,15 @@ fn item_by_item<T: Clone>(seq: &Seq<T>) -> Result<ItemByItem<T>, &'static str> {
     let items = seq
         .items
         .iter()
-        .map(|(d, i)| {
-            let ch = i.ch.clone().ok_or(
+        .map(|(d, place, ch)| {
+            let ch = ch.cloned().ok_or(
                 "a deleted element cannot be written in encoding 2 (it kept deleted elements)",
             )?;
             Ok((
-                *d,
+                d,
                 ItemWithElement {
-                    parent: i.parent,
-                    right: i.right,
+                    parent: place.parent,
+                    right: place.right,
                     ch,
                 },
             ))
@@ -294,21 +280,19 @@ fn item_by_item<T: Clone>(seq: &Seq<T>) -> Result<ItemByItem<T>, &'static str> {
 
 fn from_item_by_item<T: Clone + Ord + Debug>(old: ItemByItem<T>) -> Result<Seq<T>, String> {
     codec::charge_items(old.items.len() as u64)?;
-    let deleted: CausalContext = old.deleted.into_iter().collect();
-    let items = old
-        .items
-        .into_iter()
-        .map(|(d, i)| {
-            let ch = (!deleted.contains(&d)).then_some(i.ch);
-            let (parent, right) = (i.parent, i.right);
-            (d, Item { parent, right, ch })
-        })
-        .collect();
-    Ok(Seq {
-        items,
-        deleted,
+    let mut seq = Seq::<T> {
+        deleted: old.deleted.into_iter().collect(),
         ..Seq::default()
-    })
+    };
+    for (d, i) in old.items {
+        let ch = (!seq.deleted.contains(&d)).then_some(i.ch);
+        let place = Place {
+            parent: i.parent,
+            right: i.right,
+        };
+        seq.items.put(d, place, ch);
+    }
+    Ok(seq)
 }
 
 #[cfg(test)]

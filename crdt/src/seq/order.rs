@@ -1,17 +1,22 @@
 //! A sequence's reading order, kept up to date as items arrive, so an edit costs about the log of
 //! the sequence's length rather than a walk of its whole tree.
 //!
-//! The order is a list of dots (each with whether it reads) in chunks of at most [`CHUNK`], found
-//! by dot through a map to their chunk, and by position through a Fenwick tree of the chunks'
-//! visible counts. Beside it, each item's children (left and right, sorted by dot): an item that
-//! arrives is placed by the tree's rule — before the first element of the subtree of its next
-//! sibling, or after the last of its previous sibling's, or beside its parent — which gives the
-//! order the whole tree read afresh gives (a property test checks it against that). Items whose
-//! parent has not arrived wait for it.
+//! The order is a list of *spans* — consecutive dots of one replica, next to each other in the
+//! order, all reading or none: text typed in one go and never split is one span — in chunks of at
+//! most [`CHUNK`] spans, found by dot through a map from each span's first dot to its chunk, and
+//! by position through a Fenwick tree of the chunks' visible counts. An item placed inside a span
+//! splits it, a deletion inside one splits it around the dot, and spans that come to continue one
+//! another merge. Beside it, each item's children (left and right, sorted by dot) — except the
+//! item that continues a run, found as the dot after its parent's: an item that arrives is placed
+//! by the tree's rule — before the first element of the subtree of its next sibling, or after the
+//! last of its previous sibling's, or beside its parent — which gives the order the whole tree
+//! read afresh gives (a property test checks it against that). Items whose parent has not arrived
+//! wait for it.
 
+use super::place::{dot_after, Place};
 use crate::dot::Dot;
 use crate::dot::ReplicaId;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::RangeInclusive;
 
 const FIRST: Dot = Dot {
@@ -28,19 +33,43 @@ fn side(parent: Option<Dot>, right: bool) -> RangeInclusive<(Option<Dot>, bool, 
     (parent, right, FIRST)..=(parent, right, LAST)
 }
 
-/// Most dots in one chunk.
+/// Most spans in one chunk.
 const CHUNK: usize = 128;
 
-/// Where an item hangs: what the order needs of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Place {
-    pub parent: Option<Dot>,
-    pub right: bool,
+/// Dots `start`, `start + 1`, … (`len` of them) of one replica, next to each other in the
+/// reading order, all reading or none.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: Dot,
+    len: u64,
+    reads: bool,
+}
+
+impl Span {
+    fn dot(&self, offset: u64) -> Dot {
+        Dot::new(self.start.replica, self.start.counter + offset)
+    }
+
+    /// Elements that read in it.
+    fn visible(&self) -> usize {
+        if self.reads {
+            self.len as usize
+        } else {
+            0
+        }
+    }
+
+    /// Whether `next`, just after it in the order, continues it.
+    fn joins(&self, next: &Span) -> bool {
+        self.start.replica == next.start.replica
+            && self.start.counter.checked_add(self.len) == Some(next.start.counter)
+            && self.reads == next.reads
+    }
 }
 
 #[derive(Clone, Debug, Default)]
 struct Chunk {
-    dots: Vec<(Dot, bool)>,
+    spans: Vec<Span>,
     visible: usize,
 }
 
@@ -55,11 +84,15 @@ pub(super) struct Order {
     position: Vec<u32>,
     /// Fenwick tree over `sequence` of the chunks' visible counts.
     fenwick: Vec<usize>,
-    /// The chunk of every placed dot.
-    chunk_of: HashMap<Dot, u32>,
-    /// Every placed item as `(parent, right, dot)`: each item's children (and the root's,
-    /// `None`), by side, sorted by dot — one set, no allocation per parent.
+    /// The chunk of every span, by the span's first dot.
+    chunk_of: BTreeMap<Dot, u32>,
+    /// Every placed item that does not continue a run, as `(parent, right, dot)`: each item's
+    /// children (and the root's, `None`), by side, sorted by dot — one set, no allocation per
+    /// parent. An item that continues a run (the right child of the dot before its own) is
+    /// not in it: it is found as the dot after its parent's.
     children: BTreeSet<(Option<Dot>, bool, Dot)>,
+    /// The dots in `children`.
+    hung: HashSet<Dot>,
     /// Items waiting for their parent, by parent.
     waiting: HashMap<Dot, Vec<(Dot, Place, bool)>>,
     /// Dots hidden before they were placed (a deletion that came before its item, or while the
@@ -69,6 +102,12 @@ pub(super) struct Order {
 }
 
 impl Order {
+    /// Spans held (their count: what the order costs).
+    #[cfg(test)]
+    pub fn spans(&self) -> usize {
+        self.chunk_of.len()
+    }
+
     /// Elements that read.
     pub fn len_visible(&self) -> usize {
         self.visible
@@ -78,21 +117,29 @@ impl Order {
     pub fn iter(&self) -> impl Iterator<Item = (Dot, bool)> + '_ {
         self.sequence
             .iter()
-            .flat_map(|&id| self.chunks[id as usize].dots.iter().copied())
+            .flat_map(|&id| self.chunks[id as usize].spans.iter())
+            .flat_map(|span| (0..span.len).map(|i| (span.dot(i), span.reads)))
     }
 
     /// Placed dots in reading order from `from` (included), with whether they read.
     pub fn iter_from(&self, from: Dot) -> impl Iterator<Item = (Dot, bool)> + '_ {
-        let (at, offset) = match self.locate(&from) {
-            Some((id, offset)) => (self.position[id as usize] as usize, offset),
-            None => (self.sequence.len(), 0),
+        let (at, index, offset) = match self.locate(&from) {
+            Some((id, index, offset)) => (self.position[id as usize] as usize, index, offset),
+            None => (self.sequence.len(), 0, 0),
         };
         self.sequence[at..]
             .iter()
             .enumerate()
             .flat_map(move |(i, &id)| {
-                let skip = if i == 0 { offset } else { 0 };
-                self.chunks[id as usize].dots[skip..].iter().copied()
+                let skip = if i == 0 { index } else { 0 };
+                self.chunks[id as usize].spans[skip..]
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, span)| (i == 0 && j == 0, span))
+            })
+            .flat_map(move |(first, span)| {
+                let from = if first { offset } else { 0 };
+                (from..span.len).map(|i| (span.dot(i), span.reads))
             })
     }
 
@@ -113,28 +160,33 @@ impl Order {
             step /= 2;
         }
         let chunk = &self.chunks[self.sequence[pos] as usize];
-        chunk
-            .dots
-            .iter()
-            .filter(|(_, v)| *v)
-            .nth(left)
-            .map(|(d, _)| *d)
+        for span in chunk.spans.iter().filter(|s| s.reads) {
+            if left < span.visible() {
+                return Some(span.dot(left as u64));
+            }
+            left -= span.visible();
+        }
+        None
     }
 
     /// Where placed `dot` stands: a key that sorts dots in reading order (its chunk's position,
-    /// its offset in the chunk) and how many elements read before it. Costs the log of the
-    /// length and a chunk.
-    pub fn rank(&self, dot: &Dot) -> Option<((u32, usize), usize)> {
-        let (id, offset) = self.locate(dot)?;
+    /// its offset in the chunk) while the order does not change, and how many elements read
+    /// before it. Costs the log of the length and a chunk.
+    pub fn rank(&self, dot: &Dot) -> Option<((u32, u64), usize)> {
+        let (id, index, offset) = self.locate(dot)?;
         let pos = self.position[id as usize];
         let (mut i, mut before) = (pos as usize, 0);
         while i > 0 {
             before += self.fenwick[i - 1];
             i -= i & i.wrapping_neg();
         }
-        let chunk = &self.chunks[id as usize].dots[..offset];
-        before += chunk.iter().filter(|(_, reads)| *reads).count();
-        Some(((pos, offset), before))
+        let spans = &self.chunks[id as usize].spans;
+        before += spans[..index].iter().map(Span::visible).sum::<usize>();
+        if spans[index].reads {
+            before += offset as usize;
+        }
+        let in_chunk = spans[..index].iter().map(|s| s.len).sum::<u64>() + offset;
+        Some(((pos, in_chunk), before))
     }
 
     /// The dot after `dot` in reading order (read or not); the first when `None`.
@@ -148,12 +200,23 @@ impl Order {
     /// Whether `dot` (the root: `None`) has right children placed.
     pub fn has_right_children(&self, dot: Option<Dot>) -> bool {
         self.children.range(side(dot, true)).next().is_some()
+            || dot.is_some_and(|d| self.continued(d).is_some())
+    }
+
+    /// The placed item that continues `dot`'s run — the dot after it, hung as its right child —
+    /// if there is one.
+    fn continued(&self, dot: Dot) -> Option<Dot> {
+        dot_after(dot).filter(|n| self.locate(n).is_some() && !self.hung.contains(n))
+    }
+
+    fn is_placed(&self, dot: &Dot) -> bool {
+        self.locate(dot).is_some()
     }
 
     /// Places `dot`, hung at `place`, reading or not — once its parent is placed (at once for a
     /// root's right child), with every item that waited for it.
     pub fn add(&mut self, dot: Dot, place: Place, reads: bool) {
-        if self.chunk_of.contains_key(&dot) {
+        if self.is_placed(&dot) {
             return;
         }
         let mut todo = vec![(dot, place, reads)];
@@ -161,7 +224,7 @@ impl Order {
             match place.parent {
                 // A root's left child has no place in the order (no edit makes one).
                 None if !place.right => continue,
-                Some(p) if !self.chunk_of.contains_key(&p) => {
+                Some(p) if !self.is_placed(&p) => {
                     self.waiting.entry(p).or_default().push((dot, place, reads));
                     continue;
                 }
@@ -177,59 +240,101 @@ impl Order {
 
     /// Marks `dot` as not reading (now, or when it is placed).
     pub fn hide(&mut self, dot: &Dot) {
-        let Some((id, offset)) = self.locate(dot) else {
+        let Some((id, index, offset)) = self.locate(dot) else {
             self.hidden.insert(*dot);
             return;
         };
-        let chunk = &mut self.chunks[id as usize];
-        if std::mem::replace(&mut chunk.dots[offset].1, false) {
-            chunk.visible -= 1;
-            self.visible -= 1;
-            let pos = self.position[id as usize] as usize;
-            self.fenwick_sub(pos);
+        let span = self.chunks[id as usize].spans[index];
+        if !span.reads {
+            return;
         }
+        // The span splits around the dot, which stops reading.
+        let mut pieces = Vec::with_capacity(3);
+        if offset > 0 {
+            pieces.push(Span {
+                len: offset,
+                ..span
+            });
+        }
+        let at = index + pieces.len();
+        pieces.push(Span {
+            start: *dot,
+            len: 1,
+            reads: false,
+        });
+        if offset + 1 < span.len {
+            pieces.push(Span {
+                start: span.dot(offset + 1),
+                len: span.len - offset - 1,
+                reads: true,
+            });
+        }
+        for piece in &pieces {
+            self.chunk_of.insert(piece.start, id);
+        }
+        let chunk = &mut self.chunks[id as usize];
+        chunk.spans.splice(index..=index, pieces);
+        chunk.visible -= 1;
+        self.visible -= 1;
+        let pos = self.position[id as usize] as usize;
+        self.fenwick_sub(pos);
+        self.merge_around(id, at);
+        self.split_if_full(id);
     }
 
-    /// `dot`'s chunk and its offset in it.
-    fn locate(&self, dot: &Dot) -> Option<(u32, usize)> {
-        let id = *self.chunk_of.get(dot)?;
-        let offset = self.chunks[id as usize]
-            .dots
-            .iter()
-            .position(|(d, _)| d == dot)?;
-        Some((id, offset))
+    /// `dot`'s chunk, the index of its span there, and its offset in the span.
+    fn locate(&self, dot: &Dot) -> Option<(u32, usize, u64)> {
+        let (start, &id) = self.chunk_of.range(..=dot).next_back()?;
+        if start.replica != dot.replica {
+            return None;
+        }
+        let spans = &self.chunks[id as usize].spans;
+        let index = spans.iter().position(|s| s.start == *start)?;
+        let offset = dot.counter - start.counter;
+        (offset < spans[index].len).then_some((id, index, offset))
     }
 
     /// Places `dot` by the tree's rule; its parent is placed.
     fn place(&mut self, dot: Dot, place: Place, reads: bool) {
         let (parent, right) = (place.parent, place.right);
         let siblings = side(parent, right);
-        let prev = self
+        let mut prev = self
             .children
             .range(*siblings.start()..(parent, right, dot))
             .next_back()
             .map(|c| c.2);
-        let next = self
+        let mut next = self
             .children
             .range((parent, right, dot)..=*siblings.end())
             .next()
             .map(|c| c.2);
-        self.children.insert((parent, right, dot));
+        // The sibling that continues the parent's run, if any, is not in the set.
+        if let Some(c) = parent.filter(|_| right).and_then(|p| self.continued(p)) {
+            if c < dot {
+                prev = prev.max(Some(c));
+            } else {
+                next = Some(next.map_or(c, |n| n.min(c)));
+            }
+        }
+        if !place.continues(dot) {
+            self.children.insert((parent, right, dot));
+            self.hung.insert(dot);
+        }
         match (next, prev, place.parent) {
             // Before the first element of its next sibling's subtree.
             (Some(n), ..) => {
                 let first = self.leftmost(n);
-                self.insert_at(first, 0, dot, reads);
+                self.insert_at(first, false, dot, reads);
             }
             // After the last element of its previous sibling's subtree.
             (None, Some(p), _) if place.right => {
                 let last = self.rightmost(p);
-                self.insert_at(last, 1, dot, reads);
+                self.insert_at(last, true, dot, reads);
             }
             // The last left child: just before its parent.
-            (None, _, Some(parent)) if !place.right => self.insert_at(parent, 0, dot, reads),
+            (None, _, Some(parent)) if !place.right => self.insert_at(parent, false, dot, reads),
             // The first right child: just after its parent (the root: first of all).
-            (None, None, Some(parent)) => self.insert_at(parent, 1, dot, reads),
+            (None, None, Some(parent)) => self.insert_at(parent, true, dot, reads),
             _ => self.insert_first(dot, reads),
         }
     }
@@ -244,16 +349,23 @@ impl Order {
 
     /// The last element of `dot`'s subtree: down its last right children.
     fn rightmost(&self, mut dot: Dot) -> Dot {
-        while let Some(last) = self.children.range(side(Some(dot), true)).next_back() {
-            dot = last.2;
+        loop {
+            let hung = self
+                .children
+                .range(side(Some(dot), true))
+                .next_back()
+                .map(|c| c.2);
+            match hung.max(self.continued(dot)) {
+                Some(last) => dot = last,
+                None => return dot,
+            }
         }
-        dot
     }
 
-    /// Inserts `dot` before (`after` = 0) or after (1) the placed `anchor`.
-    fn insert_at(&mut self, anchor: Dot, after: usize, dot: Dot, reads: bool) {
-        let (id, offset) = self.locate(&anchor).expect("the anchor is placed");
-        self.insert_in(id, offset + after, dot, reads);
+    /// Inserts `dot` before or after the placed `anchor`.
+    fn insert_at(&mut self, anchor: Dot, after: bool, dot: Dot, reads: bool) {
+        let (id, index, offset) = self.locate(&anchor).expect("the anchor is placed");
+        self.insert_in(id, index, offset + u64::from(after), dot, reads);
     }
 
     fn insert_first(&mut self, dot: Dot, reads: bool) {
@@ -263,12 +375,39 @@ impl Order {
             self.reindex();
         }
         let id = self.sequence[0];
-        self.insert_in(id, 0, dot, reads);
+        self.insert_in(id, 0, 0, dot, reads);
     }
 
-    fn insert_in(&mut self, id: u32, offset: usize, dot: Dot, reads: bool) {
+    /// Inserts `dot` in chunk `id` before the element at `offset` of its span `index` (at its
+    /// end when `offset` is the span's length).
+    fn insert_in(&mut self, id: u32, index: usize, offset: u64, dot: Dot, reads: bool) {
         let chunk = &mut self.chunks[id as usize];
-        chunk.dots.insert(offset, (dot, reads));
+        let at = match chunk.spans.get(index) {
+            None => chunk.spans.len(),
+            Some(_) if offset == 0 => index,
+            Some(span) if offset >= span.len => index + 1,
+            Some(&span) => {
+                // Inside a span: it splits.
+                let tail = Span {
+                    start: span.dot(offset),
+                    len: span.len - offset,
+                    reads: span.reads,
+                };
+                chunk.spans[index].len = offset;
+                chunk.spans.insert(index + 1, tail);
+                self.chunk_of.insert(tail.start, id);
+                index + 1
+            }
+        };
+        let chunk = &mut self.chunks[id as usize];
+        chunk.spans.insert(
+            at,
+            Span {
+                start: dot,
+                len: 1,
+                reads,
+            },
+        );
         self.chunk_of.insert(dot, id);
         if reads {
             chunk.visible += 1;
@@ -276,23 +415,40 @@ impl Order {
             let pos = self.position[id as usize] as usize;
             self.fenwick_add(pos);
         }
-        if self.chunks[id as usize].dots.len() > CHUNK {
-            self.split(id);
+        self.merge_around(id, at);
+        self.split_if_full(id);
+    }
+
+    /// Merges span `at` of chunk `id` with its neighbours where they continue one another.
+    fn merge_around(&mut self, id: u32, at: usize) {
+        let spans = &mut self.chunks[id as usize].spans;
+        if at + 1 < spans.len() && spans[at].joins(&spans[at + 1]) {
+            let gone = spans.remove(at + 1);
+            spans[at].len += gone.len;
+            self.chunk_of.remove(&gone.start);
+        }
+        if at > 0 && spans[at - 1].joins(&spans[at]) {
+            let gone = spans.remove(at);
+            spans[at - 1].len += gone.len;
+            self.chunk_of.remove(&gone.start);
         }
     }
 
     /// Splits a full chunk in two: the second half goes to a new chunk just after it.
-    fn split(&mut self, id: u32) {
+    fn split_if_full(&mut self, id: u32) {
         let chunk = &mut self.chunks[id as usize];
-        let tail: Vec<(Dot, bool)> = chunk.dots.split_off(CHUNK / 2);
-        let moved = tail.iter().filter(|(_, v)| *v).count();
+        if chunk.spans.len() <= CHUNK {
+            return;
+        }
+        let tail: Vec<Span> = chunk.spans.split_off(CHUNK / 2);
+        let moved = tail.iter().map(Span::visible).sum();
         chunk.visible -= moved;
         let new = self.chunks.len() as u32;
-        for (d, _) in &tail {
-            self.chunk_of.insert(*d, new);
+        for span in &tail {
+            self.chunk_of.insert(span.start, new);
         }
         self.chunks.push(Chunk {
-            dots: tail,
+            spans: tail,
             visible: moved,
         });
         let pos = self.position[id as usize] as usize;

@@ -26,7 +26,7 @@ fn kept(t: &Text) -> Vec<(Dot, bool)> {
 fn afresh(t: &Text) -> Vec<(Dot, bool)> {
     t.order_afresh()
         .into_iter()
-        .map(|d| (d, t.items[&d].ch.is_some()))
+        .map(|d| (d, t.items.element(&d).is_some()))
         .collect()
 }
 
@@ -164,4 +164,62 @@ fn a_long_typed_chain_reads_without_recursion() {
     }
     assert_eq!(t.len(), 100_000);
     assert_eq!(t.order_afresh().len(), 100_000);
+}
+
+proptest! {
+    /// Text typed in one go is one run in memory, and one span of the reading order, however
+    /// its items arrive (one by one, in any order, before or after their deletions).
+    #[test]
+    fn typed_text_is_one_run_whatever_order_it_arrives_in(
+        len in 1usize..60,
+        seed: u64,
+        delete_first in any::<bool>(),
+    ) {
+        let typed = Text::default().insert(ReplicaId(1), 0, &"x".repeat(len));
+        let mut parts = typed.decompose();
+        let mut rng = seed;
+        for i in (1..parts.len()).rev() {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            parts.swap(i, (rng >> 33) as usize % (i + 1));
+        }
+        let mut t = Text::default();
+        let _ = t.len();
+        for p in &parts {
+            t.join(p);
+        }
+        prop_assert_eq!(t.items.runs().count(), 1);
+        prop_assert_eq!(t.order().spans(), 1);
+        prop_assert_eq!(&t, &typed);
+        // A block deleted from its middle: three spans, still one run.
+        let (from, n) = (len / 3, len / 3);
+        let gone = t.delete(from, n);
+        let t = if delete_first { gone.joined(&t) } else { t.joined(&gone) };
+        prop_assert_eq!(t.items.runs().count(), 1);
+        prop_assert_eq!(t.order().spans(), 1 + 2 * usize::from(n > 0 && from + n < len));
+    }
+}
+
+#[test]
+fn an_item_under_a_held_dot_in_another_place_splits_its_run_and_wins_everywhere() {
+    // A faulty peer sends another item under a dot that is the middle of a typed run: the
+    // smaller place wins on every replica, whatever arrives first, and the runs stay canonical.
+    let typed = Text::default().insert(ReplicaId(1), 0, "abcde");
+    let middle = Dot::new(ReplicaId(1), 3);
+    let mut other = Text::default();
+    other.items.put(
+        middle,
+        Place {
+            parent: None,
+            right: true,
+        },
+        Some('Z'),
+    );
+    let one = typed.clone().joined(&other);
+    let two = other.joined(&typed);
+    assert_eq!(one, two);
+    assert_eq!(one.items.get(&middle).map(|(p, _)| p.parent), Some(None));
+    // "ab", and "Zde" hung from the root: the items after it continue it.
+    assert_eq!(one.items.runs().count(), 2);
+    assert_eq!(one.items.len(), 5);
+    assert_eq!(one.value(), "abZde");
 }

@@ -1,0 +1,239 @@
+//! A sequence's items, held as *runs*: the items `first`, `first + 1`, … of one replica, each
+//! after the first the right child of the one before — characters typed one after another — are
+//! one entry holding the first item's place and every item's element. Text typed in one go costs
+//! its elements and one entry, however long it is.
+//!
+//! Runs are maximal (a run never ends just before an item that continues it), so states that
+//! hold the same items hold the same runs and compare equal as maps.
+
+use super::place::{dot_after, dot_before, Place};
+use crate::dot::{Dot, ReplicaId};
+use std::collections::BTreeMap;
+
+/// One run: its first item's place, and each item's element (`None`: deleted, or only the
+/// item's place held).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Run<T> {
+    place: Place,
+    elements: Vec<Option<T>>,
+}
+
+impl<T> Run<T> {
+    fn len(&self) -> u64 {
+        self.elements.len() as u64
+    }
+}
+
+/// See the module docs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Items<T> {
+    /// Runs by their first dot.
+    runs: BTreeMap<Dot, Run<T>>,
+    /// Items held.
+    count: u64,
+}
+
+impl<T> Default for Items<T> {
+    fn default() -> Self {
+        Items {
+            runs: BTreeMap::new(),
+            count: 0,
+        }
+    }
+}
+
+impl<T> Items<T> {
+    /// Items held.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The run holding `d`: its first dot, and `d`'s offset in it.
+    fn run_of(&self, d: &Dot) -> Option<(Dot, usize)> {
+        let (first, run) = self.runs.range(..=d).next_back()?;
+        let offset = (first.replica == d.replica).then(|| d.counter - first.counter)?;
+        (offset < run.len()).then_some((*first, offset as usize))
+    }
+
+    /// Item `d`'s place and element, if it is held.
+    pub fn get(&self, d: &Dot) -> Option<(Place, Option<&T>)> {
+        let (first, offset) = self.run_of(d)?;
+        let run = &self.runs[&first];
+        let place = match offset {
+            0 => run.place,
+            _ => Place::right_of(Dot::new(d.replica, d.counter - 1)),
+        };
+        Some((place, run.elements[offset].as_ref()))
+    }
+
+    pub fn contains(&self, d: &Dot) -> bool {
+        self.run_of(d).is_some()
+    }
+
+    /// Item `d`'s element, if it is held and has one.
+    pub fn element(&self, d: &Dot) -> Option<&T> {
+        self.get(d)?.1
+    }
+
+    /// Every item in dot order, with its place and element.
+    pub fn iter(&self) -> impl Iterator<Item = (Dot, Place, Option<&T>)> + '_ {
+        self.runs.iter().flat_map(|(first, run)| {
+            run.elements.iter().enumerate().map(move |(i, ch)| {
+                let d = Dot::new(first.replica, first.counter + i as u64);
+                let place = if i == 0 {
+                    run.place
+                } else {
+                    Place::right_of(Dot::new(d.replica, d.counter - 1))
+                };
+                (d, place, ch.as_ref())
+            })
+        })
+    }
+
+    /// The runs in dot order: first dot, first place, length.
+    pub fn runs(&self) -> impl Iterator<Item = (Dot, Place, u64)> + '_ {
+        self.runs.iter().map(|(d, run)| (*d, run.place, run.len()))
+    }
+
+    /// The elements held, in dot order.
+    pub fn elements(&self) -> impl Iterator<Item = &T> + '_ {
+        self.runs
+            .values()
+            .flat_map(|run| run.elements.iter().flatten())
+    }
+
+    /// The runs that hold counters `a..=b` of `replica`, from the one holding `a` (or the first
+    /// after it).
+    fn runs_over(&self, replica: ReplicaId, a: u64) -> impl Iterator<Item = (&Dot, &Run<T>)> {
+        let from = match self.run_of(&Dot::new(replica, a)) {
+            Some((first, _)) => first,
+            None => Dot::new(replica, a),
+        };
+        self.runs
+            .range(from..)
+            .take_while(move |(d, _)| d.replica == replica)
+    }
+
+    /// The items held with counters `a..=b` of `replica`, with their elements, in order.
+    pub fn range(
+        &self,
+        replica: ReplicaId,
+        a: u64,
+        b: u64,
+    ) -> impl Iterator<Item = (Dot, Option<&T>)> + '_ {
+        self.runs_over(replica, a)
+            .take_while(move |(d, _)| d.counter <= b)
+            .flat_map(move |(first, run)| {
+                let from = a.saturating_sub(first.counter) as usize;
+                run.elements
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .map(move |(i, ch)| (first.counter + i as u64, ch.as_ref()))
+                    .take_while(move |(c, _)| *c <= b)
+                    .map(move |(c, ch)| (Dot::new(replica, c), ch))
+            })
+    }
+
+    /// Drops the elements of the items held with counters `a..=b` of `replica`, calling `f` with
+    /// each of those items' dots.
+    pub fn drop_elements(&mut self, replica: ReplicaId, a: u64, b: u64, mut f: impl FnMut(Dot)) {
+        let from = match self.run_of(&Dot::new(replica, a)) {
+            Some((first, _)) => first,
+            None => Dot::new(replica, a),
+        };
+        for (first, run) in self.runs.range_mut(from..=Dot::new(replica, b)) {
+            let lo = a.saturating_sub(first.counter);
+            let hi = (b - first.counter).min(run.len() - 1);
+            for i in lo..=hi {
+                run.elements[i as usize] = None;
+                f(Dot::new(replica, first.counter + i));
+            }
+        }
+    }
+
+    /// The highest counter of `replica` held.
+    pub fn last_counter(&self, replica: ReplicaId) -> Option<u64> {
+        self.runs
+            .range(Dot::new(replica, 0)..=Dot::new(replica, u64::MAX))
+            .next_back()
+            .map(|(d, run)| d.counter + (run.len() - 1))
+    }
+
+    /// Holds item `d`, at `place`, with `element` — in place of any item held under `d`.
+    pub fn put(&mut self, d: Dot, place: Place, element: Option<T>) {
+        match self.get(&d) {
+            Some((held, _)) if held == place => {
+                let (first, offset) = self.run_of(&d).expect("held");
+                let run = self.runs.get_mut(&first).expect("held");
+                run.elements[offset] = element;
+            }
+            Some(_) => {
+                self.remove(&d);
+                self.add(d, place, element);
+            }
+            None => self.add(d, place, element),
+        }
+    }
+
+    /// Holds item `d`, not held yet: at the end of the run before it when it continues that
+    /// one, and with the run after it when that one continues it.
+    fn add(&mut self, d: Dot, place: Place, element: Option<T>) {
+        self.count += 1;
+        // The run ending just before `d`, when `d` continues it.
+        let before = dot_before(d)
+            .filter(|_| place.continues(d))
+            .and_then(|b| self.run_of(&b))
+            .filter(|(f, offset)| *offset as u64 + 1 == self.runs[f].len());
+        let first = match before {
+            Some((f, _)) => {
+                let run = self.runs.get_mut(&f).expect("held");
+                run.elements.push(element);
+                f
+            }
+            None => {
+                let elements = vec![element];
+                self.runs.insert(d, Run { place, elements });
+                d
+            }
+        };
+        // The run starting just after `d`, when it continues `d`.
+        let Some(next) = dot_after(d) else {
+            return;
+        };
+        if self
+            .runs
+            .get(&next)
+            .is_some_and(|run| run.place.continues(next))
+        {
+            let tail = self.runs.remove(&next).expect("held").elements;
+            let run = self.runs.get_mut(&first).expect("held");
+            run.elements.extend(tail);
+        }
+    }
+
+    /// Lets go of item `d`, held: its run splits around it.
+    fn remove(&mut self, d: &Dot) {
+        let (first, offset) = self.run_of(d).expect("held");
+        let mut run = self.runs.remove(&first).expect("held");
+        let tail = run.elements.split_off(offset + 1);
+        run.elements.pop();
+        if offset > 0 {
+            self.runs.insert(first, run);
+        }
+        if !tail.is_empty() {
+            self.runs.insert(
+                Dot::new(d.replica, d.counter + 1),
+                Run {
+                    place: Place::right_of(*d),
+                    elements: tail,
+                },
+            );
+        }
+        self.count -= 1;
+    }
+}
