@@ -265,6 +265,29 @@ impl<K: KernelItem, V: KernelItem> DotKernel<K, V> {
             .flat_map(move |(r, a, b)| self.live.dots_in(r, a, b))
     }
 
+    /// Joins `other` into this kernel, handing `removed` each write the join removes (live here,
+    /// seen there, not live there) — what a reader of the change needs and the state no longer
+    /// holds.
+    pub(crate) fn join_noting(&mut self, other: &Self, removed: &mut dyn FnMut(Dot, K, V)) {
+        // Live here, seen there, not live there: removed there.
+        let gone: Vec<Dot> = self
+            .live_dots_seen_by(&other.context)
+            .filter(|d| !other.live.contains(d))
+            .collect();
+        for d in gone {
+            if let Some((k, v)) = self.live.remove(&d) {
+                removed(d, k, v);
+            }
+        }
+        // Live there, never seen here: a new write.
+        for (d, k, v) in other.live.iter() {
+            if !self.context.contains(&d) {
+                self.live.insert(d, k.clone(), v.clone());
+            }
+        }
+        self.context.join(&other.context);
+    }
+
     /// The dots of `replica` in `first..=last` that are not live here, as runs: what a context
     /// run says was removed. Costs the live dots in the range.
     fn not_live_in(
@@ -288,21 +311,7 @@ impl<K: KernelItem, V: KernelItem> Lattice for DotKernel<K, V> {
     }
 
     fn join(&mut self, other: &Self) {
-        // Live here, seen there, not live there: removed there.
-        let removed: Vec<Dot> = self
-            .live_dots_seen_by(&other.context)
-            .filter(|d| !other.live.contains(d))
-            .collect();
-        for d in &removed {
-            self.live.remove(d);
-        }
-        // Live there, never seen here: a new write.
-        for (d, k, v) in other.live.iter() {
-            if !self.context.contains(&d) {
-                self.live.insert(d, k.clone(), v.clone());
-            }
-        }
-        self.context.join(&other.context);
+        self.join_noting(other, &mut |_, _, _| {});
     }
 
     fn leq(&self, other: &Self) -> bool {

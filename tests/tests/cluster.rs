@@ -470,4 +470,21 @@ fn two_nodes_editing_one_document_at_once_converge() {
             break;
         }
     }
+    // A field deleted on one node is named on the other's feed.
+    a.op(
+        "notes",
+        json!({"type":"doc","op":"delete","path":["n1","title"]}),
+    );
+    loop {
+        let event = feed.next(deadline.saturating_duration_since(std::time::Instant::now()));
+        if event.data["key"] == json!("notes") {
+            assert_eq!(event.data["origin"], json!("remote"));
+            assert_eq!(
+                event.data["change"],
+                json!({"edits": [{"path": ["n1", "title"], "removed": true}]})
+            );
+            assert_eq!(event.data["value"]["n1"].get("title"), None);
+            break;
+        }
+    }
 }
