@@ -1,5 +1,6 @@
 //! The binary encoding of every replicated value, for the wire, the store on disk and digests.
-//! The only module that names the serialisation crate (bincode 2.0.1, pinned), so it can be swapped here.
+//! The only module that names the serialisation crate (bincode 2.0.1, pinned), so it can be swapped
+//! here, and the compressor (DEFLATE, `miniz_oxide`) that large sequences are packed with.
 
 use crate::error::CrdtError;
 use serde::de::DeserializeOwned;
@@ -27,7 +28,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
             limit: DECODE_LIMIT,
         });
     }
-    decode_with(bytes, config(), NETWORK_ITEM_BUDGET)
+    decode_with(bytes, config(), NETWORK_ITEM_BUDGET, NETWORK_INFLATE_BUDGET)
 }
 
 /// Decodes what this node stored itself (a snapshot, a log entry, a checkpoint), which may be
@@ -38,20 +39,23 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
 pub fn decode_stored<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
     const GIB: usize = 1 << 30;
     match bytes.len().saturating_mul(8) {
-        n if n <= DECODE_LIMIT => decode_with(bytes, config(), u64::MAX),
+        n if n <= DECODE_LIMIT => decode_with(bytes, config(), u64::MAX, u64::MAX),
         n if n <= GIB => decode_with(
             bytes,
             bincode::config::standard().with_limit::<GIB>(),
+            u64::MAX,
             u64::MAX,
         ),
         n if n <= 16 * GIB => decode_with(
             bytes,
             bincode::config::standard().with_limit::<{ 16 * GIB }>(),
             u64::MAX,
+            u64::MAX,
         ),
         _ => decode_with(
             bytes,
             bincode::config::standard().with_limit::<{ 256 * GIB }>(),
+            u64::MAX,
             u64::MAX,
         ),
     }
@@ -66,13 +70,15 @@ pub enum Encoding {
     DotByDot = 1,
     /// 2: causal contexts as runs; sequences item by item, deleted elements with their content.
     ItemByItem = 2,
-    /// 3 (current): sequences as runs of items, deleted elements without content.
+    /// 3: sequences as runs of items, deleted elements without content.
     SeqRuns = 3,
+    /// 4 (current): as 3, a large sequence's runs and elements deflated.
+    SeqPacked = 4,
 }
 
 impl Encoding {
     /// The one this build writes.
-    pub const CURRENT: Encoding = Encoding::SeqRuns;
+    pub const CURRENT: Encoding = Encoding::SeqPacked;
 }
 
 thread_local! {
@@ -127,6 +133,66 @@ thread_local! {
 pub const NETWORK_ITEM_BUDGET: u64 = (DECODE_LIMIT / 16) as u64;
 
 thread_local! {
+    /// How many more bytes the decode under way may inflate ([`inflate`]).
+    static INFLATE_BUDGET: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The most bytes one decode of network input may inflate, all packed values together: as many
+/// as it may read ([`DECODE_LIMIT`]). A node's own records are not bounded.
+pub const NETWORK_INFLATE_BUDGET: u64 = DECODE_LIMIT as u64;
+
+/// DEFLATE's level for packed values: its default, which packs real text to about a third in a
+/// few milliseconds per 100 KB (BENCHMARKS.md, "Text").
+const DEFLATE_LEVEL: u8 = 6;
+
+/// `bytes` deflated (raw DEFLATE, no header).
+pub(crate) fn deflate(bytes: &[u8]) -> Vec<u8> {
+    miniz_oxide::deflate::compress_to_vec(bytes, DEFLATE_LEVEL)
+}
+
+/// `bytes` inflated, the bytes it makes charged against the decode under way: an error past its
+/// budget ([`NETWORK_INFLATE_BUDGET`]), or for what is not DEFLATE data.
+pub(crate) fn inflate(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let left = INFLATE_BUDGET.with(|b| b.get());
+    let limit = usize::try_from(left).unwrap_or(usize::MAX);
+    let out =
+        miniz_oxide::inflate::decompress_to_vec_with_limit(bytes, limit).map_err(|e| {
+            match e.status {
+                miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
+                    format!("inflates to more than one decode may make ({left} bytes left)")
+                }
+                _ => "a packed value that does not inflate".to_string(),
+            }
+        })?;
+    INFLATE_BUDGET.with(|b| b.set(left - out.len() as u64));
+    Ok(out)
+}
+
+/// Encodes `value` inside another encode (a packed value's content), in the encoding under way.
+pub(crate) fn encode_nested<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| e.to_string())
+}
+
+/// Decodes exactly one value filling all of `bytes` inside another decode (a packed value's
+/// content, once inflated), under that decode's budgets: its items and inflated bytes are
+/// charged to the same, and its allocations are bounded by `bytes` (whose size the inflating
+/// already bounded).
+pub(crate) fn decode_nested<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let (value, read) = match bytes.len() {
+        n if n <= DECODE_LIMIT => bincode::serde::decode_from_slice(bytes, config()),
+        _ => bincode::serde::decode_from_slice(
+            bytes,
+            bincode::config::standard().with_limit::<{ 256 << 30 }>(),
+        ),
+    }
+    .map_err(|e| e.to_string())?;
+    if read != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - read));
+    }
+    Ok(value)
+}
+
+thread_local! {
     /// Sequence items written by the encodes under way ([`encode_counting_items`]).
     static ITEMS_WRITTEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
@@ -162,15 +228,20 @@ pub(crate) fn charge_items(n: u64) -> Result<(), String> {
 fn decode_with<T: DeserializeOwned>(
     bytes: &[u8],
     config: impl bincode::config::Config,
-    budget: u64,
+    items: u64,
+    inflated: u64,
 ) -> Result<T, CrdtError> {
-    struct Restore(u64);
+    struct Restore(u64, u64);
     impl Drop for Restore {
         fn drop(&mut self) {
             ITEM_BUDGET.with(|b| b.set(self.0));
+            INFLATE_BUDGET.with(|b| b.set(self.1));
         }
     }
-    let _restore = Restore(ITEM_BUDGET.with(|b| b.replace(budget)));
+    let _restore = Restore(
+        ITEM_BUDGET.with(|b| b.replace(items)),
+        INFLATE_BUDGET.with(|b| b.replace(inflated)),
+    );
     let (value, read) = bincode::serde::decode_from_slice(bytes, config)
         .map_err(|e| CrdtError::Decode(e.to_string()))?;
     if read != bytes.len() {
@@ -220,6 +291,39 @@ mod tests {
     fn a_digest_hashes_the_encoding() {
         let v: Vec<String> = (0..1000).map(|i| format!("value {i}")).collect();
         assert_eq!(digest(&v).unwrap(), sha256(&encode(&v).unwrap()));
+    }
+
+    /// Inflates each of the blobs it is given, as packed values do.
+    #[derive(Debug)]
+    struct Inflating(Vec<usize>);
+
+    impl<'de> serde::Deserialize<'de> for Inflating {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            use serde::de::Error as _;
+            let blobs: Vec<Vec<u8>> = Vec::deserialize(d)?;
+            let sizes = blobs.iter().map(|b| inflate(b).map(|out| out.len()));
+            Ok(Inflating(
+                sizes.collect::<Result<_, _>>().map_err(D::Error::custom)?,
+            ))
+        }
+    }
+
+    #[test]
+    fn one_network_decode_inflates_at_most_its_budget_in_all() {
+        let half = deflate(&vec![7u8; DECODE_LIMIT / 2 + 1]);
+        let one = encode(&vec![half.clone()]).unwrap();
+        assert_eq!(
+            decode::<Inflating>(&one).unwrap().0,
+            vec![DECODE_LIMIT / 2 + 1]
+        );
+        // Two halves of the budget in one message: the second is past it.
+        let two = encode(&vec![half.clone(), half]).unwrap();
+        let err = decode::<Inflating>(&two).unwrap_err().to_string();
+        assert!(err.contains("inflates to more than"), "{err}");
+        // A node's own record is not bounded.
+        assert_eq!(decode_stored::<Inflating>(&two).unwrap().0.len(), 2);
+        // Each decode starts with a whole budget.
+        assert!(decode::<Inflating>(&one).is_ok());
     }
 
     #[test]

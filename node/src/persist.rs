@@ -796,10 +796,14 @@ mod tests {
         let tx = db.begin_write().unwrap();
         {
             let mut meta = tx.open_table(META).unwrap();
-            assert!(meta.remove(upgrade::SEQ_RUNS).unwrap().is_some());
-            if encoding == codec::Encoding::ItemByItem {
-                meta.insert(upgrade::CONTEXT_RUNS, [1u8].as_slice())
-                    .unwrap();
+            assert!(meta.remove(upgrade::SEQ_PACKED).unwrap().is_some());
+            let mark = match encoding {
+                codec::Encoding::SeqRuns => Some(upgrade::SEQ_RUNS),
+                codec::Encoding::ItemByItem => Some(upgrade::CONTEXT_RUNS),
+                _ => None,
+            };
+            if let Some(mark) = mark {
+                meta.insert(mark, [1u8].as_slice()).unwrap();
             }
             let v = older(meta.get(SNAPSHOT).unwrap().unwrap().value(), false);
             meta.insert(SNAPSHOT, v.as_slice()).unwrap();
@@ -821,41 +825,53 @@ mod tests {
     }
 
     #[test]
-    fn a_store_from_before_sequences_were_runs_is_rewritten_on_open() {
-        let d = dir("seq-runs");
-        let mut state = filled(&d);
-        {
-            let mut r = Durable::open(&d).unwrap();
-            let path = vec![crdt::doc::Step::Field("body".into())];
-            let note = write(
-                &mut r.state,
-                r.replica,
-                "note",
-                Op::DocPut(path.clone(), json!("hello")),
+    fn stores_from_before_sequences_were_runs_or_packed_are_rewritten_on_open() {
+        for (name, encoding) in [
+            ("seq-runs", codec::Encoding::ItemByItem),
+            ("seq-packed", codec::Encoding::SeqRuns),
+        ] {
+            let d = dir(name);
+            let mut state = filled(&d);
+            // A text long enough to be packed, and an edit of it.
+            let body: String = (0..600).map(|i| format!("word{} ", i % 31)).collect();
+            {
+                let mut r = Durable::open(&d).unwrap();
+                let path = vec![crdt::doc::Step::Field("body".into())];
+                let note = write(
+                    &mut r.state,
+                    r.replica,
+                    "note",
+                    Op::DocPut(path.clone(), json!(body)),
+                );
+                let typed = write(
+                    &mut r.state,
+                    r.replica,
+                    "note",
+                    Op::DocSplice(path, 5, 0, ", world".into()),
+                );
+                r.durable.append([&note, &typed]).unwrap();
+                state.join(&note);
+                state.join(&typed);
+                r.durable.compact(&state).unwrap();
+            }
+            let now = std::fs::read(d.join(DB_FILE)).unwrap();
+            as_older(&d, encoding);
+            assert_ne!(std::fs::read(d.join(DB_FILE)).unwrap(), now, "{name}");
+            let r = Durable::open(&d).unwrap();
+            assert_eq!(r.state, state, "{name}");
+            let read = r.state.get("note").map(|o| o.value()).unwrap();
+            assert!(read["body"]
+                .as_str()
+                .unwrap()
+                .starts_with("word0, world word1"));
+            drop(r);
+            let again = Durable::open(&d).unwrap();
+            assert_eq!(
+                again.state, state,
+                "{name}: and reads the same once rewritten"
             );
-            let typed = write(
-                &mut r.state,
-                r.replica,
-                "note",
-                Op::DocSplice(path, 5, 0, ", world".into()),
-            );
-            r.durable.append([&note, &typed]).unwrap();
-            state.join(&note);
-            state.join(&typed);
+            std::fs::remove_dir_all(d).unwrap();
         }
-        let now = std::fs::read(d.join(DB_FILE)).unwrap();
-        as_older(&d, codec::Encoding::ItemByItem);
-        assert_ne!(std::fs::read(d.join(DB_FILE)).unwrap(), now);
-        let r = Durable::open(&d).unwrap();
-        assert_eq!(r.state, state);
-        assert_eq!(
-            r.state.get("note").map(|o| o.value()),
-            Some(json!({"body": "hello, world"}))
-        );
-        drop(r);
-        let again = Durable::open(&d).unwrap();
-        assert_eq!(again.state, state, "and reads the same once rewritten");
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -914,13 +930,14 @@ mod tests {
         for (magic, encoding) in [
             (&b"deltanode-backup/1\n"[..], codec::Encoding::DotByDot),
             (b"deltanode-backup/2\n", codec::Encoding::ItemByItem),
+            (b"deltanode-backup/3\n", codec::Encoding::SeqRuns),
         ] {
             let mut older = magic.to_vec();
             older.extend(seal::seal(&codec::encode_in(encoding, &backup).unwrap()));
             assert_eq!(Backup::decode(&older).unwrap().state, state);
         }
         let now = backup.encode().unwrap();
-        assert!(now.starts_with(b"deltanode-backup/3\n"));
+        assert!(now.starts_with(b"deltanode-backup/4\n"));
         assert_eq!(Backup::decode(&now).unwrap().state, state);
         std::fs::remove_dir_all(d).unwrap();
     }

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The wire version this build speaks. Bump it when a message's encoding changes.
-pub const WIRE_VERSION: u8 = 6;
+pub const WIRE_VERSION: u8 = 7;
 
 /// The default largest frame a node accepts (and sends): 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;

@@ -1,6 +1,7 @@
 //! Real text-editing traces replayed through deltanode's `Text`, yrs (Yjs) and automerge, side
 //! by side in one run: replay time, the heap each holds afterwards, the encoded size of the final
-//! document and of the stream of per-edit deltas (or updates, or changes); and the concurrent
+//! document and the time to encode it and decode it into a new one, the size of the stream of
+//! per-edit deltas (or updates, or changes); and the concurrent
 //! traces merged across one replica per agent, checked against the text they must end with.
 //!
 //! Replay is timed without encoding anything (each edit a transaction of its own in yrs; one
@@ -116,6 +117,8 @@ struct Replay {
     time: Duration,
     held: usize,
     doc_bytes: usize,
+    /// Encoding the final document and decoding it into a new one.
+    save_load: Duration,
     stream_bytes: usize,
 }
 
@@ -143,10 +146,16 @@ fn ours(trace: &Trace, stream_too: bool) -> Replay {
     let _ = text.len(); // The order is built (it is, by the edits).
     let held = held() - before;
     assert_eq!(text.value(), trace.end, "{}: ours", trace.name);
+    let start = Instant::now();
+    let bytes = codec::encode(&text).unwrap();
+    let loaded: Text = codec::decode_stored(&bytes).unwrap();
+    let save_load = start.elapsed();
+    assert_eq!(loaded, text, "{}: ours, loaded", trace.name);
     Replay {
         time,
         held,
-        doc_bytes: codec::encode(&text).unwrap().len(),
+        doc_bytes: bytes.len(),
+        save_load,
         stream_bytes: stream,
     }
 }
@@ -173,13 +182,21 @@ fn yrs_replay(trace: &Trace, stream_too: bool) -> Replay {
     let held = held() - before;
     let txn = doc.transact();
     assert_eq!(text.get_string(&txn), trace.end, "{}: yrs", trace.name);
-    let doc_bytes = txn
-        .encode_state_as_update_v1(&yrs::StateVector::default())
-        .len();
+    let start = Instant::now();
+    let bytes = txn.encode_state_as_update_v1(&yrs::StateVector::default());
+    let loaded = yrs::Doc::with_client_id(2);
+    let loaded_text = loaded.get_or_insert_text("text");
+    loaded
+        .transact_mut()
+        .apply_update(Update::decode_v1(&bytes).unwrap())
+        .unwrap();
+    let save_load = start.elapsed();
+    assert_eq!(loaded_text.get_string(&loaded.transact()), trace.end);
     Replay {
         time,
         held,
-        doc_bytes,
+        doc_bytes: bytes.len(),
+        save_load,
         stream_bytes: stream,
     }
 }
@@ -207,10 +224,16 @@ fn automerge_replay(trace: &Trace, stream_too: bool) -> Replay {
         "{}: automerge",
         trace.name
     );
+    let start = Instant::now();
+    let bytes = doc.save();
+    let loaded = AutoCommit::load(&bytes).unwrap();
+    let save_load = start.elapsed();
+    assert_eq!(loaded.text(&text).unwrap(), trace.end);
     Replay {
         time,
         held,
-        doc_bytes: doc.save().len(),
+        doc_bytes: bytes.len(),
+        save_load,
         stream_bytes: stream,
     }
 }
@@ -338,8 +361,8 @@ fn main() {
         found.sort();
         paths = found;
     }
-    println!("| trace | edits | final text | library | replay | heap held | document encoded | delta stream |");
-    println!("|---|---:|---:|---|---:|---:|---:|---:|");
+    println!("| trace | edits | final text | library | replay | heap held | document encoded | save + load | delta stream |");
+    println!("|---|---:|---:|---|---:|---:|---:|---:|---:|");
     for path in &paths {
         let trace = load(path);
         let edits: usize = trace.txns.iter().map(|t| t.patches.len()).sum();
@@ -349,7 +372,7 @@ fn main() {
             let (ytotal, ymerge, ytext) = yrs_concurrent(&trace);
             assert_eq!(ytext, trace.end, "{}: yrs, merged", trace.name);
             println!(
-                "| {} (concurrent, {} agents) | {edits} | {} chars | deltanode | {} (merge {}) | | {} | |",
+                "| {} (concurrent, {} agents) | {edits} | {} chars | deltanode | {} (merge {}) | | {} | | |",
                 trace.name,
                 trace.txns.iter().map(|t| t.agent).max().unwrap_or(0) + 1,
                 trace.end.chars().count(),
@@ -358,7 +381,7 @@ fn main() {
                 kb(codec::encode(&text).unwrap().len()),
             );
             println!(
-                "| | | | yrs | {} (merge {}) | | | |",
+                "| | | | yrs | {} (merge {}) | | | | |",
                 ms(ytotal),
                 ms(ymerge)
             );
@@ -373,12 +396,13 @@ fn main() {
             let mut r = run(&trace, false);
             r.stream_bytes = run(&trace, true).stream_bytes;
             println!(
-                "| {} | {edits} | {} chars | {name} | {} | {} | {} | {} |",
+                "| {} | {edits} | {} chars | {name} | {} | {} | {} | {} | {} |",
                 trace.name,
                 trace.end.chars().count(),
                 ms(r.time),
                 kb(r.held),
                 kb(r.doc_bytes),
+                ms(r.save_load),
                 kb(r.stream_bytes),
             );
         }

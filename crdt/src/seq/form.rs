@@ -9,7 +9,8 @@
 //! (typing resumed after a cursor move). The elements of the items that read follow, in dot
 //! order — deleted items carry none — then the deleted dots, as runs named the same way, and
 //! the items held without an element that are not deleted (a deleted item's place, arrived
-//! without its deletion: rare and brief).
+//! without its deletion: rare and brief). A form of a kilobyte or more — a whole text, a
+//! catch-up, not an edit's delta — is deflated ([`packed`]): text compresses to about a third.
 //!
 //! Decoding checks what the encoding promises (replicas in order, runs that fit, one element
 //! per item that reads) and charges the items it makes against the decoder's budget
@@ -21,11 +22,19 @@
 use super::{Place, Seq};
 use crate::codec::{self, Encoding};
 use crate::dot::{CausalContext, Dot, ReplicaId};
-use serde::de::Error as _;
+use serde::de::{DeserializeOwned, Error as _};
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+
+mod packed;
+use packed::Packed;
+
+/// The least encoded form worth deflating, in bytes: since encoding 4, a form that takes at
+/// least this many and that deflating makes smaller (a whole text, a catch-up) is written
+/// deflated ([`packed`]), others (an edit's delta) plain.
+const PACK_FROM: usize = 1_024;
 
 /// The encoded form. `E` is an element as written (`&T`) or read (`T`).
 #[derive(Serialize, Deserialize)]
@@ -156,23 +165,40 @@ impl<T: Serialize + Clone + Ord + Debug> Serialize for Seq<T> {
             .filter(|(d, _, ch)| ch.is_none() && !self.deleted.contains(d))
             .map(|(d, ..)| cursor.span(&table, d.replica, d.counter, 1))
             .collect();
-        Form {
+        let form = Form {
             elements: self.items.elements().collect(),
             replicas: table,
             runs,
             deleted,
             placed_only,
+        };
+        if codec::encoding() < Encoding::SeqPacked {
+            return form.serialize(s);
         }
-        .serialize(s)
+        // An edit's delta (a few items) is never worth deflating: not even encoded twice.
+        if self.items.len() + self.deleted.units() >= 64 {
+            let plain = codec::encode_nested(&form).map_err(S::Error::custom)?;
+            if plain.len() >= PACK_FROM {
+                let packed = codec::deflate(&plain);
+                if packed.len() < plain.len() {
+                    return Packed::<&Form<&T>>::Deflated(packed).serialize(s);
+                }
+            }
+        }
+        Packed::Plain(&form).serialize(s)
     }
 }
 
-impl<'de, T: Deserialize<'de> + Clone + Ord + Debug> Deserialize<'de> for Seq<T> {
+impl<'de, T: DeserializeOwned + Clone + Ord + Debug> Deserialize<'de> for Seq<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if codec::encoding() < Encoding::SeqRuns {
-            return from_item_by_item(ItemByItem::deserialize(d)?).map_err(D::Error::custom);
-        }
-        from_form(Form::deserialize(d)?).map_err(D::Error::custom)
+        let form = match codec::encoding() {
+            e if e < Encoding::SeqRuns => {
+                return from_item_by_item(ItemByItem::deserialize(d)?).map_err(D::Error::custom)
+            }
+            Encoding::SeqRuns => Form::deserialize(d)?,
+            _ => Packed::<Form<T>>::read(d)?,
+        };
+        from_form(form).map_err(D::Error::custom)
     }
 }
 
@@ -218,10 +244,10 @@ fn from_form<T: Clone + Ord + Debug>(form: Form<T>) -> Result<Seq<T>, String> {
                 run.below,
             )),
         };
-        let mut place = Place { parent, right };
+        let mut run = Vec::new();
         for c in first..=last {
             let d = Dot::new(r, c);
-            let ch = if seq.deleted.contains(&d) || placed_only.contains(&d) {
+            run.push(if seq.deleted.contains(&d) || placed_only.contains(&d) {
                 None
             } else {
                 Some(
@@ -229,10 +255,10 @@ fn from_form<T: Clone + Ord + Debug>(form: Form<T>) -> Result<Seq<T>, String> {
                         .next()
                         .ok_or("fewer elements than items that read")?,
                 )
-            };
-            seq.items.put(d, place, ch);
-            place = Place::right_of(d);
+            });
         }
+        seq.items
+            .add_run(Dot::new(r, first), Place { parent, right }, run);
     }
     if elements.next().is_some() {
         return Err("more elements than items that read".into());
@@ -315,14 +341,99 @@ mod tests {
         t
     }
 
+    /// A form as the network would send it: plain, or deflated.
+    fn sent(form: &Form<char>, deflated: bool) -> Vec<u8> {
+        if deflated {
+            let plain = codec::encode(form).unwrap();
+            codec::encode(&Packed::<&Form<char>>::Deflated(codec::deflate(&plain))).unwrap()
+        } else {
+            codec::encode(&Packed::Plain(form)).unwrap()
+        }
+    }
+
     #[test]
     fn typed_text_costs_its_characters_and_a_few_bytes_a_run() {
         let long = "x".repeat(10_000);
         let t = typed(&[(1, 0, &long, 0), (2, 5_000, "abc", 0), (1, 100, "", 2_000)]);
-        let bytes = codec::encode(&t).unwrap();
+        let bytes = codec::encode_in(Encoding::SeqRuns, &t).unwrap();
         // 8,000 characters read; three runs of one replica and one of another, one deletion.
         assert!(bytes.len() < 8_000 + 60, "{} bytes", bytes.len());
-        assert_eq!(codec::decode::<Text>(&bytes).unwrap(), t);
+        assert_eq!(
+            codec::decode_stored_in::<Text>(Encoding::SeqRuns, &bytes).unwrap(),
+            t
+        );
+    }
+
+    #[test]
+    fn a_large_text_is_deflated_and_an_edit_is_not() {
+        let words: String = (0..4_000).map(|i| format!("word{} ", i % 97)).collect();
+        let t = typed(&[(1, 0, &words, 0), (2, 700, "inserted", 0), (1, 50, "", 300)]);
+        let plain = codec::encode_in(Encoding::SeqRuns, &t).unwrap();
+        let packed = codec::encode(&t).unwrap();
+        assert!(
+            packed.len() * 3 < plain.len(),
+            "{} against {}",
+            packed.len(),
+            plain.len()
+        );
+        assert_eq!(codec::decode::<Text>(&packed).unwrap(), t);
+        assert_eq!(codec::decode_stored::<Text>(&packed).unwrap(), t);
+        // An edit's delta: its runs as in encoding 3, the table's count doubled (a byte still).
+        let edit = t.insert(ReplicaId(3), 10, "hi");
+        let bytes = codec::encode(&edit).unwrap();
+        let before = codec::encode_in(Encoding::SeqRuns, &edit).unwrap();
+        assert_eq!((bytes[0], &bytes[1..]), (2 * before[0], &before[1..]));
+        assert_eq!(codec::decode::<Text>(&bytes).unwrap(), edit);
+    }
+
+    #[test]
+    fn a_run_sent_in_pieces_is_held_as_one() {
+        // "abcd" typed by replica 1, sent as two runs: the second's parent is the first's end.
+        let run = |skip, parent, below| Run {
+            span: Span {
+                replica: 0,
+                skip,
+                len: 2,
+            },
+            parent,
+            below,
+        };
+        let pieces = Form {
+            replicas: vec![ReplicaId(1)],
+            runs: vec![run(1, 1, 0), run(0, 3, 1)],
+            elements: vec!['a', 'b', 'c', 'd'],
+            deleted: vec![],
+            placed_only: vec![],
+        };
+        let read = codec::decode::<Text>(&sent(&pieces, false)).unwrap();
+        assert_eq!(read, Text::default().insert(ReplicaId(1), 0, "abcd"));
+        assert_eq!(read.items.runs().count(), 1);
+    }
+
+    #[test]
+    fn malformed_heads_are_errors_not_allocations() {
+        // An odd head other than 1; a table claiming 2⁶² replicas that the input does not hold.
+        for (bytes, why) in [
+            (codec::encode(&(3u64, vec![1u8])).unwrap(), "head"),
+            (codec::encode(&(1u64 << 63)).unwrap(), ""),
+        ] {
+            let err = codec::decode::<Text>(&bytes).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn packed_forms_that_inflate_too_far_or_not_at_all_are_errors() {
+        // 64 MiB and a little of one repeated byte: deflates to about 64 KB.
+        let bomb = vec![7u8; codec::DECODE_LIMIT + 1_000];
+        let bytes = codec::encode(&Packed::<&Form<char>>::Deflated(codec::deflate(&bomb))).unwrap();
+        assert!(bytes.len() < 200_000);
+        let err = codec::decode::<Text>(&bytes).unwrap_err().to_string();
+        assert!(err.contains("inflates to more than"), "{err}");
+        // Not DEFLATE data.
+        let bytes = codec::encode(&Packed::<&Form<char>>::Deflated(vec![0xff; 40])).unwrap();
+        let err = codec::decode::<Text>(&bytes).unwrap_err().to_string();
+        assert!(err.contains("does not inflate"), "{err}");
     }
 
     #[test]
@@ -368,9 +479,12 @@ mod tests {
             }],
             placed_only: vec![],
         };
-        let bytes = codec::encode(&huge).unwrap();
-        let err = codec::decode::<Text>(&bytes).unwrap_err().to_string();
-        assert!(err.contains("items"), "{err}");
+        for deflated in [false, true] {
+            let err = codec::decode::<Text>(&sent(&huge, deflated))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("items"), "{err}");
+        }
     }
 
     #[test]
@@ -415,9 +529,12 @@ mod tests {
             ),
         ];
         for (form, why) in cases {
-            let bytes = codec::encode(&form).unwrap();
-            let err = codec::decode::<Text>(&bytes).unwrap_err().to_string();
-            assert!(err.contains(why), "{err} (expected: {why})");
+            for deflated in [false, true] {
+                let err = codec::decode::<Text>(&sent(&form, deflated))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(why), "{err} (expected: {why})");
+            }
         }
     }
 

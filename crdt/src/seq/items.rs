@@ -180,29 +180,39 @@ impl<T> Items<T> {
         }
     }
 
-    /// Holds item `d`, not held yet: at the end of the run before it when it continues that
-    /// one, and with the run after it when that one continues it.
+    /// Holds item `d`, not held yet (see [`Items::add_run`]).
     fn add(&mut self, d: Dot, place: Place, element: Option<T>) {
-        self.count += 1;
-        // The run ending just before `d`, when `d` continues it.
-        let before = dot_before(d)
-            .filter(|_| place.continues(d))
+        self.add_run(d, place, vec![element]);
+    }
+
+    /// Holds the items `first`, `first + 1`, … with `elements`, none of them held yet: the
+    /// first at `place`, each after it continuing the one before. They go at the end of the run
+    /// before them when they continue that one, and the run after them joins them when it
+    /// continues them.
+    pub fn add_run(&mut self, first: Dot, place: Place, elements: Vec<Option<T>>) {
+        let Some(last) = elements.len().checked_sub(1) else {
+            return;
+        };
+        self.count += elements.len() as u64;
+        let last = Dot::new(first.replica, first.counter + last as u64);
+        // The run ending just before `first`, when `first` continues it.
+        let before = dot_before(first)
+            .filter(|_| place.continues(first))
             .and_then(|b| self.run_of(&b))
             .filter(|(f, offset)| *offset as u64 + 1 == self.runs[f].len());
-        let first = match before {
+        let key = match before {
             Some((f, _)) => {
                 let run = self.runs.get_mut(&f).expect("held");
-                run.elements.push(element);
+                run.elements.extend(elements);
                 f
             }
             None => {
-                let elements = vec![element];
-                self.runs.insert(d, Run { place, elements });
-                d
+                self.runs.insert(first, Run { place, elements });
+                first
             }
         };
-        // The run starting just after `d`, when it continues `d`.
-        let Some(next) = dot_after(d) else {
+        // The run starting just after `last`, when it continues `last`.
+        let Some(next) = dot_after(last) else {
             return;
         };
         if self
@@ -211,7 +221,7 @@ impl<T> Items<T> {
             .is_some_and(|run| run.place.continues(next))
         {
             let tail = self.runs.remove(&next).expect("held").elements;
-            let run = self.runs.get_mut(&first).expect("held");
+            let run = self.runs.get_mut(&key).expect("held");
             run.elements.extend(tail);
         }
     }

@@ -6,7 +6,7 @@
 //! A restored node writes under a fresh replica id, as after every start, so it never reuses a
 //! dot its old self or its copies wrote after the backup; its neighbours bring it up to date.
 
-use super::upgrade::{unsealed, SEQ_RUNS};
+use super::upgrade::{unsealed, SEQ_PACKED};
 use super::{seal, Checkpoint, CHECKPOINTS, DB_FILE, META, NEXT_INDEX, SEALED, SNAPSHOT};
 use anyhow::Context;
 use crdt::codec::{self, Encoding};
@@ -15,10 +15,12 @@ use redb::Database;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// The first bytes of a backup file: `/3` for this build's encoding, `/2` and `/1` for older
-/// builds' (sequences item by item; causal contexts dot by dot too).
-const MAGIC: &[u8] = b"deltanode-backup/3\n";
-const OLDER: [(&[u8], Encoding); 2] = [
+/// The first bytes of a backup file: `/4` for this build's encoding, `/3`, `/2` and `/1` for
+/// older builds' (large sequences not deflated; sequences item by item too; causal contexts dot
+/// by dot too).
+const MAGIC: &[u8] = b"deltanode-backup/4\n";
+const OLDER: [(&[u8], Encoding); 3] = [
+    (b"deltanode-backup/3\n", Encoding::SeqRuns),
     (b"deltanode-backup/2\n", Encoding::ItemByItem),
     (b"deltanode-backup/1\n", Encoding::DotByDot),
 ];
@@ -51,7 +53,7 @@ impl Backup {
             .find_map(|(magic, encoding)| Some((bytes.strip_prefix(magic)?, encoding)))
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "not a deltanode backup (its first line is not deltanode-backup/3, /2 or /1)"
+                    "not a deltanode backup (its first line is not deltanode-backup/4, /3, /2 or /1)"
                 )
             })?;
         unsealed(encoding, record).map_err(|e| anyhow::anyhow!("the backup is damaged: {e}"))
@@ -115,7 +117,7 @@ pub fn restore(data_dir: &Path, backup: &Backup, force: bool) -> anyhow::Result<
         {
             let mut meta = tx.open_table(META)?;
             meta.insert(SEALED, [1u8].as_slice())?;
-            meta.insert(SEQ_RUNS, [1u8].as_slice())?;
+            meta.insert(SEQ_PACKED, [1u8].as_slice())?;
             meta.insert(
                 SNAPSHOT,
                 seal::seal(&codec::encode(&backup.state)?).as_slice(),

@@ -4,7 +4,7 @@
 //! was away. The node writes under a fresh replica id afterwards, as after every start, so what it
 //! lost can never be written again under the same dots.
 
-use super::upgrade::{encoding_of, unsealed, SEQ_RUNS};
+use super::upgrade::{encoding_of, unsealed, SEQ_PACKED};
 use super::{seal, Durable, CHECKPOINTS, DB_FILE, LOG, META, NEXT_INDEX, SEALED, SNAPSHOT};
 use anyhow::Context;
 use crdt::{codec, Lattice, Store};
@@ -102,7 +102,7 @@ pub fn repair(data_dir: &Path) -> anyhow::Result<Repaired> {
     {
         let mut meta = tx.open_table(META)?;
         meta.insert(SEALED, [1u8].as_slice())?;
-        meta.insert(SEQ_RUNS, [1u8].as_slice())?;
+        meta.insert(SEQ_PACKED, [1u8].as_slice())?;
         meta.insert(SNAPSHOT, seal::seal(&codec::encode(&s.state)?).as_slice())?;
         meta.insert(NEXT_INDEX, s.next_index.to_le_bytes().as_slice())?;
         let mut checkpoints = tx.open_table(CHECKPOINTS)?;

@@ -1,10 +1,11 @@
 //! Stores written by older builds, brought up to this one's encoding once, on open.
 //!
-//! Records have had three encodings ([`codec::Encoding`]): 1 listed every dot of a causal
-//! context beyond a gap; 2 made contexts runs (its stores are marked [`CONTEXT_RUNS`]); 3, this
-//! build's, makes sequences runs of items without deleted elements (marked [`SEQ_RUNS`]). A
-//! store not marked [`SEQ_RUNS`] is rewritten when opened — the snapshot, the log and every
-//! checkpoint in one transaction — then marked. Every store this build creates is marked.
+//! Records have had four encodings ([`codec::Encoding`]): 1 listed every dot of a causal
+//! context beyond a gap; 2 made contexts runs (its stores are marked [`CONTEXT_RUNS`]); 3 made
+//! sequences runs of items without deleted elements (marked [`SEQ_RUNS`]); 4, this build's,
+//! deflates large sequences (marked [`SEQ_PACKED`]). A store not marked [`SEQ_PACKED`] is
+//! rewritten when opened — the snapshot, the log and every checkpoint in one transaction — then
+//! marked. Every store this build creates is marked.
 
 use super::{rewrite_records_once, seal, Checkpoint, Damaged, Record, META};
 use codec::Encoding;
@@ -16,13 +17,17 @@ use std::path::Path;
 
 /// Present in the `meta` of a store in encoding 2 (causal contexts as runs).
 pub(super) const CONTEXT_RUNS: &str = "context_runs";
-/// Present in the `meta` of a store in encoding 3 (sequences as runs too): the current one.
+/// Present in the `meta` of a store in encoding 3 (sequences as runs too).
 pub(super) const SEQ_RUNS: &str = "seq_runs";
+/// Present in the `meta` of a store in encoding 4 (large sequences deflated): the current one.
+pub(super) const SEQ_PACKED: &str = "seq_packed";
 
 /// The encoding of the store whose `meta` this is.
 pub(super) fn encoding_of(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Encoding {
     let marked = |mark| matches!(meta.get(mark), Ok(Some(_)));
-    if marked(SEQ_RUNS) {
+    if marked(SEQ_PACKED) {
+        Encoding::SeqPacked
+    } else if marked(SEQ_RUNS) {
         Encoding::SeqRuns
     } else if marked(CONTEXT_RUNS) {
         Encoding::ItemByItem
@@ -53,7 +58,7 @@ pub(super) fn to_current_encoding(db: &Database, path: &Path) -> anyhow::Result<
         }
     };
     let doing = "rewriting the store's records in the current encoding";
-    rewrite_records_once(db, SEQ_RUNS, doing, &|record, bytes| {
+    rewrite_records_once(db, SEQ_PACKED, doing, &|record, bytes| {
         match record {
             Record::Checkpoint(_) => reencoded::<Checkpoint>(from, bytes),
             Record::Snapshot | Record::LogEntry(_) => reencoded::<Store>(from, bytes),
