@@ -13,7 +13,7 @@
 //! `data/`). The traces are Joseph Gentle's `editing-traces` (CC BY 4.0; see `data/README.md`).
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjType, ReadDoc, ROOT};
+use automerge::{ActorId, AutoCommit, Change, ObjType, ReadDoc, ROOT};
 use crdt::{codec, Lattice, ReplicaId, Text};
 use serde_json::Value;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -341,6 +341,50 @@ fn yrs_concurrent(trace: &Trace) -> (Duration, Duration, String) {
     (start.elapsed(), merging.elapsed(), s)
 }
 
+/// The same with automerge: one document per agent, forked from one that holds the text; each
+/// transaction one change, applied to an agent's document once it is typed on it.
+fn automerge_concurrent(trace: &Trace) -> (Duration, Duration, String) {
+    let start = Instant::now();
+    let agents = trace.txns.iter().map(|t| t.agent).max().unwrap_or(0) + 1;
+    let mut base = AutoCommit::new().with_actor(ActorId::from(vec![0u8]));
+    let text = base.put_object(ROOT, "t", ObjType::Text).unwrap();
+    base.commit();
+    let mut docs: Vec<AutoCommit> = (0..agents)
+        .map(|a| base.fork().with_actor(ActorId::from(vec![a as u8 + 1])))
+        .collect();
+    let mut applied: Vec<Vec<bool>> = vec![vec![false; trace.txns.len()]; agents];
+    let mut changes: Vec<Option<Change>> = Vec::with_capacity(trace.txns.len());
+    for (i, txn) in trace.txns.iter().enumerate() {
+        let a = txn.agent;
+        let mut todo: Vec<usize> = txn.parents.clone();
+        let mut missing = Vec::new();
+        while let Some(j) = todo.pop() {
+            if !std::mem::replace(&mut applied[a][j], true) {
+                missing.push(j);
+                todo.extend(&trace.txns[j].parents);
+            }
+        }
+        missing.sort_unstable();
+        let have: Vec<Change> = missing.iter().filter_map(|&j| changes[j].clone()).collect();
+        docs[a].apply_changes(have).unwrap();
+        for p in &txn.patches {
+            docs[a]
+                .splice_text(&text, p.pos, p.del as isize, &p.ins)
+                .unwrap();
+        }
+        let made = docs[a].commit();
+        changes.push(made.and_then(|_| docs[a].get_last_local_change()));
+        applied[a][i] = true;
+    }
+    let merging = Instant::now();
+    let mut merged = base.fork();
+    for d in &mut docs {
+        merged.merge(d).unwrap();
+    }
+    let s = merged.text(&text).unwrap();
+    (start.elapsed(), merging.elapsed(), s)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
@@ -384,6 +428,13 @@ fn main() {
                 "| | | | yrs | {} (merge {}) | | | | |",
                 ms(ytotal),
                 ms(ymerge)
+            );
+            let (atotal, amerge, atext) = automerge_concurrent(&trace);
+            assert_eq!(atext, trace.end, "{}: automerge, merged", trace.name);
+            println!(
+                "| | | | automerge | {} (merge {}) | | | | |",
+                ms(atotal),
+                ms(amerge)
             );
             continue;
         }
