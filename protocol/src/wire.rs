@@ -93,6 +93,66 @@ mod tests {
         );
     }
 
+    /// Frames of documents whose text is packed (deflated) and plain round-trip. With
+    /// `DELTANODE_FUZZ_SEEDS=DIR` set, they are written there as seeds for the fuzz targets:
+    /// `DIR/wire_decode/doc-N` the frames, `DIR/crdt_decode/doc-state` the last state's encoding
+    /// (RELIABILITY.md, "Fuzzing").
+    #[test]
+    fn documents_with_packed_and_plain_texts_round_trip() {
+        let w = Writer {
+            replica: ReplicaId(1),
+            now_ms: 5,
+        };
+        let words: String = (0..400).map(|i| format!("w{} ", i % 23)).collect();
+        let mut state = Store::default();
+        let mut frames = Vec::new();
+        for op in [
+            Op::DocPut(
+                vec![],
+                serde_json::json!({"t": words.clone(), "n": [1, "two"]}),
+            ),
+            Op::DocSplice(
+                vec![crdt::doc::Step::Field("t".into())],
+                10,
+                300,
+                "typed".into(),
+            ),
+            Op::DocDelete(vec![crdt::doc::Step::Field("n".into())]),
+        ] {
+            let delta = state.apply("d", op, &w).unwrap();
+            state.join(&delta);
+            frames.push(
+                encode(&Message::Delta {
+                    seq: 1,
+                    group: delta,
+                })
+                .unwrap(),
+            );
+        }
+        let state_bytes = crdt::codec::encode(&state).unwrap();
+        let catch_up = Message::CatchUp { seq: 3, state };
+        frames.push(encode(&catch_up).unwrap());
+        // The text put whole is packed: smaller than its characters.
+        assert!(
+            frames[0].len() < words.len() / 2,
+            "{} bytes",
+            frames[0].len()
+        );
+        for frame in &frames {
+            let m = decode::<Msg>(frame, DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(&encode(&m).unwrap(), frame);
+        }
+        if let Ok(dir) = std::env::var("DELTANODE_FUZZ_SEEDS") {
+            for target in ["wire_decode", "crdt_decode"] {
+                std::fs::create_dir_all(format!("{dir}/{target}")).unwrap();
+            }
+            for (i, frame) in frames.iter().enumerate() {
+                std::fs::write(format!("{dir}/wire_decode/doc-{i}"), frame).unwrap();
+            }
+            std::fs::write(format!("{dir}/crdt_decode/doc-state"), state_bytes).unwrap();
+        }
+    }
+
     #[test]
     fn a_message_past_either_limit_is_named_before_it_is_sent() {
         let w = Writer {
