@@ -458,33 +458,29 @@ fn two_nodes_editing_one_document_at_once_converge() {
     let feed = SseReader::open(b, None);
     splice(a, 5, 1, ";");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    // The next event of the notes on b's feed: from a, with its change.
+    let next_change = || loop {
         let event = feed.next(deadline.saturating_duration_since(std::time::Instant::now()));
         if event.data["key"] == json!("notes") {
             assert_eq!(event.data["origin"], json!("remote"));
-            assert_eq!(
-                event.data["change"],
-                json!({"edits": [{"path": ["n1", "body"], "index": 5, "delete": 1, "text": ";"}]})
-            );
-            assert_eq!(event.data["value"]["n1"]["body"], json!("Hello; world!"));
-            break;
+            return event.data;
         }
-    }
+    };
+    let event = next_change();
+    assert_eq!(
+        event["change"],
+        json!({"edits": [{"path": ["n1", "body"], "index": 5, "delete": 1, "text": ";"}]})
+    );
+    assert_eq!(event["value"]["n1"]["body"], json!("Hello; world!"));
     // A field deleted on one node is named on the other's feed.
     a.op(
         "notes",
         json!({"type":"doc","op":"delete","path":["n1","title"]}),
     );
-    loop {
-        let event = feed.next(deadline.saturating_duration_since(std::time::Instant::now()));
-        if event.data["key"] == json!("notes") {
-            assert_eq!(event.data["origin"], json!("remote"));
-            assert_eq!(
-                event.data["change"],
-                json!({"edits": [{"path": ["n1", "title"], "removed": true}]})
-            );
-            assert_eq!(event.data["value"]["n1"].get("title"), None);
-            break;
-        }
-    }
+    let event = next_change();
+    assert_eq!(
+        event["change"],
+        json!({"edits": [{"path": ["n1", "title"], "removed": true}]})
+    );
+    assert_eq!(event["value"]["n1"].get("title"), None);
 }

@@ -238,6 +238,21 @@ fn automerge_replay(trace: &Trace, stream_too: bool) -> Replay {
     }
 }
 
+/// The transactions a replica lacks of those `parents` and their ancestors, in trace order (so
+/// each comes after what it was typed on), marked as `applied` there.
+fn lacking(trace: &Trace, applied: &mut [bool], parents: &[usize]) -> Vec<usize> {
+    let mut todo: Vec<usize> = parents.to_vec();
+    let mut missing = Vec::new();
+    while let Some(j) = todo.pop() {
+        if !std::mem::replace(&mut applied[j], true) {
+            missing.push(j);
+            todo.extend(&trace.txns[j].parents);
+        }
+    }
+    missing.sort_unstable();
+    missing
+}
+
 /// Replays a concurrent trace with deltanode: one replica per agent; each transaction is typed
 /// on its agent's replica once it holds everything the transaction was typed on (its parents and
 /// their ancestors), and the result is every replica merged. Returns (replay and merge time,
@@ -250,13 +265,8 @@ fn ours_concurrent(trace: &Trace) -> (Duration, Duration, Text) {
     let mut deltas: Vec<Text> = Vec::with_capacity(trace.txns.len());
     for (i, txn) in trace.txns.iter().enumerate() {
         let a = txn.agent;
-        // Everything it was typed on that this replica lacks.
-        let mut todo: Vec<usize> = txn.parents.clone();
-        while let Some(j) = todo.pop() {
-            if !std::mem::replace(&mut applied[a][j], true) {
-                replicas[a].join(&deltas[j]);
-                todo.extend(&trace.txns[j].parents);
-            }
+        for j in lacking(trace, &mut applied[a], &txn.parents) {
+            replicas[a].join(&deltas[j]);
         }
         let mut delta = Text::default();
         for p in &txn.patches {
@@ -296,15 +306,7 @@ fn yrs_concurrent(trace: &Trace) -> (Duration, Duration, String) {
     let mut updates: Vec<Vec<u8>> = Vec::with_capacity(trace.txns.len());
     for (i, txn) in trace.txns.iter().enumerate() {
         let a = txn.agent;
-        let mut todo: Vec<usize> = txn.parents.clone();
-        let mut missing = Vec::new();
-        while let Some(j) = todo.pop() {
-            if !std::mem::replace(&mut applied[a][j], true) {
-                missing.push(j);
-                todo.extend(&trace.txns[j].parents);
-            }
-        }
-        missing.sort_unstable();
+        let missing = lacking(trace, &mut applied[a], &txn.parents);
         {
             let mut t = docs[a].transact_mut();
             for j in missing {
@@ -356,15 +358,7 @@ fn automerge_concurrent(trace: &Trace) -> (Duration, Duration, String) {
     let mut changes: Vec<Option<Change>> = Vec::with_capacity(trace.txns.len());
     for (i, txn) in trace.txns.iter().enumerate() {
         let a = txn.agent;
-        let mut todo: Vec<usize> = txn.parents.clone();
-        let mut missing = Vec::new();
-        while let Some(j) = todo.pop() {
-            if !std::mem::replace(&mut applied[a][j], true) {
-                missing.push(j);
-                todo.extend(&trace.txns[j].parents);
-            }
-        }
-        missing.sort_unstable();
+        let missing = lacking(trace, &mut applied[a], &txn.parents);
         let have: Vec<Change> = missing.iter().filter_map(|&j| changes[j].clone()).collect();
         docs[a].apply_changes(have).unwrap();
         for p in &txn.patches {

@@ -23,6 +23,17 @@ fn kept(t: &Text) -> Vec<(Dot, bool)> {
     t.order().iter().collect()
 }
 
+/// `parts` in an order drawn from `seed` (Fisher–Yates, a linear congruential generator).
+fn shuffle<T>(parts: &mut [T], seed: u64) {
+    let mut rng = seed;
+    for i in (1..parts.len()).rev() {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        parts.swap(i, (rng >> 33) as usize % (i + 1));
+    }
+}
+
 fn afresh(t: &Text) -> Vec<(Dot, bool)> {
     t.order_afresh()
         .into_iter()
@@ -38,11 +49,7 @@ proptest! {
     fn the_kept_order_is_the_tree_read_afresh(steps in crate::laws::steps(), seed: u64) {
         let (_, deltas) = crate::laws::run_history::<Text>(&steps, 3, &edit)?;
         let mut parts: Vec<Text> = deltas.iter().flat_map(|d| d.decompose()).collect();
-        let mut rng = seed;
-        for i in (1..parts.len()).rev() {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            parts.swap(i, (rng >> 33) as usize % (i + 1));
-        }
+        shuffle(&mut parts, seed);
         let mut kept_all_along = Text::default();
         let _ = kept_all_along.len();
         for p in &parts {
@@ -177,11 +184,7 @@ proptest! {
     ) {
         let typed = Text::default().insert(ReplicaId(1), 0, &"x".repeat(len));
         let mut parts = typed.decompose();
-        let mut rng = seed;
-        for i in (1..parts.len()).rev() {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            parts.swap(i, (rng >> 33) as usize % (i + 1));
-        }
+        shuffle(&mut parts, seed);
         let mut t = Text::default();
         let _ = t.len();
         for p in &parts {
