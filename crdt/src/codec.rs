@@ -178,14 +178,22 @@ pub(crate) fn encode_nested<T: Serialize>(value: &T) -> Result<Vec<u8>, String> 
 /// charged to the same, and its allocations are bounded by `bytes` (whose size the inflating
 /// already bounded).
 pub(crate) fn decode_nested<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let (value, read) = match bytes.len() {
-        n if n <= DECODE_LIMIT => bincode::serde::decode_from_slice(bytes, config()),
-        _ => bincode::serde::decode_from_slice(
+    match bytes.len() {
+        n if n <= DECODE_LIMIT => decode_all(bytes, config()),
+        _ => decode_all(
             bytes,
             bincode::config::standard().with_limit::<{ 256 << 30 }>(),
         ),
     }
-    .map_err(|e| e.to_string())?;
+}
+
+/// Decodes exactly one value filling all of `bytes`, under the decode's budgets as they stand.
+fn decode_all<T: DeserializeOwned>(
+    bytes: &[u8],
+    config: impl bincode::config::Config,
+) -> Result<T, String> {
+    let (value, read) =
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| e.to_string())?;
     if read != bytes.len() {
         return Err(format!("{} trailing bytes", bytes.len() - read));
     }
@@ -242,15 +250,7 @@ fn decode_with<T: DeserializeOwned>(
         ITEM_BUDGET.with(|b| b.replace(items)),
         INFLATE_BUDGET.with(|b| b.replace(inflated)),
     );
-    let (value, read) = bincode::serde::decode_from_slice(bytes, config)
-        .map_err(|e| CrdtError::Decode(e.to_string()))?;
-    if read != bytes.len() {
-        return Err(CrdtError::Decode(format!(
-            "{} trailing bytes",
-            bytes.len() - read
-        )));
-    }
-    Ok(value)
+    decode_all(bytes, config).map_err(CrdtError::Decode)
 }
 
 /// SHA-256 of `bytes`.

@@ -293,35 +293,37 @@ impl Doc {
                 out.push((path.len(), e));
             }
         }
+        // The path of field `name` of map `obj`, if the map reads and the delta did not make it.
+        let field_path = |obj: &ObjId, name: &str| {
+            let mut path = paths.get(obj).filter(|_| !created.contains(obj))?.clone();
+            path.push(Json::from(name));
+            Some(path)
+        };
+        // The edit that writes a field's value, `leaf` under `dot`.
+        let written = |path: Vec<Json>, dot: Dot, leaf: &Leaf| {
+            let value = self.render(Node::of(dot, leaf), &mut Vec::new());
+            (path.len(), json!({"path": path, "value": value}))
+        };
+        let seen = |d: &Dot| delta.fields.context().contains(d);
         for (dot, (obj, name), leaf) in delta.fields.entries() {
             let reads = self.field(*obj, name).is_some_and(|(d, _)| d == dot);
-            let Some(path) = paths.get(obj).filter(|_| reads && !created.contains(obj)) else {
-                continue;
-            };
-            let mut path = path.clone();
-            path.push(Json::from(name.as_str()));
-            let value = self.render(Node::of(dot, leaf), &mut Vec::new());
-            out.push((path.len(), json!({"path": path, "value": value})));
+            if let Some(path) = field_path(obj, name).filter(|_| reads) {
+                out.push(written(path, dot, leaf));
+            }
         }
         // Fields whose writes it removed: gone, or reading another (concurrent) write now.
-        let seen = |d: &Dot| delta.fields.context().contains(d);
         let mut named = HashSet::new();
         for (obj, name) in self.removed.covered_by(&seen) {
-            let Some(path) = paths.get(&obj).filter(|_| !created.contains(&obj)) else {
+            let Some(path) = field_path(&obj, name) else {
                 continue;
             };
             if !named.insert((obj, name)) {
                 continue;
             }
-            let mut path = path.clone();
-            path.push(Json::from(name));
             match self.field(obj, name) {
                 // Written by this delta too: that write's edit says it.
-                Some((d, _)) if delta.fields.context().contains(&d) => {}
-                Some((d, leaf)) => {
-                    let value = self.render(Node::of(d, leaf), &mut Vec::new());
-                    out.push((path.len(), json!({"path": path, "value": value})));
-                }
+                Some((d, _)) if seen(&d) => {}
+                Some((d, leaf)) => out.push(written(path, d, leaf)),
                 None => out.push((path.len(), json!({"path": path, "removed": true}))),
             }
         }

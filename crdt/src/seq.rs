@@ -353,22 +353,25 @@ impl<T: Clone + Ord + Debug> Lattice for Seq<T> {
         }
         for (d, place, ch) in other.items.iter() {
             let ch = if deleted.contains(&d) { None } else { ch };
-            // Whether it is new here, or covers the item held under its dot.
-            let (new, covering) = match items.get(&d) {
-                None => (true, false),
-                Some(held) => (false, (place, ch) != held && covers((place, ch), held)),
-            };
-            if new {
-                items.put(d, place, ch.cloned());
-                if let Some(order) = order.get_mut() {
-                    order.add(d, place, ch.is_some());
+            // New here; or covering the item held under its dot — a peer's element for an item
+            // held without one, or (should a peer send another item under the same dot) the
+            // winner of the two on every replica — and then whether the order must be read
+            // afresh (what it holds of the item changed); or nothing new.
+            let covering = match items.get(&d) {
+                None => {
+                    items.put(d, place, ch.cloned());
+                    if let Some(order) = order.get_mut() {
+                        order.add(d, place, ch.is_some());
+                    }
+                    continue;
                 }
-            } else if covering {
-                // A peer's element for an item held without one, or (should a peer send another
-                // item under the same dot) the winner of the two on every replica: the order is
-                // read afresh if what it holds changed.
-                let held = items.get(&d).map(|(p, c)| (p, c.is_some()));
-                stale |= held != Some((place, ch.is_some()));
+                Some(held) if (place, ch) != held && covers((place, ch), held) => {
+                    Some(held.0 != place || held.1.is_some() != ch.is_some())
+                }
+                Some(_) => None,
+            };
+            if let Some(reread) = covering {
+                stale |= reread;
                 items.put(d, place, ch.cloned());
             }
         }

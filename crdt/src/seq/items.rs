@@ -22,6 +22,15 @@ impl<T> Run<T> {
     fn len(&self) -> u64 {
         self.elements.len() as u64
     }
+
+    /// The place of its item at `offset`, `d`: the run's for the first, after the dot before
+    /// it for the others.
+    fn place_of(&self, offset: usize, d: Dot) -> Place {
+        match offset {
+            0 => self.place,
+            _ => Place::right_of(Dot::new(d.replica, d.counter - 1)),
+        }
+    }
 }
 
 /// See the module docs.
@@ -63,11 +72,7 @@ impl<T> Items<T> {
     pub fn get(&self, d: &Dot) -> Option<(Place, Option<&T>)> {
         let (first, offset) = self.run_of(d)?;
         let run = &self.runs[&first];
-        let place = match offset {
-            0 => run.place,
-            _ => Place::right_of(Dot::new(d.replica, d.counter - 1)),
-        };
-        Some((place, run.elements[offset].as_ref()))
+        Some((run.place_of(offset, *d), run.elements[offset].as_ref()))
     }
 
     pub fn contains(&self, d: &Dot) -> bool {
@@ -84,12 +89,7 @@ impl<T> Items<T> {
         self.runs.iter().flat_map(|(first, run)| {
             run.elements.iter().enumerate().map(move |(i, ch)| {
                 let d = Dot::new(first.replica, first.counter + i as u64);
-                let place = if i == 0 {
-                    run.place
-                } else {
-                    Place::right_of(Dot::new(d.replica, d.counter - 1))
-                };
-                (d, place, ch.as_ref())
+                (d, run.place_of(i, d), ch.as_ref())
             })
         })
     }
@@ -106,16 +106,11 @@ impl<T> Items<T> {
             .flat_map(|run| run.elements.iter().flatten())
     }
 
-    /// The runs that hold counters `a..=b` of `replica`, from the one holding `a` (or the first
-    /// after it).
-    fn runs_over(&self, replica: ReplicaId, a: u64) -> impl Iterator<Item = (&Dot, &Run<T>)> {
-        let from = match self.run_of(&Dot::new(replica, a)) {
-            Some((first, _)) => first,
-            None => Dot::new(replica, a),
-        };
-        self.runs
-            .range(from..)
-            .take_while(move |(d, _)| d.replica == replica)
+    /// Where the runs that may hold counter `a` of `replica` or later start: the first dot of
+    /// the run holding it, or that dot itself.
+    fn runs_from(&self, replica: ReplicaId, a: u64) -> Dot {
+        let d = Dot::new(replica, a);
+        self.run_of(&d).map_or(d, |(first, _)| first)
     }
 
     /// The items held with counters `a..=b` of `replica`, with their elements, in order.
@@ -125,8 +120,8 @@ impl<T> Items<T> {
         a: u64,
         b: u64,
     ) -> impl Iterator<Item = (Dot, Option<&T>)> + '_ {
-        self.runs_over(replica, a)
-            .take_while(move |(d, _)| d.counter <= b)
+        self.runs
+            .range(self.runs_from(replica, a)..=Dot::new(replica, b))
             .flat_map(move |(first, run)| {
                 let from = a.saturating_sub(first.counter) as usize;
                 run.elements
@@ -142,10 +137,7 @@ impl<T> Items<T> {
     /// Drops the elements of the items held with counters `a..=b` of `replica`, calling `f` with
     /// each of those items' dots.
     pub fn drop_elements(&mut self, replica: ReplicaId, a: u64, b: u64, mut f: impl FnMut(Dot)) {
-        let from = match self.run_of(&Dot::new(replica, a)) {
-            Some((first, _)) => first,
-            None => Dot::new(replica, a),
-        };
+        let from = self.runs_from(replica, a);
         for (first, run) in self.runs.range_mut(from..=Dot::new(replica, b)) {
             let lo = a.saturating_sub(first.counter);
             let hi = (b - first.counter).min(run.len() - 1);
@@ -166,17 +158,15 @@ impl<T> Items<T> {
 
     /// Holds item `d`, at `place`, with `element` — in place of any item held under `d`.
     pub fn put(&mut self, d: Dot, place: Place, element: Option<T>) {
-        match self.get(&d) {
-            Some((held, _)) if held == place => {
-                let (first, offset) = self.run_of(&d).expect("held");
-                let run = self.runs.get_mut(&first).expect("held");
-                run.elements[offset] = element;
-            }
-            Some(_) => {
-                self.remove(&d);
-                self.add(d, place, element);
-            }
-            None => self.add(d, place, element),
+        let Some((first, offset)) = self.run_of(&d) else {
+            return self.add(d, place, element);
+        };
+        let run = self.runs.get_mut(&first).expect("held");
+        if run.place_of(offset, d) == place {
+            run.elements[offset] = element;
+        } else {
+            self.remove(&d);
+            self.add(d, place, element);
         }
     }
 

@@ -127,18 +127,16 @@ impl Order {
             Some((id, index, offset)) => (self.position[id as usize] as usize, index, offset),
             None => (self.sequence.len(), 0, 0),
         };
+        // The spans from `from`'s on, each whole but that first one, read from `from` itself.
         self.sequence[at..]
             .iter()
             .enumerate()
             .flat_map(move |(i, &id)| {
-                let skip = if i == 0 { index } else { 0 };
-                self.chunks[id as usize].spans[skip..]
-                    .iter()
-                    .enumerate()
-                    .map(move |(j, span)| (i == 0 && j == 0, span))
+                &self.chunks[id as usize].spans[if i == 0 { index } else { 0 }..]
             })
-            .flat_map(move |(first, span)| {
-                let from = if first { offset } else { 0 };
+            .enumerate()
+            .flat_map(move |(k, span)| {
+                let from = if k == 0 { offset } else { 0 };
                 (from..span.len).map(|i| (span.dot(i), span.reads))
             })
     }
